@@ -1,0 +1,128 @@
+//! Application state shared by the API, the worker and the CLI.
+use std::{sync::Arc, time::Duration};
+
+use anyhow::Context;
+use sea_orm::{ConnectOptions, Database, DatabaseConnection};
+use tokio::sync::{broadcast, Notify};
+
+use crate::{
+    auth::Tokens, config::Config, graphql::types::Message, read::cursor::Cursors, write::Writer,
+};
+
+/// Cheap to clone; everything lives behind one `Arc`.
+#[derive(Clone)]
+pub struct AppState {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: Config,
+    sql: DatabaseConnection,
+    mongo: mongodb::Database,
+    writer: Writer,
+    tokens: Tokens,
+    cursors: Cursors,
+    outbox_wake: Arc<Notify>,
+    messages: broadcast::Sender<Message>,
+}
+
+impl AppState {
+    /// Connects to both stores. MongoDB is connected lazily by its driver, so
+    /// the API starts (and writes) even while the read model is down.
+    pub async fn connect(config: Config) -> anyhow::Result<Self> {
+        let sql = connect_sql(&config).await?;
+        let mongo = connect_mongo(&config).await?;
+        Ok(Self::from_parts(config, sql, mongo))
+    }
+
+    pub fn from_parts(config: Config, sql: DatabaseConnection, mongo: mongodb::Database) -> Self {
+        let outbox_wake = Arc::new(Notify::new());
+        let writer = Writer::new(sql.clone(), config.txn_max_attempts, outbox_wake.clone());
+        let tokens = Tokens::new(&config.jwt_secret, config.jwt_ttl_seconds);
+        let cursors = Cursors::new(config.jwt_secret.expose());
+        let (messages, _) = broadcast::channel(1024);
+        Self {
+            inner: Arc::new(Inner {
+                config,
+                sql,
+                mongo,
+                writer,
+                tokens,
+                cursors,
+                outbox_wake,
+                messages,
+            }),
+        }
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.inner.config
+    }
+
+    /// The source of truth: auth, writes, read-your-writes and fallbacks.
+    pub fn sql(&self) -> &DatabaseConnection {
+        &self.inner.sql
+    }
+
+    /// The MongoDB read model.
+    pub fn read_model(&self) -> &mongodb::Database {
+        &self.inner.mongo
+    }
+
+    /// Runs write transactions (with retries) and wakes the worker on commit.
+    pub fn writer(&self) -> &Writer {
+        &self.inner.writer
+    }
+
+    pub fn tokens(&self) -> &Tokens {
+        &self.inner.tokens
+    }
+
+    /// Signs and checks pagination cursors and consistency tokens.
+    pub fn cursors(&self) -> &Cursors {
+        &self.inner.cursors
+    }
+
+    /// Announces a committed message to this instance's subscribers.
+    pub fn publish_message(&self, message: &Message) {
+        // No subscriber is not an error.
+        let _ = self.inner.messages.send(message.clone());
+    }
+
+    /// Committed messages, as this instance publishes them.
+    pub fn message_feed(&self) -> broadcast::Receiver<Message> {
+        self.inner.messages.subscribe()
+    }
+
+    /// Signalled after every commit that wrote outbox events.
+    pub fn outbox_wake(&self) -> Arc<Notify> {
+        self.inner.outbox_wake.clone()
+    }
+}
+
+#[tracing::instrument(skip_all)]
+pub async fn connect_sql(config: &Config) -> anyhow::Result<DatabaseConnection> {
+    let mut options = ConnectOptions::new(config.database_url.clone());
+    options
+        .max_connections(config.database_max_connections)
+        .min_connections(config.database_min_connections)
+        .connect_timeout(Duration::from_secs(5))
+        .acquire_timeout(Duration::from_secs(5))
+        .sqlx_logging(false);
+    Database::connect(options)
+        .await
+        .context("connecting to the SQL database (DATABASE_URL)")
+}
+
+#[tracing::instrument(skip_all)]
+pub async fn connect_mongo(config: &Config) -> anyhow::Result<mongodb::Database> {
+    let mut options = mongodb::options::ClientOptions::parse(&config.mongodb_uri)
+        .await
+        .context("parsing MONGODB_URI")?;
+    options.app_name = Some("studysync".to_owned());
+    options.max_pool_size = Some(config.mongodb_max_pool_size);
+    options.server_selection_timeout = Some(Duration::from_secs(2));
+    options.connect_timeout = Some(Duration::from_secs(2));
+    let client = mongodb::Client::with_options(options).context("creating the MongoDB client")?;
+    Ok(client.database(&config.mongodb_db))
+}

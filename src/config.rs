@@ -1,0 +1,147 @@
+//! Configuration, read once from the environment (or flags) at start-up.
+//!
+//! Bad configuration stops the process before it serves anything. Secrets are
+//! wrapped so that `Debug` never prints them.
+use std::{fmt, net::SocketAddr, time::Duration};
+
+use anyhow::{bail, Context};
+
+/// A value that must never appear in logs.
+#[derive(Clone)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret([redacted])")
+    }
+}
+
+impl std::str::FromStr for Secret {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Self(s.to_owned()))
+    }
+}
+
+/// Minimum JWT secret length in bytes: HS256 keys shorter than the hash output
+/// are brute-forceable.
+pub const MIN_JWT_SECRET_LEN: usize = 32;
+
+/// Everything the server, the worker and the CLI need. Each field is also an
+/// environment variable (see the README's configuration table).
+#[derive(Clone, Debug, clap::Args)]
+pub struct Config {
+    /// PostgreSQL/CockroachDB connection string (source of truth).
+    #[arg(long, env = "DATABASE_URL")]
+    pub database_url: String,
+    /// Maximum SQL connections in the pool.
+    #[arg(long, env = "DATABASE_MAX_CONNECTIONS", default_value_t = 20)]
+    pub database_max_connections: u32,
+    /// Minimum idle SQL connections kept open.
+    #[arg(long, env = "DATABASE_MIN_CONNECTIONS", default_value_t = 1)]
+    pub database_min_connections: u32,
+    /// MongoDB connection string (read model).
+    #[arg(long, env = "MONGODB_URI")]
+    pub mongodb_uri: String,
+    /// MongoDB database holding the read model.
+    #[arg(long, env = "MONGODB_DB", default_value = "studysync")]
+    pub mongodb_db: String,
+    /// Maximum MongoDB connections in the driver's pool.
+    #[arg(long, env = "MONGODB_MAX_POOL_SIZE", default_value_t = 20)]
+    pub mongodb_max_pool_size: u32,
+    /// HMAC secret for signing tokens, at least 32 bytes.
+    #[arg(long, env = "JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Secret,
+    /// Token lifetime in seconds.
+    #[arg(long, env = "JWT_TTL_SECONDS", default_value_t = 86_400)]
+    pub jwt_ttl_seconds: u64,
+    /// Address the HTTP API listens on.
+    #[arg(long, env = "BIND_ADDR", default_value = "127.0.0.1:8080")]
+    pub bind_addr: SocketAddr,
+    /// Emails that are granted the admin role when they sign up.
+    #[arg(long, env = "ADMIN_EMAILS", value_delimiter = ',', default_value = "")]
+    pub admin_emails: Vec<String>,
+    /// Serve schema introspection (GraphiQL needs it).
+    #[arg(long, env = "INTROSPECTION", default_value_t = true, action = clap::ArgAction::Set)]
+    pub introspection: bool,
+    /// Per-request timeout in milliseconds.
+    #[arg(long, env = "REQUEST_TIMEOUT_MS", default_value_t = 10_000)]
+    pub request_timeout_ms: u64,
+    /// Largest accepted request body in bytes.
+    #[arg(long, env = "BODY_LIMIT_BYTES", default_value_t = 1024 * 1024)]
+    pub body_limit_bytes: usize,
+    /// Most attempts a write transaction makes when the database asks for a retry.
+    #[arg(long, env = "TXN_MAX_ATTEMPTS", default_value_t = 8)]
+    pub txn_max_attempts: u32,
+}
+
+/// Used only to parse a [`Config`] from an argument list (tests, tools).
+#[derive(clap::Parser)]
+struct Standalone {
+    #[command(flatten)]
+    config: Config,
+}
+
+impl Config {
+    /// Parses flags/environment as the binary does, e.g. for tests:
+    /// `Config::from_args(["--database-url", url, ...])`.
+    pub fn from_args<I, T>(args: I) -> anyhow::Result<Self>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        use clap::Parser;
+        let argv = std::iter::once(std::ffi::OsString::from("studysync"))
+            .chain(args.into_iter().map(Into::into));
+        let parsed = Standalone::try_parse_from(argv).context("invalid configuration")?;
+        parsed.config.validate()?;
+        Ok(parsed.config)
+    }
+
+    /// Checks what clap cannot: relations and minimums.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        if self.jwt_secret.expose().len() < MIN_JWT_SECRET_LEN {
+            bail!("JWT_SECRET must be at least {MIN_JWT_SECRET_LEN} bytes long");
+        }
+        if !(self.database_url.starts_with("postgres://")
+            || self.database_url.starts_with("postgresql://"))
+        {
+            bail!("DATABASE_URL must be a postgres:// or postgresql:// URL");
+        }
+        if !(self.mongodb_uri.starts_with("mongodb://")
+            || self.mongodb_uri.starts_with("mongodb+srv://"))
+        {
+            bail!("MONGODB_URI must be a mongodb:// or mongodb+srv:// URI");
+        }
+        if self.database_min_connections > self.database_max_connections {
+            bail!("DATABASE_MIN_CONNECTIONS must not exceed DATABASE_MAX_CONNECTIONS");
+        }
+        if self.database_max_connections == 0 || self.mongodb_max_pool_size == 0 {
+            bail!("pool sizes must be at least 1");
+        }
+        if self.jwt_ttl_seconds == 0 || self.request_timeout_ms == 0 || self.txn_max_attempts == 0 {
+            bail!("JWT_TTL_SECONDS, REQUEST_TIMEOUT_MS and TXN_MAX_ATTEMPTS must be positive");
+        }
+        Ok(())
+    }
+
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_millis(self.request_timeout_ms)
+    }
+
+    pub fn is_admin_email(&self, email: &str) -> bool {
+        self.admin_emails
+            .iter()
+            .any(|admin| !admin.is_empty() && admin.eq_ignore_ascii_case(email))
+    }
+}

@@ -1,0 +1,104 @@
+//! What each request carries into the resolvers.
+use std::sync::Mutex;
+
+use async_graphql::{Context, ID};
+use uuid::Uuid;
+
+use crate::{
+    app::AppState,
+    entity::users,
+    error::{AppError, AppResult},
+    write::EventRef,
+};
+
+/// Who is calling, decided once per request from `Authorization: Bearer`.
+#[derive(Clone, Debug)]
+pub enum Viewer {
+    Anonymous,
+    User(Uuid),
+    /// A token was sent but is malformed, forged or expired.
+    InvalidToken,
+}
+
+impl Viewer {
+    pub fn from_bearer(state: &AppState, header: Option<&str>) -> Self {
+        let Some(value) = header else {
+            return Viewer::Anonymous;
+        };
+        let token = value
+            .strip_prefix("Bearer ")
+            .or_else(|| value.strip_prefix("bearer "))
+            .map(str::trim);
+        match token.map(|t| state.tokens().verify(t)) {
+            Some(Ok(claims)) => Viewer::User(claims.sub),
+            _ => Viewer::InvalidToken,
+        }
+    }
+
+    pub fn user_id(&self) -> Option<Uuid> {
+        match self {
+            Viewer::User(id) => Some(*id),
+            _ => None,
+        }
+    }
+}
+
+/// Aggregate versions written by this request's mutations; they become the
+/// response's consistency token.
+#[derive(Default)]
+pub struct Written(Mutex<Vec<EventRef>>);
+
+impl Written {
+    pub fn take(&self) -> Vec<EventRef> {
+        self.0.lock().map(|mut w| std::mem::take(&mut *w)).unwrap_or_default()
+    }
+}
+
+/// Shorthands every resolver uses.
+pub trait ContextExt {
+    fn state(&self) -> &AppState;
+    fn viewer(&self) -> Viewer;
+    /// The caller's id, or `UNAUTHENTICATED`.
+    fn require_user(&self) -> AppResult<Uuid>;
+    fn record_written(&self, events: &[EventRef]);
+}
+
+impl ContextExt for Context<'_> {
+    fn state(&self) -> &AppState {
+        self.data_unchecked::<AppState>()
+    }
+
+    fn viewer(&self) -> Viewer {
+        self.data_opt::<Viewer>().cloned().unwrap_or(Viewer::Anonymous)
+    }
+
+    fn require_user(&self) -> AppResult<Uuid> {
+        match self.viewer() {
+            Viewer::User(id) => Ok(id),
+            Viewer::Anonymous => Err(AppError::Unauthenticated("authentication required")),
+            Viewer::InvalidToken => Err(AppError::Unauthenticated("invalid or expired token")),
+        }
+    }
+
+    fn record_written(&self, events: &[EventRef]) {
+        if let Some(written) = self.data_opt::<std::sync::Arc<Written>>() {
+            if let Ok(mut list) = written.0.lock() {
+                list.extend_from_slice(events);
+            }
+        }
+    }
+}
+
+/// Parses a GraphQL `ID` argument as a UUID.
+pub fn parse_id(id: &ID, what: &str) -> AppResult<Uuid> {
+    Uuid::parse_str(id.as_str()).map_err(|_| AppError::bad_input(format!("{what} is not a valid id")))
+}
+
+/// The caller's account, re-read from the source of truth; a token for a
+/// deleted account is `UNAUTHENTICATED`.
+pub async fn current_user(ctx: &Context<'_>) -> AppResult<users::Model> {
+    let id = ctx.require_user()?;
+    crate::read::sql::user(ctx.state().sql(), id)
+        .await?
+        .ok_or(AppError::Unauthenticated("account no longer exists"))
+}

@@ -1,0 +1,76 @@
+//! The GraphQL API: one module per domain, merged into one schema.
+pub mod context;
+pub mod loaders;
+pub mod rooms;
+pub mod study;
+pub mod todos;
+pub mod types;
+pub mod users;
+
+use std::sync::Arc;
+
+use async_graphql::{
+    extensions::{Extension, ExtensionContext, ExtensionFactory, NextExecute},
+    EmptySubscription, MergedObject, Response, Schema,
+};
+
+use crate::app::AppState;
+
+#[derive(MergedObject, Default)]
+pub struct Query(users::UserQuery, todos::TodoQuery, rooms::RoomQuery);
+
+#[derive(MergedObject, Default)]
+pub struct Mutation(
+    users::UserMutation,
+    todos::TodoMutation,
+    study::StudyMutation,
+    rooms::RoomMutation,
+);
+
+pub type Subscription = EmptySubscription;
+
+pub type AppSchema = Schema<Query, Mutation, Subscription>;
+
+/// Builds the schema. `state` is shared; per-request data (viewer, loaders)
+/// is added by the HTTP layer.
+pub fn build_schema(state: Option<AppState>) -> AppSchema {
+    let mut builder = Schema::build(Query::default(), Mutation::default(), Subscription::default())
+        .extension(ErrorCodes);
+    if let Some(state) = state {
+        if !state.config().introspection {
+            builder = builder.disable_introspection();
+        }
+        builder = builder.data(state);
+    }
+    builder.finish()
+}
+
+/// The SDL clients build against (`schema.graphql`).
+pub fn sdl() -> String {
+    build_schema(None).sdl()
+}
+
+/// Gives every error an `extensions.code` and hides internal details.
+struct ErrorCodes;
+
+impl ExtensionFactory for ErrorCodes {
+    fn create(&self) -> Arc<dyn Extension> {
+        Arc::new(ErrorCodes)
+    }
+}
+
+#[async_trait::async_trait]
+impl Extension for ErrorCodes {
+    async fn execute(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        operation_name: Option<&str>,
+        next: NextExecute<'_>,
+    ) -> Response {
+        let mut response = next.run(ctx, operation_name).await;
+        for error in &mut response.errors {
+            crate::error::classify(error);
+        }
+        response
+    }
+}

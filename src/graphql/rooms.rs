@@ -1,0 +1,60 @@
+//! Chat rooms and messages: membership and posting on the source of truth.
+use async_graphql::{Context, Object, Result, ID};
+
+use super::{
+    context::{parse_id, ContextExt},
+    types::{Message, Room},
+};
+use crate::{
+    domain::{MessageBody, RoomName},
+    read::sql,
+    write,
+};
+
+#[derive(Default)]
+pub struct RoomQuery;
+
+#[Object]
+impl RoomQuery {
+    /// Rooms the caller belongs to, oldest first.
+    async fn rooms(&self, ctx: &Context<'_>) -> Result<Vec<Room>> {
+        let user_id = ctx.require_user()?;
+        let rows = sql::rooms_of(ctx.state().sql(), user_id).await?;
+        Ok(rows.into_iter().map(Room::from).collect())
+    }
+}
+
+#[derive(Default)]
+pub struct RoomMutation;
+
+#[Object]
+impl RoomMutation {
+    /// The creator becomes the first member.
+    async fn create_room(&self, ctx: &Context<'_>, name: String) -> Result<Room> {
+        let user_id = ctx.require_user()?;
+        let name = RoomName::parse(&name)?;
+        let done = write::rooms::create_room(ctx.state().writer(), user_id, name).await?;
+        ctx.record_written(&done.events);
+        Ok(done.value.into())
+    }
+
+    async fn join_room(&self, ctx: &Context<'_>, room_id: ID) -> Result<Room> {
+        let user_id = ctx.require_user()?;
+        let room_id = parse_id(&room_id, "roomId")?;
+        let done = write::rooms::join_room(ctx.state().writer(), user_id, room_id).await?;
+        ctx.record_written(&done.events);
+        Ok(done.value.into())
+    }
+
+    /// Members only.
+    async fn send_message(&self, ctx: &Context<'_>, room_id: ID, body: String) -> Result<Message> {
+        let user_id = ctx.require_user()?;
+        let room_id = parse_id(&room_id, "roomId")?;
+        let body = MessageBody::parse(&body)?;
+        let done = write::rooms::send_message(ctx.state().writer(), user_id, room_id, body).await?;
+        ctx.record_written(&done.events);
+        let message: Message = done.value.into();
+        ctx.state().publish_message(&message);
+        Ok(message)
+    }
+}

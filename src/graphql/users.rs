@@ -1,0 +1,97 @@
+//! Accounts: sign-up, log-in, profile; `me` and `user` read the source of truth.
+use async_graphql::{Context, InputObject, Object, Result, ID};
+
+use super::{
+    context::{current_user, parse_id, ContextExt, Viewer},
+    types::{AuthPayload, User},
+};
+use crate::{
+    auth,
+    domain::{Email, Password, UserName},
+    error::AppError,
+    read::sql,
+    write,
+};
+
+#[derive(InputObject)]
+pub struct SignUpInput {
+    pub email: String,
+    pub name: String,
+    pub password: String,
+}
+
+#[derive(InputObject)]
+pub struct UpdateProfileInput {
+    pub name: Option<String>,
+}
+
+#[derive(Default)]
+pub struct UserQuery;
+
+#[Object]
+impl UserQuery {
+    /// The caller, or null when not logged in.
+    async fn me(&self, ctx: &Context<'_>) -> Result<Option<User>> {
+        match ctx.viewer() {
+            Viewer::Anonymous => Ok(None),
+            _ => Ok(Some(current_user(ctx).await?.into())),
+        }
+    }
+
+    async fn user(&self, ctx: &Context<'_>, id: ID) -> Result<Option<User>> {
+        let id = parse_id(&id, "id")?;
+        Ok(sql::user(ctx.state().sql(), id).await?.map(User::from))
+    }
+}
+
+#[derive(Default)]
+pub struct UserMutation;
+
+#[Object]
+impl UserMutation {
+    /// Creates an account and logs it in.
+    async fn sign_up(&self, ctx: &Context<'_>, input: SignUpInput) -> Result<AuthPayload> {
+        let email = Email::parse(&input.email)?;
+        let name = UserName::parse(&input.name)?;
+        let password = Password::parse(&input.password)?;
+        let state = ctx.state();
+        let hash = auth::hash_password(password).await?;
+        let admin = state.config().is_admin_email(email.as_str());
+        let done = write::users::sign_up(state.writer(), email, name, hash, admin).await?;
+        ctx.record_written(&done.events);
+        let token = state.tokens().issue(done.value.id)?;
+        Ok(AuthPayload {
+            token,
+            user: done.value.into(),
+        })
+    }
+
+    /// Wrong password and unknown email give the same error, in the same time.
+    async fn log_in(&self, ctx: &Context<'_>, email: String, password: String) -> Result<AuthPayload> {
+        let rejected = || AppError::Unauthenticated("invalid email or password");
+        let email = Email::parse(&email).map_err(|_| rejected())?;
+        let password = Password::parse(&password).map_err(|_| rejected())?;
+        let state = ctx.state();
+        let user = sql::user_by_email(state.sql(), email.as_str()).await?;
+        let hash = user.as_ref().map(|u| u.password_hash.clone());
+        let ok = auth::verify_password(password, hash).await?;
+        match user {
+            Some(user) if ok => {
+                let token = state.tokens().issue(user.id)?;
+                Ok(AuthPayload {
+                    token,
+                    user: user.into(),
+                })
+            }
+            _ => Err(rejected().into()),
+        }
+    }
+
+    async fn update_profile(&self, ctx: &Context<'_>, input: UpdateProfileInput) -> Result<User> {
+        let user_id = ctx.require_user()?;
+        let name = input.name.as_deref().map(UserName::parse).transpose()?;
+        let done = write::users::update_profile(ctx.state().writer(), user_id, name).await?;
+        ctx.record_written(&done.events);
+        Ok(done.value.into())
+    }
+}

@@ -1,0 +1,74 @@
+//! The HTTP surface: GraphQL, GraphiQL, health and metrics.
+mod graphiql;
+mod graphql;
+
+use std::{future::Future, time::Duration};
+
+use axum::{
+    extract::State,
+    http::{header, StatusCode},
+    response::IntoResponse,
+    routing::get,
+    Router,
+};
+use tower_http::{limit::RequestBodyLimitLayer, trace::TraceLayer};
+
+use crate::{app::AppState, graphql::AppSchema};
+
+/// State of the HTTP handlers.
+#[derive(Clone)]
+pub struct Http {
+    pub app: AppState,
+    pub schema: AppSchema,
+}
+
+/// All routes, with body limit, timeout and per-request trace spans.
+pub fn router(app: AppState) -> Router {
+    let schema = crate::graphql::build_schema(Some(app.clone()));
+    let body_limit = app.config().body_limit_bytes;
+    let http = Http { app, schema };
+    Router::new()
+        .route("/graphql", get(graphql::get).post(graphql::post))
+        .route("/graphiql/{file}", get(graphiql::asset))
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
+        .layer(RequestBodyLimitLayer::new(body_limit))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(|req: &axum::http::Request<_>| {
+                    tracing::info_span!("http", method = %req.method(), path = %req.uri().path())
+                })
+                .on_response(
+                    |res: &axum::http::Response<_>, latency: Duration, _span: &tracing::Span| {
+                        tracing::info!(status = res.status().as_u16(), latency_ms = latency.as_secs_f64() * 1000.0, "request");
+                    },
+                ),
+        )
+        .with_state(http)
+}
+
+/// Serves until `shutdown` resolves, then drains in-flight requests.
+pub async fn serve(
+    app: AppState,
+    listener: tokio::net::TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let router = router(app);
+    axum::serve(listener, router.into_make_service_with_connect_info::<std::net::SocketAddr>())
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+/// Liveness: the process answers.
+async fn healthz() -> impl IntoResponse {
+    (StatusCode::OK, [(header::CACHE_CONTROL, "no-store")], "ok")
+}
+
+async fn metrics(State(_http): State<Http>) -> impl IntoResponse {
+    let body = crate::telemetry::metrics().render();
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        body,
+    )
+}

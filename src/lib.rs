@@ -1,0 +1,14 @@
+//! studysync: a GraphQL server whose writes go to CockroachDB together with a
+//! transactional outbox, and whose read model lives in MongoDB.
+pub mod app;
+pub mod auth;
+pub mod config;
+pub mod domain;
+pub mod entity;
+pub mod error;
+pub mod graphql;
+pub mod http;
+pub mod read;
+pub mod telemetry;
+pub mod write;
+pub mod cli;

@@ -1,0 +1,73 @@
+//! The `studysync` binary: wiring only; everything else is in the library.
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use migration::MigratorTrait;
+use studysync::{app::AppState, cli, config::Config, telemetry};
+
+#[derive(Parser)]
+#[command(name = "studysync", version, about = "GraphQL study app server: CockroachDB truth, MongoDB read model")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the HTTP API.
+    Serve {
+        #[command(flatten)]
+        config: Config,
+    },
+    /// Apply or inspect schema migrations.
+    Migrate {
+        /// DATABASE_URL of the source of truth.
+        #[arg(long, env = "DATABASE_URL")]
+        database_url: String,
+        #[command(subcommand)]
+        action: Option<cli::MigrateAction>,
+    },
+    /// Print the GraphQL schema (SDL) to stdout.
+    PrintSchema,
+    /// Manage accounts.
+    User {
+        #[command(flatten)]
+        config: Config,
+        #[command(subcommand)]
+        action: cli::UserAction,
+    },
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    telemetry::init_logging();
+    match Cli::parse().command {
+        Command::PrintSchema => {
+            print!("{}", studysync::graphql::sdl());
+            Ok(())
+        }
+        Command::Migrate {
+            database_url,
+            action,
+        } => cli::migrate(&database_url, action.unwrap_or_default()).await,
+        Command::User { config, action } => {
+            config.validate()?;
+            let app = AppState::connect(config).await?;
+            cli::user(&app, action).await
+        }
+        Command::Serve { config } => {
+            config.validate()?;
+            let app = AppState::connect(config).await?;
+            migration::Migrator::up(app.sql(), None)
+                .await
+                .context("applying migrations")?;
+            studysync::auth::dummy_hash();
+            let listener = tokio::net::TcpListener::bind(app.config().bind_addr)
+                .await
+                .with_context(|| format!("binding {}", app.config().bind_addr))?;
+            tracing::info!(addr = %listener.local_addr()?, "serving GraphQL on /graphql");
+            let result = studysync::http::serve(app, listener, cli::shutdown_signal()).await;
+            tracing::info!(?result, "API stopped");
+            result.context("HTTP server failed")
+        }
+    }
+}

@@ -1,0 +1,20 @@
+//! The read side. `sql` answers from the source of truth (auth, own data,
+//! read-your-writes, fallbacks).
+pub mod cursor;
+pub mod sql;
+
+/// Page size rules shared by every connection: 20 by default, at most 100.
+pub const DEFAULT_PAGE: u64 = 20;
+pub const MAX_PAGE: u64 = 100;
+
+/// Validates a client's `first`.
+pub fn page_size(first: Option<i32>) -> crate::error::AppResult<u64> {
+    match first {
+        None => Ok(DEFAULT_PAGE),
+        Some(n) if n < 0 => Err(crate::error::AppError::bad_input("first must not be negative")),
+        Some(n) if n as u64 > MAX_PAGE => Err(crate::error::AppError::bad_input(format!(
+            "first must be at most {MAX_PAGE}"
+        ))),
+        Some(n) => Ok(n as u64),
+    }
+}

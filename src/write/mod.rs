@@ -1,0 +1,179 @@
+//! The write path: every change to the source of truth runs in one
+//! serializable transaction that also records an outbox event per changed
+//! aggregate. Nothing here touches MongoDB.
+pub mod outbox;
+pub mod rooms;
+pub mod study;
+pub mod todos;
+pub mod users;
+
+use std::{future::Future, pin::Pin, sync::Mutex, time::Duration};
+
+use rand::Rng;
+use sea_orm::{
+    sqlx, AccessMode, DatabaseConnection, DatabaseTransaction, DbErr, IsolationLevel, RuntimeErr,
+    TransactionTrait,
+};
+
+use crate::error::{AppError, AppResult};
+
+pub use outbox::{EventRef, NewEvent};
+
+/// A unit of work run by [`Writer::transact`]; it may run more than once.
+pub type Work<'c, T> = Pin<Box<dyn Future<Output = AppResult<T>> + Send + 'c>>;
+
+/// An open write transaction. Outbox events can only be enqueued through it,
+/// so an event cannot exist without the transaction that made the change.
+pub struct Tx {
+    txn: DatabaseTransaction,
+    written: Mutex<Vec<EventRef>>,
+}
+
+impl Tx {
+    /// The connection to run statements on.
+    pub fn conn(&self) -> &DatabaseTransaction {
+        &self.txn
+    }
+
+    fn record(&self, event: EventRef) {
+        if let Ok(mut written) = self.written.lock() {
+            written.push(event);
+        }
+    }
+}
+
+/// What a committed transaction produced: its value and the events it wrote.
+#[derive(Debug)]
+pub struct Committed<T> {
+    pub value: T,
+    pub events: Vec<EventRef>,
+}
+
+/// Runs write transactions with the retry policy CockroachDB requires.
+#[derive(Clone)]
+pub struct Writer {
+    db: DatabaseConnection,
+    max_attempts: u32,
+    on_commit: std::sync::Arc<tokio::sync::Notify>,
+}
+
+impl Writer {
+    pub fn new(
+        db: DatabaseConnection,
+        max_attempts: u32,
+        on_commit: std::sync::Arc<tokio::sync::Notify>,
+    ) -> Self {
+        Self {
+            db,
+            max_attempts: max_attempts.max(1),
+            on_commit,
+        }
+    }
+
+    /// Runs `work` in a SERIALIZABLE transaction and commits it. A
+    /// serialization failure (SQLSTATE 40001, CockroachDB's "restart
+    /// transaction") or deadlock rolls back and runs `work` again after a
+    /// bounded, jittered exponential backoff. Once committed, the in-process
+    /// sync worker is woken if the transaction wrote outbox events.
+    #[tracing::instrument(name = "transact", skip_all, fields(attempts))]
+    pub async fn transact<T, F>(&self, mut work: F) -> AppResult<Committed<T>>
+    where
+        T: Send,
+        F: for<'c> FnMut(&'c Tx) -> Work<'c, T>,
+    {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            tracing::Span::current().record("attempts", attempt);
+            match self.attempt(&mut work).await {
+                Ok(done) => {
+                    if !done.events.is_empty() {
+                        self.on_commit.notify_one();
+                    }
+                    return Ok(done);
+                }
+                Err(AppError::Db(err)) if is_retryable(&err) && attempt < self.max_attempts => {
+                    metrics::counter!("studysync_txn_retries_total").increment(1);
+                    let delay = backoff(attempt);
+                    tracing::debug!(attempt, ?delay, error = %err, "transaction retry");
+                    tokio::time::sleep(delay).await;
+                }
+                Err(err) => return Err(err),
+            }
+        }
+    }
+
+    async fn attempt<T, F>(&self, work: &mut F) -> AppResult<Committed<T>>
+    where
+        T: Send,
+        F: for<'c> FnMut(&'c Tx) -> Work<'c, T>,
+    {
+        let txn = self
+            .db
+            .begin_with_config(Some(IsolationLevel::Serializable), Some(AccessMode::ReadWrite))
+            .await?;
+        let tx = Tx {
+            txn,
+            written: Mutex::new(Vec::new()),
+        };
+        let value = match work(&tx).await {
+            Ok(value) => value,
+            Err(err) => {
+                // Dropping the transaction rolls it back; doing it explicitly
+                // returns the connection sooner.
+                let _ = tx.txn.rollback().await;
+                return Err(err);
+            }
+        };
+        let events = tx.written.into_inner().unwrap_or_default();
+        tx.txn.commit().await?;
+        Ok(Committed { value, events })
+    }
+}
+
+/// Exponential backoff from 5 ms, capped at 500 ms, with full jitter.
+fn backoff(attempt: u32) -> Duration {
+    let cap = 5u64.saturating_mul(1 << attempt.min(7)).min(500);
+    Duration::from_millis(rand::thread_rng().gen_range(cap / 2..=cap))
+}
+
+/// Whether the database asked us to run the transaction again.
+pub fn is_retryable(err: &DbErr) -> bool {
+    let runtime = match err {
+        DbErr::Exec(e) | DbErr::Query(e) | DbErr::Conn(e) => e,
+        _ => return false,
+    };
+    match runtime {
+        RuntimeErr::SqlxError(sqlx::Error::Database(db)) => {
+            matches!(db.code().as_deref(), Some("40001" | "40P01"))
+        }
+        RuntimeErr::Internal(text) => {
+            text.contains("40001") || text.contains("restart transaction")
+        }
+        _ => false,
+    }
+}
+
+/// Turns a unique-constraint violation into a user-facing conflict.
+pub fn conflict_on_unique(err: AppError, message: &str) -> AppError {
+    match &err {
+        AppError::Db(db) if matches!(db.sql_err(), Some(sea_orm::SqlErr::UniqueConstraintViolation(_))) => {
+            AppError::Conflict(message.to_owned())
+        }
+        _ => err,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        for attempt in 1..20 {
+            let delay = backoff(attempt);
+            assert!(delay <= Duration::from_millis(500), "{delay:?}");
+        }
+        assert!(backoff(1) <= Duration::from_millis(10));
+    }
+}

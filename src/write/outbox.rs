@@ -1,0 +1,85 @@
+//! Enqueueing outbox events. The only way in is through a [`Tx`], so an event
+//! is always written by the transaction that changed its aggregate.
+use sea_orm::{ActiveValue::Set, EntityTrait};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::Tx;
+use crate::{entity::outbox, error::AppResult};
+
+/// Kinds of aggregate, each projected into its own MongoDB collection.
+pub mod aggregate {
+    pub const USER: &str = "user";
+    pub const TODO: &str = "todo";
+    pub const STUDY_SESSION: &str = "study_session";
+    pub const STUDY_TOTAL: &str = "study_total";
+    pub const ROOM: &str = "room";
+    pub const MESSAGE: &str = "message";
+}
+
+/// An event to record: the full new state of the row (or a tombstone).
+#[derive(Debug, Clone)]
+pub struct NewEvent {
+    pub aggregate_type: &'static str,
+    pub aggregate_id: Uuid,
+    pub version: i64,
+    pub event_type: &'static str,
+    pub payload: serde_json::Value,
+}
+
+/// Names one aggregate version a transaction wrote; the read side uses these
+/// to wait for its own writes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventRef {
+    #[serde(rename = "t")]
+    pub aggregate_type: String,
+    #[serde(rename = "i")]
+    pub aggregate_id: Uuid,
+    #[serde(rename = "v")]
+    pub version: i64,
+}
+
+/// Records `event` in the caller's transaction.
+pub async fn enqueue(tx: &Tx, event: NewEvent) -> AppResult<()> {
+    enqueue_all(tx, vec![event]).await
+}
+
+// created_at and next_attempt_at come from the database clock, the one the
+// worker's lag and backoff arithmetic uses.
+fn row(event: NewEvent) -> outbox::ActiveModel {
+    outbox::ActiveModel {
+        id: Set(Uuid::new_v4()),
+        aggregate_type: Set(event.aggregate_type.to_owned()),
+        aggregate_id: Set(event.aggregate_id),
+        aggregate_version: Set(event.version),
+        event_type: Set(event.event_type.to_owned()),
+        payload: Set(event.payload),
+        ..Default::default()
+    }
+}
+
+/// Records several events in one statement.
+pub async fn enqueue_all(tx: &Tx, events: Vec<NewEvent>) -> AppResult<()> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    let mut rows = Vec::with_capacity(events.len());
+    for event in events {
+        tx.record(EventRef {
+            aggregate_type: event.aggregate_type.to_owned(),
+            aggregate_id: event.aggregate_id,
+            version: event.version,
+        });
+        rows.push(row(event));
+    }
+    outbox::Entity::insert_many(rows)
+        .exec_without_returning(tx.conn())
+        .await?;
+    Ok(())
+}
+
+/// A deletion marker: the version stops a late, older event from bringing the
+/// document back.
+pub fn tombstone(id: Uuid, version: i64) -> serde_json::Value {
+    serde_json::json!({ "id": id, "version": version, "deleted": true })
+}

@@ -1,0 +1,198 @@
+//! Chat rooms, membership and messages.
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, IntoActiveModel, QueryFilter,
+    QueryOrder, QuerySelect,
+};
+use serde_json::json;
+use uuid::Uuid;
+
+use super::{
+    outbox::{self, aggregate, NewEvent},
+    Committed, Tx, Writer,
+};
+use crate::{
+    domain::{MessageBody, RoomName},
+    entity::{messages, room_members, rooms},
+    error::{AppError, AppResult},
+};
+
+pub fn room_payload(room: &rooms::Model, member_ids: &[Uuid]) -> serde_json::Value {
+    json!({
+        "id": room.id,
+        "name": room.name,
+        "created_by": room.created_by,
+        "member_ids": member_ids,
+        "version": room.version,
+        "created_at": room.created_at,
+        "updated_at": room.updated_at,
+    })
+}
+
+pub fn message_payload(message: &messages::Model) -> serde_json::Value {
+    json!({
+        "id": message.id,
+        "room_id": message.room_id,
+        "sender_id": message.sender_id,
+        "body": message.body,
+        "version": message.version,
+        "created_at": message.created_at,
+        "updated_at": message.updated_at,
+    })
+}
+
+/// Member ids of a room, in a stable order.
+pub async fn member_ids(conn: &impl sea_orm::ConnectionTrait, room_id: Uuid) -> AppResult<Vec<Uuid>> {
+    Ok(room_members::Entity::find()
+        .select_only()
+        .column(room_members::Column::UserId)
+        .filter(room_members::Column::RoomId.eq(room_id))
+        .order_by_asc(room_members::Column::UserId)
+        .into_tuple()
+        .all(conn)
+        .await?)
+}
+
+async fn room_event(tx: &Tx, room: &rooms::Model, event_type: &'static str) -> AppResult<()> {
+    let members = member_ids(tx.conn(), room.id).await?;
+    outbox::enqueue(
+        tx,
+        NewEvent {
+            aggregate_type: aggregate::ROOM,
+            aggregate_id: room.id,
+            version: room.version,
+            event_type,
+            payload: room_payload(room, &members),
+        },
+    )
+    .await
+}
+
+async fn add_member(tx: &Tx, room_id: Uuid, user_id: Uuid) -> AppResult<()> {
+    room_members::ActiveModel {
+        room_id: Set(room_id),
+        user_id: Set(user_id),
+        joined_at: Set(chrono::Utc::now()),
+    }
+    .insert(tx.conn())
+    .await?;
+    Ok(())
+}
+
+/// Creates a room; its creator is its first member.
+#[tracing::instrument(skip_all, fields(user_id = %creator))]
+pub async fn create_room(
+    writer: &Writer,
+    creator: Uuid,
+    name: RoomName,
+) -> AppResult<Committed<rooms::Model>> {
+    writer
+        .transact(|tx| {
+            let name = name.clone();
+            Box::pin(async move {
+                let now = chrono::Utc::now();
+                let room = rooms::ActiveModel {
+                    id: Set(Uuid::new_v4()),
+                    name: Set(name.into_inner()),
+                    created_by: Set(creator),
+                    version: Set(1),
+                    created_at: Set(now),
+                    updated_at: Set(now),
+                }
+                .insert(tx.conn())
+                .await?;
+                add_member(tx, room.id, creator).await?;
+                room_event(tx, &room, "room.created").await?;
+                Ok(room)
+            })
+        })
+        .await
+}
+
+/// Joins a room. Joining a room one is already in changes nothing.
+#[tracing::instrument(skip_all, fields(user_id = %user_id, room_id = %room_id))]
+pub async fn join_room(
+    writer: &Writer,
+    user_id: Uuid,
+    room_id: Uuid,
+) -> AppResult<Committed<rooms::Model>> {
+    writer
+        .transact(|tx| {
+            Box::pin(async move {
+                let room = rooms::Entity::find_by_id(room_id)
+                    .one(tx.conn())
+                    .await?
+                    .ok_or(AppError::NotFound("room"))?;
+                if is_member(tx.conn(), room_id, user_id).await? {
+                    return Ok(room);
+                }
+                add_member(tx, room_id, user_id).await?;
+                let version = room.version + 1;
+                let mut row = room.into_active_model();
+                row.version = Set(version);
+                row.updated_at = Set(chrono::Utc::now());
+                let room = row.update(tx.conn()).await?;
+                room_event(tx, &room, "room.member_joined").await?;
+                Ok(room)
+            })
+        })
+        .await
+}
+
+pub async fn is_member(
+    conn: &impl sea_orm::ConnectionTrait,
+    room_id: Uuid,
+    user_id: Uuid,
+) -> AppResult<bool> {
+    Ok(room_members::Entity::find_by_id((room_id, user_id))
+        .one(conn)
+        .await?
+        .is_some())
+}
+
+/// Posts a message; only members may.
+#[tracing::instrument(skip_all, fields(user_id = %sender, room_id = %room_id))]
+pub async fn send_message(
+    writer: &Writer,
+    sender: Uuid,
+    room_id: Uuid,
+    body: MessageBody,
+) -> AppResult<Committed<messages::Model>> {
+    writer
+        .transact(|tx| {
+            let body = body.clone();
+            Box::pin(async move {
+                if !is_member(tx.conn(), room_id, sender).await? {
+                    let exists = rooms::Entity::find_by_id(room_id).one(tx.conn()).await?;
+                    return Err(match exists {
+                        None => AppError::NotFound("room"),
+                        Some(_) => AppError::Forbidden("only members can post to this room"),
+                    });
+                }
+                let now = chrono::Utc::now();
+                let message = messages::ActiveModel {
+                    id: Set(Uuid::new_v4()),
+                    room_id: Set(room_id),
+                    sender_id: Set(sender),
+                    body: Set(body.into_inner()),
+                    version: Set(1),
+                    created_at: Set(now),
+                    updated_at: Set(now),
+                }
+                .insert(tx.conn())
+                .await?;
+                outbox::enqueue(
+                    tx,
+                    NewEvent {
+                        aggregate_type: aggregate::MESSAGE,
+                        aggregate_id: message.id,
+                        version: message.version,
+                        event_type: "message.sent",
+                        payload: message_payload(&message),
+                    },
+                )
+                .await?;
+                Ok(message)
+            })
+        })
+        .await
+}

@@ -1,0 +1,132 @@
+//! Study sessions, and the per-period totals maintained beside them.
+use sea_orm::{
+    sea_query::{Expr, OnConflict},
+    ActiveModelTrait,
+    ActiveValue::Set,
+    EntityTrait,
+};
+use serde_json::json;
+use uuid::Uuid;
+
+use super::{
+    outbox::{self, aggregate, NewEvent},
+    Committed, Tx, Writer,
+};
+use crate::{
+    domain::{Minutes, Period, StartedAt, Subject},
+    entity::{study_sessions, study_totals},
+    error::AppResult,
+};
+
+pub fn payload(session: &study_sessions::Model) -> serde_json::Value {
+    json!({
+        "id": session.id,
+        "user_id": session.user_id,
+        "subject": session.subject,
+        "minutes": session.minutes,
+        "started_at": session.started_at,
+        "version": session.version,
+        "created_at": session.created_at,
+        "updated_at": session.updated_at,
+    })
+}
+
+pub fn total_payload(total: &study_totals::Model) -> serde_json::Value {
+    json!({
+        "id": total.id,
+        "user_id": total.user_id,
+        "period": total.period,
+        "period_start": total.period_start,
+        "minutes": total.minutes,
+        "sessions": total.sessions,
+        "version": total.version,
+        "created_at": total.created_at,
+        "updated_at": total.updated_at,
+    })
+}
+
+/// Records a session and adds it to the user's day, week, month and all-time
+/// totals, all in one transaction. The totals are events of their own, carrying
+/// the new absolute figures, so replaying them cannot double-count.
+#[tracing::instrument(skip_all, fields(user_id = %user_id))]
+pub async fn log_session(
+    writer: &Writer,
+    user_id: Uuid,
+    subject: Subject,
+    minutes: Minutes,
+    started_at: StartedAt,
+) -> AppResult<Committed<study_sessions::Model>> {
+    writer
+        .transact(|tx| {
+            let subject = subject.clone();
+            Box::pin(async move {
+                let now = chrono::Utc::now();
+                let session = study_sessions::ActiveModel {
+                    id: Set(Uuid::new_v4()),
+                    user_id: Set(user_id),
+                    subject: Set(subject.into_inner()),
+                    minutes: Set(minutes.get()),
+                    started_at: Set(started_at.get()),
+                    version: Set(1),
+                    created_at: Set(now),
+                    updated_at: Set(now),
+                }
+                .insert(tx.conn())
+                .await?;
+                let mut events = vec![NewEvent {
+                    aggregate_type: aggregate::STUDY_SESSION,
+                    aggregate_id: session.id,
+                    version: session.version,
+                    event_type: "study_session.logged",
+                    payload: payload(&session),
+                }];
+                for period in Period::ALL {
+                    events.push(add_to_total(tx, &session, period).await?);
+                }
+                outbox::enqueue_all(tx, events).await?;
+                Ok(session)
+            })
+        })
+        .await
+}
+
+/// Upserts one bucket (`minutes += m, sessions += 1, version += 1`) and
+/// returns the event carrying its new state.
+async fn add_to_total(
+    tx: &Tx,
+    session: &study_sessions::Model,
+    period: Period,
+) -> AppResult<NewEvent> {
+    use study_totals::Column as C;
+    let start = period.bucket_start(session.started_at);
+    let now = chrono::Utc::now();
+    let row = study_totals::ActiveModel {
+        id: Set(Uuid::new_v4()),
+        user_id: Set(session.user_id),
+        period: Set(period.key().to_owned()),
+        period_start: Set(start),
+        minutes: Set(i64::from(session.minutes)),
+        sessions: Set(1),
+        version: Set(1),
+        created_at: Set(now),
+        updated_at: Set(now),
+    };
+    let total = study_totals::Entity::insert(row)
+        .on_conflict(
+            OnConflict::columns([C::UserId, C::Period, C::PeriodStart])
+                .value(C::Minutes, Expr::col((study_totals::Entity, C::Minutes)).add(i64::from(session.minutes)))
+                .value(C::Sessions, Expr::col((study_totals::Entity, C::Sessions)).add(1))
+                .value(C::Version, Expr::col((study_totals::Entity, C::Version)).add(1))
+                .value(C::UpdatedAt, now)
+                .to_owned(),
+        )
+        .exec_with_returning(tx.conn())
+        .await?;
+    Ok(NewEvent {
+        aggregate_type: aggregate::STUDY_TOTAL,
+        aggregate_id: total.id,
+        version: total.version,
+        event_type: "study_total.updated",
+        payload: total_payload(&total),
+    })
+}

@@ -1,0 +1,125 @@
+//! Accounts: sign-up and profile changes.
+use sea_orm::{ActiveModelTrait, ActiveValue::Set, EntityTrait, IntoActiveModel};
+use serde_json::json;
+use uuid::Uuid;
+
+use super::{
+    conflict_on_unique,
+    outbox::{self, aggregate, NewEvent},
+    Committed, Writer,
+};
+use crate::{
+    domain::{Email, UserName},
+    entity::users,
+    error::{AppError, AppResult},
+};
+
+/// The public state of a user as the read model sees it: never the password
+/// hash or the role.
+pub fn payload(user: &users::Model) -> serde_json::Value {
+    json!({
+        "id": user.id,
+        "name": user.name,
+        "email": user.email,
+        "version": user.version,
+        "created_at": user.created_at,
+        "updated_at": user.updated_at,
+    })
+}
+
+fn event(user: &users::Model, event_type: &'static str) -> NewEvent {
+    NewEvent {
+        aggregate_type: aggregate::USER,
+        aggregate_id: user.id,
+        version: user.version,
+        event_type,
+        payload: payload(user),
+    }
+}
+
+/// Creates an account; a taken email (in any letter case) is a `CONFLICT`.
+#[tracing::instrument(skip_all)]
+pub async fn sign_up(
+    writer: &Writer,
+    email: Email,
+    name: UserName,
+    password_hash: String,
+    admin: bool,
+) -> AppResult<Committed<users::Model>> {
+    writer
+        .transact(|tx| {
+            let (email, name, hash) = (email.clone(), name.clone(), password_hash.clone());
+            Box::pin(async move {
+                let now = chrono::Utc::now();
+                let user = users::ActiveModel {
+                    id: Set(Uuid::new_v4()),
+                    email: Set(email.as_str().to_owned()),
+                    name: Set(name.into_inner()),
+                    password_hash: Set(hash),
+                    role: Set(if admin { "admin" } else { "user" }.to_owned()),
+                    version: Set(1),
+                    created_at: Set(now),
+                    updated_at: Set(now),
+                }
+                .insert(tx.conn())
+                .await
+                .map_err(|e| conflict_on_unique(e.into(), "an account with this email already exists"))?;
+                outbox::enqueue(tx, event(&user, "user.created")).await?;
+                Ok(user)
+            })
+        })
+        .await
+}
+
+/// Changes the caller's own profile.
+#[tracing::instrument(skip_all, fields(user_id = %user_id))]
+pub async fn update_profile(
+    writer: &Writer,
+    user_id: Uuid,
+    name: Option<UserName>,
+) -> AppResult<Committed<users::Model>> {
+    writer
+        .transact(|tx| {
+            let name = name.clone();
+            Box::pin(async move {
+                let current = users::Entity::find_by_id(user_id)
+                    .one(tx.conn())
+                    .await?
+                    .ok_or(AppError::NotFound("user"))?;
+                let version = current.version + 1;
+                let mut row = current.into_active_model();
+                if let Some(name) = name {
+                    row.name = Set(name.into_inner());
+                }
+                row.version = Set(version);
+                row.updated_at = Set(chrono::Utc::now());
+                let user = row.update(tx.conn()).await?;
+                outbox::enqueue(tx, event(&user, "user.updated")).await?;
+                Ok(user)
+            })
+        })
+        .await
+}
+
+/// Grants or removes the admin role (CLI only). Roles live only in the
+/// source of truth; the read model never sees them, so no event is needed.
+pub async fn set_role(writer: &Writer, email: &Email, admin: bool) -> AppResult<users::Model> {
+    let email = email.clone();
+    let done = writer
+        .transact(|tx| {
+            let email = email.clone();
+            Box::pin(async move {
+                use sea_orm::{ColumnTrait, QueryFilter};
+                let current = users::Entity::find()
+                    .filter(users::Column::Email.eq(email.as_str()))
+                    .one(tx.conn())
+                    .await?
+                    .ok_or(AppError::NotFound("user"))?;
+                let mut row = current.into_active_model();
+                row.role = Set(if admin { "admin" } else { "user" }.to_owned());
+                Ok(row.update(tx.conn()).await?)
+            })
+        })
+        .await?;
+    Ok(done.value)
+}
