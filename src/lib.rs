@@ -9,6 +9,7 @@ pub mod error;
 pub mod graphql;
 pub mod http;
 pub mod read;
+pub mod sync;
 pub mod telemetry;
 pub mod write;
 pub mod cli;

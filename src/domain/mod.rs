@@ -2,9 +2,22 @@
 //! trusted everywhere after; a value that fails to parse never reaches a
 //! transaction, so rejected input writes nothing.
 mod period;
+pub mod search;
 mod text;
 mod time;
 
 pub use period::Period;
 pub use text::{Email, MessageBody, Password, RoomName, Subject, Title, UserName};
 pub use time::{DueAt, Minutes, StartedAt};
+
+/// The current time at millisecond precision: the finest both stores keep
+/// (BSON dates are milliseconds), so a row and its document hold the same
+/// instant and sort the same way.
+pub fn now() -> chrono::DateTime<chrono::Utc> {
+    to_millis(chrono::Utc::now())
+}
+
+/// Drops sub-millisecond precision.
+pub fn to_millis(at: chrono::DateTime<chrono::Utc>) -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::from_timestamp_millis(at.timestamp_millis()).unwrap_or(at)
+}

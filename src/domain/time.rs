@@ -33,7 +33,7 @@ impl StartedAt {
         if raw < earliest() {
             return Err(AppError::bad_input("startedAt must be after 2000-01-01"));
         }
-        Ok(Self(raw))
+        Ok(Self(super::to_millis(raw)))
     }
 
     pub fn get(self) -> DateTime<Utc> {
@@ -52,7 +52,7 @@ impl DueAt {
                 "dueAt must be between 2000-01-01 and 100 years from now",
             ));
         }
-        Ok(Self(raw))
+        Ok(Self(super::to_millis(raw)))
     }
 
     pub fn get(self) -> DateTime<Utc> {

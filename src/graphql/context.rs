@@ -102,3 +102,14 @@ pub async fn current_user(ctx: &Context<'_>) -> AppResult<users::Model> {
         .await?
         .ok_or(AppError::Unauthenticated("account no longer exists"))
 }
+
+/// The caller's account if it holds the admin role; `FORBIDDEN` otherwise.
+/// Roles are read from the source of truth on every call, never from the token.
+pub async fn require_admin(ctx: &Context<'_>) -> AppResult<users::Model> {
+    let user = current_user(ctx).await?;
+    if user.is_admin() {
+        Ok(user)
+    } else {
+        Err(AppError::Forbidden("this operation requires the admin role"))
+    }
+}

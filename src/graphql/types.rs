@@ -20,6 +20,9 @@ pub struct User {
     pub name: String,
     pub email: String,
     pub created_at: DateTime<Utc>,
+    /// Set when the response is for the account's owner even though the
+    /// request carried no token yet (`signUp`, `logIn`).
+    pub owner_view: bool,
 }
 
 impl From<users::Model> for User {
@@ -29,6 +32,16 @@ impl From<users::Model> for User {
             name: u.name,
             email: u.email,
             created_at: u.created_at,
+            owner_view: false,
+        }
+    }
+}
+
+impl User {
+    pub fn for_owner(user: users::Model) -> Self {
+        Self {
+            owner_view: true,
+            ..Self::from(user)
         }
     }
 }
@@ -45,7 +58,7 @@ impl User {
 
     /// Only the account's owner sees it.
     async fn email(&self, ctx: &Context<'_>) -> Option<&str> {
-        (ctx.viewer().user_id() == Some(self.id)).then_some(self.email.as_str())
+        (self.owner_view || ctx.viewer().user_id() == Some(self.id)).then_some(self.email.as_str())
     }
 
     async fn created_at(&self) -> DateTime<Utc> {

@@ -62,7 +62,7 @@ impl UserMutation {
         let token = state.tokens().issue(done.value.id)?;
         Ok(AuthPayload {
             token,
-            user: done.value.into(),
+            user: User::for_owner(done.value),
         })
     }
 
@@ -80,7 +80,7 @@ impl UserMutation {
                 let token = state.tokens().issue(user.id)?;
                 Ok(AuthPayload {
                     token,
-                    user: user.into(),
+                    user: User::for_owner(user),
                 })
             }
             _ => Err(rejected().into()),

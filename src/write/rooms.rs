@@ -71,7 +71,7 @@ async fn add_member(tx: &Tx, room_id: Uuid, user_id: Uuid) -> AppResult<()> {
     room_members::ActiveModel {
         room_id: Set(room_id),
         user_id: Set(user_id),
-        joined_at: Set(chrono::Utc::now()),
+        joined_at: Set(crate::domain::now()),
     }
     .insert(tx.conn())
     .await?;
@@ -89,7 +89,7 @@ pub async fn create_room(
         .transact(|tx| {
             let name = name.clone();
             Box::pin(async move {
-                let now = chrono::Utc::now();
+                let now = crate::domain::now();
                 let room = rooms::ActiveModel {
                     id: Set(Uuid::new_v4()),
                     name: Set(name.into_inner()),
@@ -129,7 +129,7 @@ pub async fn join_room(
                 let version = room.version + 1;
                 let mut row = room.into_active_model();
                 row.version = Set(version);
-                row.updated_at = Set(chrono::Utc::now());
+                row.updated_at = Set(crate::domain::now());
                 let room = row.update(tx.conn()).await?;
                 room_event(tx, &room, "room.member_joined").await?;
                 Ok(room)
@@ -168,7 +168,7 @@ pub async fn send_message(
                         Some(_) => AppError::Forbidden("only members can post to this room"),
                     });
                 }
-                let now = chrono::Utc::now();
+                let now = crate::domain::now();
                 let message = messages::ActiveModel {
                     id: Set(Uuid::new_v4()),
                     room_id: Set(room_id),

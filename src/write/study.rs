@@ -60,7 +60,7 @@ pub async fn log_session(
         .transact(|tx| {
             let subject = subject.clone();
             Box::pin(async move {
-                let now = chrono::Utc::now();
+                let now = crate::domain::now();
                 let session = study_sessions::ActiveModel {
                     id: Set(Uuid::new_v4()),
                     user_id: Set(user_id),
@@ -99,7 +99,7 @@ async fn add_to_total(
 ) -> AppResult<NewEvent> {
     use study_totals::Column as C;
     let start = period.bucket_start(session.started_at);
-    let now = chrono::Utc::now();
+    let now = crate::domain::now();
     let row = study_totals::ActiveModel {
         id: Set(Uuid::new_v4()),
         user_id: Set(session.user_id),

@@ -56,7 +56,7 @@ pub async fn create(
         .transact(|tx| {
             let title = title.clone();
             Box::pin(async move {
-                let now = chrono::Utc::now();
+                let now = crate::domain::now();
                 let todo = todos::ActiveModel {
                     id: Set(Uuid::new_v4()),
                     user_id: Set(owner),
@@ -101,7 +101,7 @@ pub async fn update(
             let change = change.clone();
             Box::pin(async move {
                 let current = owned(tx, owner, id).await?;
-                let now = chrono::Utc::now();
+                let now = crate::domain::now();
                 let version = current.version + 1;
                 let was_completed = current.completed;
                 let mut row = current.into_active_model();

@@ -50,7 +50,7 @@ pub async fn sign_up(
         .transact(|tx| {
             let (email, name, hash) = (email.clone(), name.clone(), password_hash.clone());
             Box::pin(async move {
-                let now = chrono::Utc::now();
+                let now = crate::domain::now();
                 let user = users::ActiveModel {
                     id: Set(Uuid::new_v4()),
                     email: Set(email.as_str().to_owned()),
@@ -92,7 +92,7 @@ pub async fn update_profile(
                     row.name = Set(name.into_inner());
                 }
                 row.version = Set(version);
-                row.updated_at = Set(chrono::Utc::now());
+                row.updated_at = Set(crate::domain::now());
                 let user = row.update(tx.conn()).await?;
                 outbox::enqueue(tx, event(&user, "user.updated")).await?;
                 Ok(user)

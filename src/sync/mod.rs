@@ -1,0 +1,2 @@
+//! Carrying the outbox into the MongoDB read model.
+pub mod project;

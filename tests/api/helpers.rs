@@ -1,0 +1,190 @@
+//! Test harness: each test gets its own PostgreSQL database (created and
+//! migrated with the real migrations), its own MongoDB database name, and a
+//! server on a random port.
+use std::{net::SocketAddr, sync::OnceLock};
+
+use migration::MigratorTrait;
+use sea_orm::{ConnectionTrait, Database, DatabaseConnection};
+use serde_json::{json, Value};
+use studysync::{app::AppState, config::Config};
+use tokio::sync::oneshot;
+use uuid::Uuid;
+
+/// Base URL of the PostgreSQL server (the CockroachDB stand-in).
+pub fn pg_base() -> String {
+    std::env::var("TEST_PG_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".to_owned())
+}
+
+/// URI of the MongoDB-wire server the test script started.
+pub fn mongo_uri() -> String {
+    if let Ok(uri) = std::env::var("MONGODB_URI") {
+        return uri;
+    }
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/.local/mongo/uri");
+    std::fs::read_to_string(path)
+        .map(|s| s.trim().to_owned())
+        .unwrap_or_else(|_| panic!("no MONGODB_URI and no {path}: run scripts/test.sh"))
+}
+
+pub const JWT_SECRET: &str = "test-secret-test-secret-test-secret-0123456789";
+
+pub fn init_logs() {
+    static ONCE: OnceLock<()> = OnceLock::new();
+    ONCE.get_or_init(|| {
+        if std::env::var("TEST_LOG").is_ok() {
+            studysync::telemetry::init_logging();
+        }
+    });
+}
+
+/// Creates an empty, migrated database running SERIALIZABLE by default.
+pub async fn fresh_database() -> String {
+    let name = format!("studysync_test_{}", Uuid::new_v4().simple());
+    let admin = Database::connect(format!("{}/postgres", pg_base()))
+        .await
+        .expect("PostgreSQL is not reachable: run scripts/test.sh");
+    admin
+        .execute_unprepared(&format!("CREATE DATABASE {name}"))
+        .await
+        .expect("create test database");
+    admin
+        .execute_unprepared(&format!(
+            "ALTER DATABASE {name} SET default_transaction_isolation TO 'serializable'"
+        ))
+        .await
+        .expect("set isolation");
+    let url = format!("{}/{name}", pg_base());
+    let db = Database::connect(&url).await.expect("connect test database");
+    migration::Migrator::up(&db, None).await.expect("migrate");
+    db.close().await.ok();
+    url
+}
+
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub state: AppState,
+    pub http: reqwest::Client,
+    pub database_url: String,
+    pub mongo_db: String,
+    shutdown: Option<oneshot::Sender<()>>,
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// Extra settings for one test, as `--flag value` pairs.
+pub async fn spawn_app_with(extra: &[&str]) -> TestApp {
+    init_logs();
+    let database_url = fresh_database().await;
+    let mongo_db = format!("t_{}", Uuid::new_v4().simple());
+    let mut args: Vec<String> = vec![
+        "--database-url".into(),
+        database_url.clone(),
+        "--mongodb-uri".into(),
+        mongo_uri(),
+        "--mongodb-db".into(),
+        mongo_db.clone(),
+        "--jwt-secret".into(),
+        JWT_SECRET.into(),
+        "--database-max-connections".into(),
+        "8".into(),
+        "--bind-addr".into(),
+        "127.0.0.1:0".into(),
+    ];
+    args.extend(extra.iter().map(|s| s.to_string()));
+    let config = Config::from_args(args).expect("test config");
+    let state = AppState::connect(config).await.expect("connect app");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let (tx, rx) = oneshot::channel();
+    let server_state = state.clone();
+    tokio::spawn(async move {
+        studysync::http::serve(server_state, listener, async {
+            let _ = rx.await;
+        })
+        .await
+        .ok();
+    });
+    TestApp {
+        addr,
+        state,
+        http: reqwest::Client::new(),
+        database_url,
+        mongo_db,
+        shutdown: Some(tx),
+    }
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(&[]).await
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    pub fn sql(&self) -> &DatabaseConnection {
+        self.state.sql()
+    }
+
+    /// POSTs a GraphQL request and returns the parsed JSON body.
+    pub async fn gql(&self, token: Option<&str>, query: &str, variables: Value) -> Value {
+        self.gql_full(token, query, variables).await.1
+    }
+
+    /// Like [`Self::gql`], with the HTTP status.
+    pub async fn gql_full(&self, token: Option<&str>, query: &str, variables: Value) -> (u16, Value) {
+        let mut request = self
+            .http
+            .post(self.url("/graphql"))
+            .json(&json!({ "query": query, "variables": variables }));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.expect("request");
+        let status = response.status().as_u16();
+        (status, response.json().await.expect("json body"))
+    }
+
+    /// Signs up a user and returns (token, id).
+    pub async fn sign_up(&self, email: &str, name: &str) -> (String, String) {
+        let body = self
+            .gql(
+                None,
+                "mutation($i: SignUpInput!) { signUp(input: $i) { token user { id } } }",
+                json!({ "i": { "email": email, "name": name, "password": "password123" } }),
+            )
+            .await;
+        let token = body["data"]["signUp"]["token"]
+            .as_str()
+            .unwrap_or_else(|| panic!("sign up failed: {body}"))
+            .to_owned();
+        let id = body["data"]["signUp"]["user"]["id"].as_str().expect("id").to_owned();
+        (token, id)
+    }
+
+    /// A single number from SQL, e.g. `SELECT count(*) FROM todos`.
+    pub async fn count(&self, sql: &str) -> i64 {
+        let row = self
+            .sql()
+            .query_one(sea_orm::Statement::from_string(
+                sea_orm::DatabaseBackend::Postgres,
+                sql.to_owned(),
+            ))
+            .await
+            .expect("query")
+            .expect("row");
+        row.try_get_by_index::<i64>(0).expect("i64")
+    }
+}
+
+/// The `extensions.code` of the first error.
+pub fn error_code(body: &Value) -> &str {
+    body["errors"][0]["extensions"]["code"].as_str().unwrap_or_else(|| panic!("no error code in {body}"))
+}

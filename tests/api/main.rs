@@ -1,0 +1,8 @@
+//! Integration tests against real PostgreSQL and a real MongoDB-wire server.
+mod auth;
+mod helpers;
+mod rooms;
+mod schema;
+mod study;
+mod todos;
+mod write_path;

@@ -1,0 +1,92 @@
+//! The outbox promise: data and event commit together or not at all.
+use sea_orm::ConnectionTrait;
+use serde_json::json;
+
+use crate::helpers::{error_code, spawn_app};
+
+#[tokio::test]
+async fn every_mutation_writes_one_outbox_event_per_changed_aggregate_with_its_version() {
+    let app = spawn_app().await;
+    let (token, user_id) = app.sign_up("e@example.org", "Eve").await;
+    let created = app.gql(Some(&token), "mutation { createTodo(input: {title: \"a\"}) { id } }", json!({})).await;
+    let todo_id = created["data"]["createTodo"]["id"].as_str().expect("id").to_owned();
+    app.gql(Some(&token), "mutation($id: ID!) { updateTodo(id: $id, input: {title: \"b\"}) { id } }", json!({"id": todo_id}))
+        .await;
+    let events = app
+        .count(&format!(
+            "SELECT count(*) FROM outbox o JOIN todos t ON t.id = o.aggregate_id WHERE o.aggregate_id = '{todo_id}' AND o.payload->>'title' IN ('a', 'b') AND o.processed_at IS NULL"
+        ))
+        .await;
+    assert_eq!(events, 2);
+    let latest = app
+        .count(&format!("SELECT max(aggregate_version) FROM outbox WHERE aggregate_id = '{todo_id}'"))
+        .await;
+    assert_eq!(latest, app.count(&format!("SELECT version FROM todos WHERE id = '{todo_id}'")).await);
+    assert_eq!(app.count(&format!("SELECT count(*) FROM outbox WHERE aggregate_id = '{user_id}'")).await, 1);
+}
+
+#[tokio::test]
+async fn when_the_outbox_insert_fails_the_data_is_rolled_back_too() {
+    let app = spawn_app().await;
+    let (token, _) = app.sign_up("f@example.org", "Fay").await;
+    // A real fault: the outbox now refuses every new row.
+    app.sql()
+        .execute_unprepared("ALTER TABLE outbox ADD CONSTRAINT refuse_all CHECK (aggregate_type = 'none') NOT VALID")
+        .await
+        .expect("add constraint");
+    let body = app.gql(Some(&token), "mutation { createTodo(input: {title: \"lost?\"}) { id } }", json!({})).await;
+    assert_eq!(error_code(&body), "INTERNAL");
+    assert_eq!(body["errors"][0]["message"], "internal error", "no database detail leaks: {body}");
+    assert_eq!(app.count("SELECT count(*) FROM todos").await, 0, "the todo must not commit without its event");
+}
+
+#[tokio::test]
+async fn a_mutation_response_carries_a_consistency_token() {
+    let app = spawn_app().await;
+    let (token, _) = app.sign_up("g@example.org", "Gil").await;
+    let body = app.gql(Some(&token), "mutation { createTodo(input: {title: \"a\"}) { id } }", json!({})).await;
+    assert!(body["extensions"]["consistencyToken"].is_string(), "{body}");
+    let query = app.gql(Some(&token), "{ me { id } }", json!({})).await;
+    assert!(query["extensions"]["consistencyToken"].is_null());
+}
+
+#[tokio::test]
+async fn mutations_over_get_are_refused_and_write_nothing() {
+    let app = spawn_app().await;
+    let response = app
+        .http
+        .get(app.url("/graphql"))
+        .query(&[("query", "mutation { signUp(input: {email: \"x@example.org\", name: \"X\", password: \"password123\"}) { token } }")])
+        .header("accept", "application/json")
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(response.status().as_u16(), 405);
+    let body: serde_json::Value = response.json().await.expect("json");
+    assert!(body["errors"][0]["message"].as_str().is_some());
+    assert_eq!(app.count("SELECT count(*) FROM users").await, 0);
+    let ok = app
+        .http
+        .get(app.url("/graphql"))
+        .query(&[("query", "{ me { id } }")])
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(ok.status().as_u16(), 200);
+}
+
+#[tokio::test]
+async fn graphiql_and_its_assets_are_served_locally_and_health_answers() {
+    let app = spawn_app().await;
+    let page = app.http.get(app.url("/graphql")).header("accept", "text/html").send().await.expect("page");
+    let html = page.text().await.expect("text");
+    assert!(html.contains("/graphiql/graphiql.min.js"));
+    assert!(!html.contains("https://"), "no CDN");
+    for asset in ["graphiql.min.js", "graphiql.min.css", "react.production.min.js", "react-dom.production.min.js"] {
+        let res = app.http.get(app.url(&format!("/graphiql/{asset}"))).send().await.expect("asset");
+        assert_eq!(res.status().as_u16(), 200, "{asset}");
+        assert!(res.bytes().await.expect("bytes").len() > 1000);
+    }
+    let health = app.http.get(app.url("/healthz")).send().await.expect("healthz");
+    assert_eq!(health.status().as_u16(), 200);
+}
