@@ -38,6 +38,8 @@ impl AppState {
     pub fn from_parts(config: Config, sql: DatabaseConnection, mongo: mongodb::Database) -> Self {
         let outbox_wake = Arc::new(Notify::new());
         let writer = Writer::new(sql.clone(), config.txn_max_attempts, outbox_wake.clone());
+        #[cfg(feature = "bench")]
+        let writer = writer.with_mode(config.bench_write_mode, mongo.clone());
         let tokens = Tokens::new(&config.jwt_secret, config.jwt_ttl_seconds);
         let cursors = Cursors::new(config.jwt_secret.expose());
         let (messages, _) = broadcast::channel(1024);

@@ -48,6 +48,41 @@ pub async fn user(app: &AppState, action: UserAction) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Migrates, then loads demo data and prints what it wrote and how fast.
+pub async fn seed(app: &AppState, sizes: &crate::seed::SeedArgs) -> anyhow::Result<()> {
+    Migrator::up(app.sql(), None).await.context("applying migrations")?;
+    let report = crate::seed::seed(app.writer(), sizes, |r| {
+        eprintln!(
+            "seed: {} users, {} sessions, {} messages, {} events ({:.1} s)",
+            r.users,
+            r.sessions,
+            r.messages,
+            r.events,
+            r.elapsed.as_secs_f64()
+        );
+    })
+    .await
+    .map_err(|e| anyhow::anyhow!("{}", e.chain()))?;
+    let secs = report.elapsed.as_secs_f64();
+    println!(
+        "seeded {} users, {} todos, {} study sessions, {} study totals, {} rooms ({} memberships), \
+         {} messages and {} outbox events in {secs:.1} s ({:.0} rows/s); \
+         every account's password is {:?}",
+        report.users,
+        report.todos,
+        report.sessions,
+        report.totals,
+        report.rooms,
+        report.memberships,
+        report.messages,
+        report.events,
+        (report.users + report.todos + report.sessions + report.totals + report.messages) as f64
+            / secs.max(1e-9),
+        crate::seed::DEMO_PASSWORD,
+    );
+    Ok(())
+}
+
 /// Resolves on SIGINT or SIGTERM.
 pub async fn shutdown_signal() {
     let ctrl_c = async {

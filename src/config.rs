@@ -83,6 +83,11 @@ pub struct Config {
     /// Most attempts a write transaction makes when the database asks for a retry.
     #[arg(long, env = "TXN_MAX_ATTEMPTS", default_value_t = 8)]
     pub txn_max_attempts: u32,
+    /// Benchmark builds only: how writes reach MongoDB (`outbox`,
+    /// `dual-write`, `floor`). Absent from production builds.
+    #[cfg(feature = "bench")]
+    #[arg(long, env = "BENCH_WRITE_MODE", value_enum, default_value = "outbox")]
+    pub bench_write_mode: crate::write::mode::WriteMode,
 }
 
 /// Used only to parse a [`Config`] from an argument list (tests, tools).

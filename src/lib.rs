@@ -13,3 +13,4 @@ pub mod sync;
 pub mod telemetry;
 pub mod write;
 pub mod cli;
+pub mod seed;

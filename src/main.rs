@@ -35,6 +35,14 @@ enum Command {
         #[command(subcommand)]
         action: cli::UserAction,
     },
+    /// Load demo data in bulk (rows and their outbox events); a running
+    /// worker then brings MongoDB up to date.
+    Seed {
+        #[command(flatten)]
+        config: Config,
+        #[command(flatten)]
+        sizes: studysync::seed::SeedArgs,
+    },
 }
 
 #[tokio::main]
@@ -53,6 +61,11 @@ async fn main() -> anyhow::Result<()> {
             config.validate()?;
             let app = AppState::connect(config).await?;
             cli::user(&app, action).await
+        }
+        Command::Seed { config, sizes } => {
+            config.validate()?;
+            let app = AppState::connect(config).await?;
+            cli::seed(&app, &sizes).await
         }
         Command::Serve { config } => {
             config.validate()?;

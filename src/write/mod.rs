@@ -1,6 +1,8 @@
 //! The write path: every change to the source of truth runs in one
 //! serializable transaction that also records an outbox event per changed
 //! aggregate. Nothing here touches MongoDB.
+#[cfg(feature = "bench")]
+pub mod mode;
 pub mod outbox;
 pub mod rooms;
 pub mod study;
@@ -27,6 +29,10 @@ pub type Work<'c, T> = Pin<Box<dyn Future<Output = AppResult<T>> + Send + 'c>>;
 pub struct Tx {
     txn: DatabaseTransaction,
     written: Mutex<Vec<EventRef>>,
+    #[cfg(feature = "bench")]
+    mode: mode::WriteMode,
+    #[cfg(feature = "bench")]
+    held: mode::Held,
 }
 
 impl Tx {
@@ -55,6 +61,10 @@ pub struct Writer {
     db: DatabaseConnection,
     max_attempts: u32,
     on_commit: std::sync::Arc<tokio::sync::Notify>,
+    #[cfg(feature = "bench")]
+    mode: mode::WriteMode,
+    #[cfg(feature = "bench")]
+    mongo: Option<mongodb::Database>,
 }
 
 impl Writer {
@@ -67,7 +77,19 @@ impl Writer {
             db,
             max_attempts: max_attempts.max(1),
             on_commit,
+            #[cfg(feature = "bench")]
+            mode: mode::WriteMode::Outbox,
+            #[cfg(feature = "bench")]
+            mongo: None,
         }
+    }
+
+    /// Benchmark-only: switches to a comparison mode (see [`mode`]).
+    #[cfg(feature = "bench")]
+    pub fn with_mode(mut self, mode: mode::WriteMode, mongo: mongodb::Database) -> Self {
+        self.mode = mode;
+        self.mongo = Some(mongo);
+        self
     }
 
     /// Runs `work` in a SERIALIZABLE transaction and commits it. A
@@ -115,6 +137,10 @@ impl Writer {
         let tx = Tx {
             txn,
             written: Mutex::new(Vec::new()),
+            #[cfg(feature = "bench")]
+            mode: self.mode,
+            #[cfg(feature = "bench")]
+            held: mode::Held::default(),
         };
         let value = match work(&tx).await {
             Ok(value) => value,
@@ -127,6 +153,10 @@ impl Writer {
         };
         let events = tx.written.into_inner().unwrap_or_default();
         tx.txn.commit().await?;
+        #[cfg(feature = "bench")]
+        if let (mode::WriteMode::DualWrite, Some(mongo)) = (self.mode, &self.mongo) {
+            mode::write_through(mongo, tx.held.take()).await?;
+        }
         Ok(Committed { value, events })
     }
 }
