@@ -1,1 +1,228 @@
-fn main() {}
+//! The benchmark: seeds fresh databases, starts the release server as a
+//! child process, drives it over HTTP and writes `docs/bench/REPORT.md` with
+//! SVG charts. Run it with `scripts/bench.sh` (or
+//! `cargo run --release --features bench --bin bench -- --help`).
+mod charts;
+mod client;
+mod db;
+mod load;
+mod phases;
+mod report;
+mod server;
+mod stats;
+
+use std::{path::PathBuf, sync::Arc, time::Duration};
+
+use anyhow::Context;
+use clap::Parser;
+use sea_orm::{ConnectionTrait, DbBackend, Statement};
+use studysync::{app::AppState, config::Config, seed::SeedArgs};
+
+/// Sizes and durations; the defaults finish in about ten minutes on two cores.
+#[derive(Parser, Debug, Clone)]
+#[command(name = "bench", about = "studysync benchmark: writes docs/bench/REPORT.md and charts")]
+pub struct Args {
+    /// PostgreSQL server (a database named --database is created on it).
+    #[arg(long, env = "BENCH_POSTGRES_URL", default_value = "postgres://postgres@127.0.0.1:5432")]
+    pub postgres: String,
+    /// MongoDB (or SecantusDB) URI; defaults to the one in .local/mongo/uri.
+    #[arg(long, env = "MONGODB_URI")]
+    pub mongodb_uri: Option<String>,
+    /// Name of the fresh PostgreSQL and MongoDB databases (dropped first).
+    #[arg(long, default_value = "studysync_bench")]
+    pub database: String,
+    /// Seconds per latency cell (mutation × mode × concurrency, read query).
+    #[arg(long, default_value_t = 3.0)]
+    pub cell_secs: f64,
+    /// Seconds of steady traffic per lag measurement.
+    #[arg(long, default_value_t = 10.0)]
+    pub lag_secs: f64,
+    /// Rates (mutations/s) for the lag measurement.
+    #[arg(long, value_delimiter = ',', default_value = "100,500")]
+    pub lag_rates: Vec<f64>,
+    /// Concurrency levels for the mutation latency.
+    #[arg(long, value_delimiter = ',', default_value = "1,8,32")]
+    pub concurrency: Vec<usize>,
+    /// The worker's poll interval (ms) in the lag runs.
+    #[arg(long, default_value_t = 2_000)]
+    pub poll_ms: u64,
+    /// Longest wait for the drain, in seconds.
+    #[arg(long, default_value_t = 600)]
+    pub drain_timeout_secs: u64,
+    /// Documents bulk-upserted for the raw ceiling.
+    #[arg(long, default_value_t = 30_000)]
+    pub ceiling_docs: usize,
+    /// Statements per `update` command in the ceiling run.
+    #[arg(long, default_value_t = 100)]
+    pub ceiling_batch: usize,
+    /// Where the report and charts go.
+    #[arg(long, default_value = "docs/bench")]
+    pub out: PathBuf,
+    #[command(flatten)]
+    pub seed: SeedArgs,
+}
+
+/// Who the clients act as.
+pub struct Fixture {
+    /// Tokens of distinct seeded users (one per concurrent client).
+    pub tokens: Vec<String>,
+    /// The busiest room, and tokens of its members.
+    pub room_id: String,
+    pub room_tokens: Vec<String>,
+    /// The heaviest studier (leaderboard, stats, todos page).
+    pub reader_token: String,
+}
+
+fn default_sizes(args: &mut Args) {
+    // Seed defaults for the benchmark: a backlog of about 100,000 events.
+    let given: Vec<String> = std::env::args().collect();
+    let has = |flag: &str| given.iter().any(|a| a == flag || a.starts_with(&format!("{flag}=")));
+    if !has("--users") {
+        args.seed.users = 3_000;
+    }
+    if !has("--sessions") {
+        args.seed.sessions = 30_000;
+    }
+    if !has("--todos") {
+        args.seed.todos = 9_000;
+    }
+    if !has("--rooms") {
+        args.seed.rooms = 30;
+    }
+    if !has("--messages") {
+        args.seed.messages = 8_000;
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let mut args = Args::parse();
+    default_sizes(&mut args);
+    let root = std::env::current_dir()?;
+    let mongodb_uri = match &args.mongodb_uri {
+        Some(uri) => uri.clone(),
+        None => std::fs::read_to_string(root.join(".local/mongo/uri"))
+            .context("no --mongodb-uri and no .local/mongo/uri (run scripts/mongo.sh)")?
+            .trim()
+            .to_owned(),
+    };
+    let bin = std::env::current_exe()?
+        .parent()
+        .context("bench binary has no directory")?
+        .join("studysync");
+    anyhow::ensure!(bin.exists(), "{} not found: build with `cargo build --release --features bench --bins`", bin.display());
+    let jwt_secret = format!("bench-{}", uuid::Uuid::new_v4().simple());
+    let database_url = format!("{}/{}", args.postgres.trim_end_matches('/'), args.database);
+    let env = server::Env {
+        bin,
+        database_url: database_url.clone(),
+        mongodb_uri: mongodb_uri.clone(),
+        mongodb_db: args.database.clone(),
+        jwt_secret: jwt_secret.clone(),
+        log_dir: root.join("target/bench-logs"),
+    };
+    let mut results = report::Results::new(&args);
+
+    println!("== setup: fresh databases {0} (PostgreSQL) and {0} (MongoDB)", args.database);
+    db::recreate_postgres(&format!("{}/postgres", args.postgres.trim_end_matches('/')), &args.database).await?;
+    let mongo = mongodb::Client::with_uri_str(&mongodb_uri).await?;
+    mongo.database(&args.database).drop().await?;
+    let config = Config::from_args([
+        "--database-url", &database_url,
+        "--mongodb-uri", &mongodb_uri,
+        "--mongodb-db", &args.database,
+        "--jwt-secret", &jwt_secret,
+    ])?;
+    let app = AppState::connect(config).await?;
+    use migration::MigratorTrait;
+    migration::Migrator::up(app.sql(), None).await.context("migrating")?;
+    results.machine = report::machine(app.sql(), &mongo).await;
+
+    println!("== seed: {:?}", args.seed);
+    let seeded = studysync::seed::seed(app.writer(), &args.seed, |r| {
+        println!("  {} users, {} sessions, {} messages, {} events ({:.1} s)", r.users, r.sessions, r.messages, r.events, r.elapsed.as_secs_f64());
+    })
+    .await
+    .map_err(|e| anyhow::anyhow!("seeding: {}", e.chain()))?;
+    results.seed = Some(seeded);
+    let sql = app.sql().clone();
+    let fx = Arc::new(fixture(&app, args.concurrency.iter().copied().max().unwrap_or(32)).await?);
+
+    println!("== drain: the seeded backlog, by a separate `worker` process");
+    match phases::drain(&env, &sql, Duration::from_secs(args.drain_timeout_secs)).await {
+        Ok((t, rss)) => {
+            println!("  {} events in {:.1} s = {:.0} events/s", t.items, t.secs, t.per_sec);
+            results.rss.push(("worker, drain".to_owned(), rss));
+            results.drain = Ok(t);
+        }
+        Err(e) => {
+            println!("  not available: {e:#}");
+            results.drain = Err(format!("{e:#}"));
+        }
+    }
+    println!("== raw ceiling: driver bulk upserts of the same documents");
+    results.ceiling = phases::ceiling(&sql, &mongo, &format!("{}_ceiling", args.database), args.ceiling_docs, args.ceiling_batch)
+        .await
+        .map_err(|e| format!("{e:#}"));
+    match &results.ceiling {
+        Ok(t) => println!("  {} documents in {:.1} s = {:.0} docs/s", t.items, t.secs, t.per_sec),
+        Err(e) => println!("  not available: {e}"),
+    }
+
+    let cell = Duration::from_secs_f64(args.cell_secs);
+    println!("== reads at seeded scale");
+    let (reads, errors) = phases::reads(&env, &fx, cell, 4).await;
+    results.reads = reads;
+    results.notes.extend(errors);
+
+    println!("== GraphQL overhead");
+    results.overhead = phases::overhead(&env, &fx, cell, 8).await.map_err(|e| format!("{e:#}"));
+
+    println!("== mutation latency per write mode");
+    let (writes, rss, errors) = phases::writes(&env, &fx, &args.concurrency, cell, &sql).await;
+    results.writes = writes;
+    results.rss.extend(rss);
+    results.notes.extend(errors);
+
+    println!("== sync lag");
+    let (lag, errors) = phases::lag(&env, &fx, &sql, &args.lag_rates, Duration::from_secs_f64(args.lag_secs), args.poll_ms).await;
+    results.lag = lag;
+    results.notes.extend(errors);
+    results.finish();
+
+    std::fs::create_dir_all(&args.out)?;
+    let charts = charts::draw(&results, &args.out);
+    results.notes.extend(charts.err().map(|e| format!("charts: {e:#}")));
+    let markdown = report::render(&results);
+    std::fs::write(args.out.join("REPORT.md"), &markdown)?;
+    println!("\n{}", report::targets_text(&results));
+    println!("report: {}", args.out.join("REPORT.md").display());
+    Ok(())
+}
+
+/// Tokens for the clients: the first users, the busiest room's members and
+/// the heaviest studier.
+async fn fixture(app: &AppState, clients: usize) -> anyhow::Result<Fixture> {
+    let sql = app.sql();
+    let ids = |query: &str| {
+        let query = query.to_owned();
+        async move {
+            let rows = sql.query_all(Statement::from_string(DbBackend::Postgres, query)).await?;
+            rows.iter()
+                .map(|r| r.try_get_by_index::<uuid::Uuid>(0).map_err(anyhow::Error::from))
+                .collect::<anyhow::Result<Vec<_>>>()
+        }
+    };
+    let issue = |id: &uuid::Uuid| app.tokens().issue(*id).map_err(|e| anyhow::anyhow!("{}", e.chain()));
+    let users = ids(&format!("SELECT id FROM users ORDER BY email LIMIT {clients}")).await?;
+    let room = ids("SELECT room_id FROM messages GROUP BY room_id ORDER BY count(*) DESC LIMIT 1").await?;
+    let room_id = *room.first().context("no messages seeded")?;
+    let members = ids(&format!("SELECT user_id FROM room_members WHERE room_id = '{room_id}' ORDER BY user_id")).await?;
+    let reader = ids("SELECT user_id FROM study_totals WHERE period = 'all' ORDER BY minutes DESC LIMIT 1").await?;
+    Ok(Fixture {
+        tokens: users.iter().map(issue).collect::<anyhow::Result<_>>()?,
+        room_id: room_id.to_string(),
+        room_tokens: members.iter().map(issue).collect::<anyhow::Result<_>>()?,
+        reader_token: issue(reader.first().context("no sessions seeded")?)?,
+    })
+}

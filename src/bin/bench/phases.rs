@@ -1,0 +1,391 @@
+//! The measurements. Each returns its figures or the reason it could not be
+//! taken; none of them is ever estimated.
+use std::{sync::Arc, time::Duration};
+
+use anyhow::{bail, Context};
+use serde_json::json;
+
+use crate::{
+    client::Gql,
+    db,
+    load::{closed_loop, open_loop},
+    server::{Env, Process},
+    stats::{summarize_ms, Summary},
+    Fixture,
+};
+
+pub const MUTATIONS: [&str; 3] = ["createTodo", "logStudySession", "sendMessage"];
+pub const MODES: [&str; 3] = ["outbox", "dual-write", "floor"];
+
+#[derive(Clone, Debug)]
+pub struct WriteCell {
+    pub mode: &'static str,
+    pub mutation: &'static str,
+    pub concurrency: usize,
+    pub summary: Summary,
+}
+
+/// One mutation, run by client `c` (its own user).
+async fn mutate(gql: &Gql, fx: &Fixture, mutation: &str, c: usize, i: usize) -> anyhow::Result<()> {
+    let token = &fx.tokens[c % fx.tokens.len()];
+    match mutation {
+        "createTodo" => gql
+            .run(token, "mutation($t: String!) { createTodo(input: {title: $t}) { id } }", json!({"t": format!("Bench todo {c}-{i}")}))
+            .await
+            .map(drop),
+        "logStudySession" => gql
+            .run(token, "mutation($m: Int!) { logStudySession(input: {subject: \"Benchmarking\", minutes: $m}) { id } }", json!({"m": 1 + (i % 90)}))
+            .await
+            .map(drop),
+        _ => {
+            let token = &fx.room_tokens[c % fx.room_tokens.len()];
+            gql.run(token, "mutation($r: ID!, $b: String!) { sendMessage(roomId: $r, body: $b) { id } }", json!({"r": fx.room_id, "b": format!("bench message {c} {i}")}))
+                .await
+                .map(drop)
+        }
+    }
+}
+
+/// (a) + (f): every mutation at every concurrency, per write mode, each mode
+/// on a fresh server whose peak RSS is read afterwards.
+pub async fn writes(
+    env: &Env,
+    fx: &Arc<Fixture>,
+    concurrencies: &[usize],
+    cell: Duration,
+    sql: &sea_orm::DatabaseConnection,
+) -> (Vec<WriteCell>, Vec<(String, Option<f64>)>, Vec<String>) {
+    let mut cells = Vec::new();
+    let mut rss = Vec::new();
+    let mut errors = Vec::new();
+    for mode in MODES {
+        let server = match Process::serve(env, &[("BENCH_WRITE_MODE", mode.to_owned())], &format!("writes-{mode}")).await {
+            Ok(s) => s,
+            Err(e) => {
+                errors.push(format!("write mode {mode}: {e:#}"));
+                continue;
+            }
+        };
+        let gql = Gql::new(&server.url);
+        for mutation in MUTATIONS {
+            for &c in concurrencies {
+                // Warm-up: connections, caches, prepared statements.
+                let _ = closed_loop(c, Duration::from_millis(300), {
+                    let (gql, fx) = (gql.clone(), Arc::clone(fx));
+                    move |client, i| {
+                        let (gql, fx) = (gql.clone(), Arc::clone(&fx));
+                        async move { mutate(&gql, &fx, mutation, client, i + 1_000_000).await }
+                    }
+                })
+                .await;
+                let summary = closed_loop(c, cell, {
+                    let (gql, fx) = (gql.clone(), Arc::clone(fx));
+                    move |client, i| {
+                        let (gql, fx) = (gql.clone(), Arc::clone(&fx));
+                        async move { mutate(&gql, &fx, mutation, client, i).await }
+                    }
+                })
+                .await;
+                println!(
+                    "  {mode:<10} {mutation:<16} c={c:<3} p50 {:>7.2} ms  p95 {:>7.2}  p99 {:>7.2}  {:>7.0} req/s  errors {}",
+                    summary.p50, summary.p95, summary.p99, summary.rps, summary.errors
+                );
+                cells.push(WriteCell { mode, mutation, concurrency: c, summary });
+                // The outbox backlog of this cell must not slow the next one.
+                let _ = db::wait_drained(sql, Duration::from_secs(60)).await;
+            }
+        }
+        rss.push((format!("serve, write mode {mode}"), server.peak_rss_mib()));
+        server.stop().await;
+    }
+    (cells, rss, errors)
+}
+
+#[derive(Clone, Debug)]
+pub struct LagCell {
+    pub worker: &'static str,
+    pub target_rate: f64,
+    pub achieved_rate: f64,
+    pub mutation: Summary,
+    /// Commit → applied, from the outbox's own timestamps.
+    pub lag: Summary,
+    pub unapplied: i64,
+}
+
+/// (b): steady createTodo traffic at a fixed rate; lag = the worker's
+/// `processed_at` minus the event's `created_at`, both from the database
+/// clock.
+pub async fn lag(
+    env: &Env,
+    fx: &Arc<Fixture>,
+    sql: &sea_orm::DatabaseConnection,
+    rates: &[f64],
+    duration: Duration,
+    poll_ms: u64,
+) -> (Vec<LagCell>, Vec<String>) {
+    let mut cells = Vec::new();
+    let mut errors = Vec::new();
+    for worker in ["in-process", "separate"] {
+        let vars = vec![("SYNC_POLL_INTERVAL_MS", poll_ms.to_string())];
+        let mut serve_vars = vars.clone();
+        if worker == "separate" {
+            serve_vars.push(("NO_WORKER", "true".to_owned()));
+        }
+        let server = match Process::serve(env, &serve_vars, &format!("lag-{worker}")).await {
+            Ok(s) => s,
+            Err(e) => {
+                errors.push(format!("lag ({worker} worker): {e:#}"));
+                continue;
+            }
+        };
+        let separate = if worker == "separate" {
+            match Process::worker(env, &vars, "lag-worker").await {
+                Ok(w) => Some(w),
+                Err(e) => {
+                    errors.push(format!("lag (separate worker): {e:#}"));
+                    server.stop().await;
+                    continue;
+                }
+            }
+        } else {
+            None
+        };
+        for &rate in rates {
+            match lag_cell(&server, fx, sql, rate, duration).await {
+                Ok(mut cell) => {
+                    cell.worker = worker;
+                    println!(
+                        "  {worker:<10} {rate:>5.0}/s (achieved {:>5.0}/s): lag p50 {:>7.1} ms  p99 {:>7.1} ms  max {:>7.1} ms  mutation p50 {:.1} ms",
+                        cell.achieved_rate, cell.lag.p50, cell.lag.p99, cell.lag.max, cell.mutation.p50
+                    );
+                    cells.push(cell);
+                }
+                Err(e) => errors.push(format!("lag ({worker}, {rate}/s): {e:#}")),
+            }
+        }
+        if let Some(w) = separate {
+            w.stop().await;
+        }
+        server.stop().await;
+    }
+    (cells, errors)
+}
+
+async fn lag_cell(
+    server: &Process,
+    fx: &Arc<Fixture>,
+    sql: &sea_orm::DatabaseConnection,
+    rate: f64,
+    duration: Duration,
+) -> anyhow::Result<LagCell> {
+    db::wait_drained(sql, Duration::from_secs(60)).await?;
+    let since = db::scalar_string(sql, "SELECT CAST(now() AS TEXT)").await?;
+    let gql = Gql::new(&server.url);
+    let mutation = open_loop(rate, duration, {
+        let fx = Arc::clone(fx);
+        move |i| {
+            let (gql, fx) = (gql.clone(), Arc::clone(&fx));
+            async move { mutate(&gql, &fx, "createTodo", i, i).await }
+        }
+    })
+    .await;
+    db::wait_drained(sql, Duration::from_secs(60)).await?;
+    let filter = format!("aggregate_type = 'todo' AND created_at >= CAST('{since}' AS TIMESTAMPTZ)");
+    let mut lag_ms = db::query_f64s(
+        sql,
+        &format!("SELECT CAST(EXTRACT(EPOCH FROM (processed_at - created_at)) * 1000 AS FLOAT8) FROM outbox WHERE {filter} AND processed_at IS NOT NULL"),
+    )
+    .await?;
+    let unapplied = db::scalar_i64(sql, &format!("SELECT count(*) FROM outbox WHERE {filter} AND processed_at IS NULL")).await?;
+    if lag_ms.is_empty() {
+        bail!("no event was applied (is the worker running?)");
+    }
+    let lag = summarize_ms(&mut lag_ms, 0, duration);
+    Ok(LagCell {
+        worker: "",
+        target_rate: rate,
+        achieved_rate: mutation.rps,
+        mutation,
+        lag,
+        unapplied,
+    })
+}
+
+#[derive(Clone, Debug)]
+pub struct Throughput {
+    pub items: usize,
+    pub secs: f64,
+    pub per_sec: f64,
+}
+
+/// (c): the seeded backlog drained by a separate `worker` process.
+pub async fn drain(env: &Env, sql: &sea_orm::DatabaseConnection, timeout: Duration) -> anyhow::Result<(Throughput, Option<f64>)> {
+    let backlog = db::pending(sql).await?;
+    if backlog == 0 {
+        bail!("no backlog to drain");
+    }
+    let started = std::time::Instant::now();
+    let worker = Process::worker(env, &[], "drain-worker").await?;
+    let mut last_report = std::time::Instant::now();
+    loop {
+        let left = db::pending(sql).await?;
+        if left == 0 {
+            break;
+        }
+        if started.elapsed() > timeout {
+            worker.stop().await;
+            bail!("{left} of {backlog} events still pending after {} s", timeout.as_secs());
+        }
+        if last_report.elapsed() > Duration::from_secs(10) {
+            println!("  draining: {left} events left after {:.0} s", started.elapsed().as_secs_f64());
+            last_report = std::time::Instant::now();
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let secs = started.elapsed().as_secs_f64();
+    let rss = worker.peak_rss_mib();
+    worker.stop().await;
+    let items = usize::try_from(backlog).unwrap_or_default();
+    Ok((Throughput { items, secs, per_sec: items as f64 / secs }, rss))
+}
+
+/// (c) ceiling: the same documents, projected beforehand, bulk-upserted
+/// (version-guarded, unordered `update` commands of `batch` statements)
+/// straight into the same server, in a scratch database.
+pub async fn ceiling(
+    sql: &sea_orm::DatabaseConnection,
+    mongo: &mongodb::Client,
+    scratch_db: &str,
+    limit: usize,
+    batch: usize,
+) -> anyhow::Result<Throughput> {
+    use mongodb::bson::{doc, Document};
+    use sea_orm::{EntityTrait, QuerySelect};
+    use studysync::{entity::outbox, sync::project::project};
+    let events = outbox::Entity::find()
+        .limit(u64::try_from(limit).unwrap_or(u64::MAX))
+        .all(sql)
+        .await?;
+    let mut by_collection: std::collections::BTreeMap<&str, Vec<Document>> = Default::default();
+    for e in &events {
+        let p = project(&e.aggregate_type, e.aggregate_id, e.aggregate_version, &e.payload)
+            .with_context(|| format!("projecting {}", e.aggregate_type))?;
+        by_collection.entry(p.collection).or_default().push(doc! {
+            "q": {"_id": &p.id, "version": {"$lt": p.version}},
+            "u": p.doc,
+            "upsert": true,
+        });
+    }
+    let db = mongo.database(scratch_db);
+    db.drop().await?;
+    let started = std::time::Instant::now();
+    for (collection, updates) in &by_collection {
+        for chunk in updates.chunks(batch.max(1)) {
+            db.run_command(doc! {"update": *collection, "updates": chunk.to_vec(), "ordered": false})
+                .await?;
+        }
+    }
+    let secs = started.elapsed().as_secs_f64();
+    db.drop().await?;
+    Ok(Throughput { items: events.len(), secs, per_sec: events.len() as f64 / secs })
+}
+
+#[derive(Clone, Debug)]
+pub struct ReadCell {
+    pub query: &'static str,
+    pub store: &'static str,
+    pub summary: Summary,
+}
+
+pub const READS: [(&str, &str); 5] = [
+    ("leaderboard(WEEK, first: 10)", "query { leaderboard(period: WEEK, first: 10) { edges { node { rank minutes user { name } } } } }"),
+    ("myRank(WEEK)", "query { myRank(period: WEEK) { rank minutes } }"),
+    ("studyStats", "query { studyStats { totalMinutes sessions bySubject { subject minutes } } }"),
+    ("searchUsers", "query { searchUsers(query: \"ann\", first: 20) { edges { node { id name } } } }"),
+    ("messages (page of 20)", "query($r: ID!) { messages(roomId: $r, first: 20) { edges { node { id body } } } }"),
+];
+
+/// (d): the routed reads on a server with MongoDB answering, then on one
+/// forced to the CockroachDB fallback. `provenance` confirms which store
+/// answered: a cell whose answers came from the other store is reported so.
+pub async fn reads(
+    env: &Env,
+    fx: &Arc<Fixture>,
+    cell: Duration,
+    clients: usize,
+) -> (Vec<ReadCell>, Vec<String>) {
+    let mut cells = Vec::new();
+    let mut errors = Vec::new();
+    let runs: [(&str, Vec<(&str, String)>); 2] = [
+        ("MongoDB", vec![]),
+        ("CockroachDB", vec![("READ_MODEL_TIMEOUT_MS", "1".to_owned())]),
+    ];
+    for (store, vars) in runs {
+        let server = match Process::serve(env, &vars, &format!("reads-{store}")).await {
+            Ok(s) => s,
+            Err(e) => {
+                errors.push(format!("reads ({store}): {e:#}"));
+                continue;
+            }
+        };
+        let gql = Gql::new(&server.url);
+        for (name, query) in READS {
+            let vars = json!({"r": fx.room_id});
+            match gql.full(&fx.reader_token, query, vars.clone()).await {
+                Ok(body) => {
+                    let answered = body.pointer("/extensions/provenance").map(|p| p.to_string()).unwrap_or_default();
+                    let expected = if store == "MongoDB" { "mongodb" } else { "cockroachdb" };
+                    if !answered.to_lowercase().contains(expected) {
+                        errors.push(format!("{name} on the {store} run was answered by {answered:?}"));
+                    }
+                }
+                Err(e) => {
+                    errors.push(format!("{name} ({store}): {e:#}"));
+                    continue;
+                }
+            }
+            let summary = closed_loop(clients, cell, {
+                let (gql, fx) = (gql.clone(), Arc::clone(fx));
+                move |_, _| {
+                    let (gql, token, vars) = (gql.clone(), fx.reader_token.clone(), vars.clone());
+                    async move { gql.run(&token, query, vars).await.map(drop) }
+                }
+            })
+            .await;
+            println!("  {store:<11} {name:<30} p50 {:>7.2} ms  p99 {:>7.2} ms  {:>6.0} req/s", summary.p50, summary.p99, summary.rps);
+            cells.push(ReadCell { query: name, store, summary });
+        }
+        server.stop().await;
+    }
+    (cells, errors)
+}
+
+/// (e): the cheapest authenticated query, and a page with a nested loader.
+pub async fn overhead(env: &Env, fx: &Arc<Fixture>, cell: Duration, clients: usize) -> anyhow::Result<Vec<(&'static str, Summary)>> {
+    let server = Process::serve(env, &[], "overhead").await?;
+    let gql = Gql::new(&server.url);
+    let mut out = Vec::new();
+    // A full page: the reader gets twenty todos of their own.
+    for i in 0..20 {
+        gql.run(&fx.reader_token, "mutation($t: String!) { createTodo(input: {title: $t}) { id } }", json!({"t": format!("Page filler {i}")}))
+            .await?;
+    }
+    for (name, query) in [
+        ("me", "query { me { id name } }"),
+        ("todos(first: 20) { owner { name } }", "query { todos(first: 20) { edges { node { id title owner { name } } } } }"),
+    ] {
+        gql.run(&fx.reader_token, query, json!({})).await?;
+        let summary = closed_loop(clients, cell, {
+            let (gql, fx) = (gql.clone(), Arc::clone(fx));
+            move |_, _| {
+                let (gql, token) = (gql.clone(), fx.reader_token.clone());
+                async move { gql.run(&token, query, json!({})).await.map(drop) }
+            }
+        })
+        .await;
+        println!("  {name:<40} p50 {:>6.2} ms  {:>7.0} req/s", summary.p50, summary.rps);
+        out.push((name, summary));
+    }
+    server.stop().await;
+    Ok(out)
+}

@@ -1,0 +1,273 @@
+//! The results of one run, the targets they are held to, and the Markdown
+//! report.
+use std::fmt::Write as _;
+
+use mongodb::bson::doc;
+use sea_orm::DatabaseConnection;
+use studysync::seed::SeedReport;
+
+use crate::{
+    phases::{LagCell, ReadCell, Throughput, WriteCell},
+    stats::Summary,
+    Args,
+};
+
+#[derive(Default)]
+pub struct Machine {
+    pub cpu: String,
+    pub cores: usize,
+    pub memory_gib: f64,
+    pub kernel: String,
+    pub postgres: String,
+    pub mongo: String,
+}
+
+pub struct Results {
+    pub date: String,
+    pub args: String,
+    pub machine: Machine,
+    pub seed: Option<SeedReport>,
+    pub drain: Result<Throughput, String>,
+    pub ceiling: Result<Throughput, String>,
+    pub reads: Vec<ReadCell>,
+    pub overhead: Result<Vec<(&'static str, Summary)>, String>,
+    pub writes: Vec<WriteCell>,
+    pub lag: Vec<LagCell>,
+    pub rss: Vec<(String, Option<f64>)>,
+    pub notes: Vec<String>,
+    pub poll_ms: u64,
+    pub started: std::time::Instant,
+    pub total_secs: f64,
+}
+
+impl Results {
+    pub fn new(args: &Args) -> Self {
+        Self {
+            date: chrono::Utc::now().format("%Y-%m-%d %H:%M UTC").to_string(),
+            args: std::env::args().skip(1).collect::<Vec<_>>().join(" "),
+            machine: Machine::default(),
+            seed: None,
+            drain: Err("not run".into()),
+            ceiling: Err("not run".into()),
+            reads: Vec::new(),
+            overhead: Err("not run".into()),
+            writes: Vec::new(),
+            lag: Vec::new(),
+            rss: Vec::new(),
+            notes: Vec::new(),
+            poll_ms: args.poll_ms,
+            started: std::time::Instant::now(),
+            total_secs: 0.0,
+        }
+    }
+
+    pub fn finish(&mut self) {
+        self.total_secs = self.started.elapsed().as_secs_f64();
+    }
+
+    pub fn write(&self, mode: &str, mutation: &str, c: usize) -> Option<&Summary> {
+        self.writes
+            .iter()
+            .find(|w| w.mode == mode && w.mutation == mutation && w.concurrency == c)
+            .map(|w| &w.summary)
+    }
+
+    fn read(&self, query: &str, store: &str) -> Option<&Summary> {
+        self.reads
+            .iter()
+            .find(|r| r.query == query && r.store == store)
+            .map(|r| &r.summary)
+    }
+
+    fn lag_at(&self, worker: &str) -> Option<&LagCell> {
+        self.lag
+            .iter()
+            .filter(|l| l.worker == worker)
+            .max_by(|a, b| a.target_rate.total_cmp(&b.target_rate))
+    }
+}
+
+pub async fn machine(sql: &DatabaseConnection, mongo: &mongodb::Client) -> Machine {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let cpu = cpuinfo
+        .lines()
+        .find(|l| l.starts_with("model name"))
+        .and_then(|l| l.split(':').nth(1))
+        .unwrap_or("unknown")
+        .trim()
+        .to_owned();
+    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    let memory_gib = meminfo
+        .lines()
+        .find(|l| l.starts_with("MemTotal:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|kib| kib.parse::<f64>().ok())
+        .map_or(0.0, |kib| kib / 1024.0 / 1024.0);
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default().trim().to_owned();
+    let postgres = crate::db::scalar_string(sql, "SELECT version()").await.unwrap_or_else(|e| format!("unknown ({e})"));
+    let mongo = match mongo.database("admin").run_command(doc! {"buildInfo": 1}).await {
+        Ok(info) => format!(
+            "version {} ({})",
+            info.get_str("version").unwrap_or("?"),
+            info.iter()
+                .filter(|(k, _)| !matches!(k.as_str(), "version" | "ok" | "versionArray" | "openssl" | "buildEnvironment" | "storageEngines" | "modules"))
+                .map(|(k, v)| format!("{k}: {v}"))
+                .take(4)
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        Err(e) => format!("unknown ({e})"),
+    };
+    Machine {
+        cpu,
+        cores: std::thread::available_parallelism().map_or(0, |n| n.get()),
+        memory_gib,
+        kernel,
+        postgres,
+        mongo,
+    }
+}
+
+/// One target: the measured ratio and whether it is met, or why it could
+/// not be computed.
+pub struct Target {
+    pub name: String,
+    pub measured: Result<String, String>,
+    pub met: Option<bool>,
+}
+
+fn ratio(name: &str, a: Option<f64>, b: Option<f64>, limit: f64, at_most: bool, what: &str) -> Target {
+    let measured = match (a, b) {
+        (Some(a), Some(b)) if b > 0.0 && a.is_finite() && b.is_finite() => Ok(a / b),
+        _ => Err("not available".to_owned()),
+    };
+    Target {
+        name: name.to_owned(),
+        met: measured.as_ref().ok().map(|&x| if at_most { x <= limit } else { x >= limit }),
+        measured: measured.map(|x| format!("{x:.2} × {what}")),
+    }
+}
+
+fn absolute(name: String, value: Option<(f64, String)>, limit: f64) -> Target {
+    Target {
+        name,
+        met: value.as_ref().map(|(v, _)| *v <= limit),
+        measured: value.map(|(_, text)| text).ok_or_else(|| "not available".to_owned()),
+    }
+}
+
+pub fn targets(r: &Results) -> Vec<Target> {
+    let mut out = Vec::new();
+    let p50 = |mode: &str, m: &str| r.write(mode, m, 8).map(|s| s.p50);
+    for m in crate::phases::MUTATIONS {
+        out.push(ratio(&format!("{m}: outbox p50 ≤ 1.25 × floor (c=8)"), p50("outbox", m), p50("floor", m), 1.25, true, "floor"));
+        out.push(ratio(&format!("{m}: outbox p50 ≤ 0.5 × dual write (c=8)"), p50("outbox", m), p50("dual-write", m), 0.5, true, "dual write"));
+    }
+    let lag = |l: &LagCell| (l.lag.p99, format!("{:.1} ms (achieved {:.0}/s)", l.lag.p99, l.achieved_rate));
+    let inproc = r.lag_at("in-process");
+    out.push(absolute(
+        format!("lag p99 ≤ 100 ms, in-process worker, {:.0} mutations/s", inproc.map_or(500.0, |l| l.target_rate)),
+        inproc.map(lag),
+        100.0,
+    ));
+    let bound = r.poll_ms as f64 + 100.0;
+    out.push(absolute(
+        format!("lag p99 ≤ poll interval + 100 ms = {bound:.0} ms, separate worker"),
+        r.lag_at("separate").map(lag),
+        bound,
+    ));
+    let drain = r.drain.as_ref().ok().map(|t| t.per_sec);
+    let ceiling = r.ceiling.as_ref().ok().map(|t| t.per_sec);
+    out.push(ratio("drain ≥ 0.8 × raw bulk-upsert ceiling", drain, ceiling, 0.8, false, "ceiling"));
+    let lb = "leaderboard(WEEK, first: 10)";
+    let mongo_p50 = r.read(lb, "MongoDB").map(|s| s.p50);
+    let crdb_p50 = r.read(lb, "CockroachDB").map(|s| s.p50);
+    out.push(absolute(
+        "leaderboard(WEEK, first: 10) p50 ≤ 5 ms from MongoDB".into(),
+        mongo_p50.map(|p| (p, format!("{p:.2} ms"))),
+        5.0,
+    ));
+    out.push(ratio("leaderboard: CockroachDB path ≥ 10 × MongoDB path (p50)", crdb_p50, mongo_p50, 10.0, false, "MongoDB"));
+    out
+}
+
+fn verdict(t: &Target) -> &'static str {
+    match t.met {
+        Some(true) => "met",
+        Some(false) => "MISSED",
+        None => "not available",
+    }
+}
+
+pub fn targets_text(r: &Results) -> String {
+    let mut s = String::from("Targets:\n");
+    for t in targets(r) {
+        let m = t.measured.clone().unwrap_or_else(|e| e);
+        let _ = writeln!(s, "  [{:^13}] {} — {}", verdict(&t), t.name, m);
+    }
+    s
+}
+
+fn ms(x: f64) -> String {
+    if x.is_finite() { format!("{x:.2}") } else { "–".into() }
+}
+
+pub fn render(r: &Results) -> String {
+    let mut s = String::new();
+    let m = &r.machine;
+    let _ = writeln!(s, "# studysync benchmark report\n");
+    let _ = writeln!(s, "Generated by `scripts/bench.sh` (`target/release/bench {}`) on {}; the whole run took {:.0} s.\n", r.args, r.date, r.total_secs);
+    let _ = writeln!(s, "## Machine\n\n| | |\n|---|---|");
+    let _ = writeln!(s, "| CPU | {} |\n| Cores | {} |\n| Memory | {:.1} GiB |\n| Kernel | {} |", m.cpu, m.cores, m.memory_gib, m.kernel);
+    let _ = writeln!(s, "| SQL (CockroachDB stand-in) | {} |\n| MongoDB server | {} |\n", m.postgres, m.mongo);
+    let _ = writeln!(s, "Server, worker, both databases and the load generator share these cores.\n");
+    let _ = writeln!(s, "## Targets\n\n| Target | Measured | Verdict |\n|---|---|---|");
+    for t in targets(r) {
+        let _ = writeln!(s, "| {} | {} | {} |", t.name, t.measured.clone().unwrap_or_else(|e| e), verdict(&t));
+    }
+    if let Some(seed) = &r.seed {
+        let _ = writeln!(s, "\n## Data\n\n`studysync seed` (bulk, outbox events in the same transactions) wrote {} users, {} todos, {} study sessions, {} study totals, {} rooms ({} memberships) and {} messages — {} outbox events — in {:.1} s.\n",
+            seed.users, seed.todos, seed.sessions, seed.totals, seed.rooms, seed.memberships, seed.messages, seed.events, seed.elapsed.as_secs_f64());
+    }
+    let _ = writeln!(s, "## Mutation latency (ms) and throughput\n\nClosed loop: each client sends its next request when the previous one is answered. ![latency](latency.svg)\n");
+    let _ = writeln!(s, "| Mutation | Clients | Mode | p50 | p95 | p99 | req/s | errors |\n|---|---|---|---|---|---|---|---|");
+    for w in &r.writes {
+        let x = &w.summary;
+        let _ = writeln!(s, "| {} | {} | {} | {} | {} | {} | {:.0} | {} |", w.mutation, w.concurrency, w.mode, ms(x.p50), ms(x.p95), ms(x.p99), x.rps, x.errors);
+    }
+    let _ = writeln!(s, "\n## Sync lag\n\nCommit → applied in MongoDB, from the worker's own timestamps (`outbox.processed_at − outbox.created_at`, one database clock; `created_at` is the writing transaction's start, so the figure includes the commit). Steady `createTodo` traffic, open loop. Worker poll interval {} ms (local commits wake the in-process worker at once). ![lag](lag.svg)\n", r.poll_ms);
+    let _ = writeln!(s, "| Worker | Target rate | Achieved | events applied | lag p50 | p95 | p99 | max | not applied | mutation p50 |\n|---|---|---|---|---|---|---|---|---|---|");
+    for l in &r.lag {
+        let _ = writeln!(s, "| {} | {:.0}/s | {:.0}/s | {} | {} | {} | {} | {} | {} | {} |", l.worker, l.target_rate, l.achieved_rate, l.lag.n, ms(l.lag.p50), ms(l.lag.p95), ms(l.lag.p99), ms(l.lag.max), l.unapplied, ms(l.mutation.p50));
+    }
+    let _ = writeln!(s, "\n## Drain\n\n![drain](drain.svg)\n\n| | Items | Seconds | per second |\n|---|---|---|---|");
+    for (name, t) in [("worker drains the seeded backlog (separate process)", &r.drain), ("raw ceiling: driver bulk upserts, same server", &r.ceiling)] {
+        match t {
+            Ok(t) => { let _ = writeln!(s, "| {name} | {} | {:.1} | {:.0} |", t.items, t.secs, t.per_sec); }
+            Err(e) => { let _ = writeln!(s, "| {name} | not available: {e} | | |"); }
+        }
+    }
+    let _ = writeln!(s, "\n## Reads at seeded scale\n\n4 concurrent clients per query; the CockroachDB rows come from a server started with `READ_MODEL_TIMEOUT_MS=1`, which sends every routed field to its CockroachDB fallback (confirmed by `extensions.provenance`).\n");
+    let _ = writeln!(s, "| Query | Store | p50 | p99 | req/s |\n|---|---|---|---|---|");
+    for c in &r.reads {
+        let _ = writeln!(s, "| {} | {} | {} | {} | {:.0} |", c.query, c.store, ms(c.summary.p50), ms(c.summary.p99), c.summary.rps);
+    }
+    let _ = writeln!(s, "\n## GraphQL overhead\n\n8 concurrent clients.\n\n| Query | p50 (ms) | p99 (ms) | req/s |\n|---|---|---|---|");
+    match &r.overhead {
+        Ok(rows) => for (name, x) in rows {
+            let _ = writeln!(s, "| `{name}` | {} | {} | {:.0} |", ms(x.p50), ms(x.p99), x.rps);
+        },
+        Err(e) => { let _ = writeln!(s, "| not available: {e} | | | |"); }
+    }
+    let _ = writeln!(s, "\n## Memory\n\nPeak resident set size (VmHWM) of each process over its life.\n\n| Process | Peak RSS (MiB) |\n|---|---|");
+    for (name, rss) in &r.rss {
+        let _ = writeln!(s, "| {name} | {} |", rss.map_or("not available".into(), |m| format!("{m:.1}")));
+    }
+    if !r.notes.is_empty() {
+        let _ = writeln!(s, "\n## Problems during the run\n");
+        for n in &r.notes {
+            let _ = writeln!(s, "- {n}");
+        }
+    }
+    s
+}

@@ -1,0 +1,109 @@
+//! The server under test, run as a child process of the release binary so
+//! its memory can be read from /proc and nothing of the driver is measured.
+use std::{
+    path::PathBuf,
+    process::Stdio,
+    time::{Duration, Instant},
+};
+
+use anyhow::{bail, Context};
+use tokio::process::{Child, Command};
+
+/// How to reach the databases; shared by every process the bench starts.
+#[derive(Clone)]
+pub struct Env {
+    pub bin: PathBuf,
+    pub database_url: String,
+    pub mongodb_uri: String,
+    pub mongodb_db: String,
+    pub jwt_secret: String,
+    pub log_dir: PathBuf,
+}
+
+impl Env {
+    fn command(&self, args: &[&str], vars: &[(&str, String)], log: &str) -> anyhow::Result<Command> {
+        let mut cmd = Command::new(&self.bin);
+        cmd.args(args)
+            .env("DATABASE_URL", &self.database_url)
+            .env("MONGODB_URI", &self.mongodb_uri)
+            .env("MONGODB_DB", &self.mongodb_db)
+            .env("JWT_SECRET", &self.jwt_secret)
+            .env("RUST_LOG", "warn")
+            .kill_on_drop(true)
+            .stdin(Stdio::null());
+        for (k, v) in vars {
+            cmd.env(k, v);
+        }
+        std::fs::create_dir_all(&self.log_dir)?;
+        let file = std::fs::File::create(self.log_dir.join(format!("{log}.log")))?;
+        cmd.stdout(Stdio::from(file.try_clone()?)).stderr(Stdio::from(file));
+        Ok(cmd)
+    }
+}
+
+pub struct Process {
+    child: Child,
+    pub url: String,
+}
+
+impl Process {
+    /// `studysync serve` on a free port; returns once `/healthz` answers.
+    pub async fn serve(env: &Env, vars: &[(&str, String)], log: &str) -> anyhow::Result<Self> {
+        let port = free_port()?;
+        let mut vars = vars.to_vec();
+        vars.push(("BIND_ADDR", format!("127.0.0.1:{port}")));
+        let child = env.command(&["serve"], &vars, log)?.spawn().context("starting the server")?;
+        let mut process = Self {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+        };
+        let client = reqwest::Client::new();
+        let started = Instant::now();
+        loop {
+            if let Ok(r) = client.get(format!("{}/healthz", process.url)).send().await {
+                if r.status().is_success() {
+                    return Ok(process);
+                }
+            }
+            if let Some(status) = process.child.try_wait()? {
+                bail!("server exited with {status}; see {}", env.log_dir.join(format!("{log}.log")).display());
+            }
+            if started.elapsed() > Duration::from_secs(60) {
+                bail!("server did not answer /healthz within 60 s");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// `studysync worker` (a separate sync worker process).
+    pub async fn worker(env: &Env, vars: &[(&str, String)], log: &str) -> anyhow::Result<Self> {
+        let mut child = env.command(&["worker"], vars, log)?.spawn().context("starting the worker")?;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        if let Some(status) = child.try_wait()? {
+            bail!("worker exited with {status}; see {}", env.log_dir.join(format!("{log}.log")).display());
+        }
+        Ok(Self {
+            child,
+            url: String::new(),
+        })
+    }
+
+    /// Peak resident set size so far (VmHWM), in MiB.
+    pub fn peak_rss_mib(&self) -> Option<f64> {
+        let pid = self.child.id()?;
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+        let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+        let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+        Some(kib / 1024.0)
+    }
+
+    pub async fn stop(mut self) {
+        let _ = self.child.start_kill();
+        let _ = self.child.wait().await;
+    }
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    Ok(listener.local_addr()?.port())
+}
