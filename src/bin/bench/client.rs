@@ -12,6 +12,7 @@ impl Gql {
     pub fn new(base: &str) -> Self {
         let http = reqwest::Client::builder()
             .pool_max_idle_per_host(256)
+            .timeout(std::time::Duration::from_secs(30))
             .build()
             .unwrap_or_default();
         Self {

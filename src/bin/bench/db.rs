@@ -41,16 +41,25 @@ pub async fn pending(db: &DatabaseConnection) -> anyhow::Result<i64> {
     .await
 }
 
-/// Waits until nothing is pending; false on timeout.
-pub async fn wait_drained(db: &DatabaseConnection, timeout: Duration) -> anyhow::Result<bool> {
+/// Waits until at most `baseline` events are pending (what was pending
+/// before the caller added its own); false on timeout, or as soon as five
+/// seconds pass without progress (no worker is running).
+pub async fn wait_drained(db: &DatabaseConnection, baseline: i64, timeout: Duration) -> anyhow::Result<bool> {
     let started = Instant::now();
-    while started.elapsed() < timeout {
-        if pending(db).await? == 0 {
+    let mut best = i64::MAX;
+    let mut progressed = Instant::now();
+    while started.elapsed() < timeout && progressed.elapsed() < Duration::from_secs(5) {
+        let left = pending(db).await?;
+        if left <= baseline {
             return Ok(true);
+        }
+        if left < best {
+            best = left;
+            progressed = Instant::now();
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    Ok(pending(db).await? == 0)
+    Ok(false)
 }
 
 /// Drops and recreates the benchmark's PostgreSQL database.

@@ -14,12 +14,11 @@ mod stats;
 use std::{path::PathBuf, sync::Arc, time::Duration};
 
 use anyhow::Context;
-use clap::Parser;
 use sea_orm::{ConnectionTrait, DbBackend, Statement};
 use studysync::{app::AppState, config::Config, seed::SeedArgs};
 
 /// Sizes and durations; the defaults finish in about ten minutes on two cores.
-#[derive(Parser, Debug, Clone)]
+#[derive(clap::Parser, Debug, Clone)]
 #[command(name = "bench", about = "studysync benchmark: writes docs/bench/REPORT.md and charts")]
 pub struct Args {
     /// PostgreSQL server (a database named --database is created on it).
@@ -73,31 +72,21 @@ pub struct Fixture {
     pub reader_token: String,
 }
 
-fn default_sizes(args: &mut Args) {
-    // Seed defaults for the benchmark: a backlog of about 100,000 events.
-    let given: Vec<String> = std::env::args().collect();
-    let has = |flag: &str| given.iter().any(|a| a == flag || a.starts_with(&format!("{flag}=")));
-    if !has("--users") {
-        args.seed.users = 3_000;
+/// The benchmark's own seed sizes: a backlog of about 100,000 events, which
+/// the drain measurement needs and the stand-in MongoDB can absorb in time.
+fn parse_args() -> Args {
+    use clap::{CommandFactory, FromArgMatches};
+    let mut command = Args::command();
+    for (arg, value) in [("users", "3000"), ("sessions", "30000"), ("todos", "9000"), ("rooms", "30"), ("messages", "8000")] {
+        command = command.mut_arg(arg, |a| a.default_value(value));
     }
-    if !has("--sessions") {
-        args.seed.sessions = 30_000;
-    }
-    if !has("--todos") {
-        args.seed.todos = 9_000;
-    }
-    if !has("--rooms") {
-        args.seed.rooms = 30;
-    }
-    if !has("--messages") {
-        args.seed.messages = 8_000;
-    }
+    let matches = command.get_matches();
+    Args::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let mut args = Args::parse();
-    default_sizes(&mut args);
+    let args = parse_args();
     let root = std::env::current_dir()?;
     let mongodb_uri = match &args.mongodb_uri {
         Some(uri) => uri.clone(),

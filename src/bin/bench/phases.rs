@@ -15,7 +15,17 @@ use crate::{
 };
 
 pub const MUTATIONS: [&str; 3] = ["createTodo", "logStudySession", "sendMessage"];
-pub const MODES: [&str; 3] = ["outbox", "dual-write", "floor"];
+pub const MODES: [&str; 4] = ["outbox", "outbox, worker paused", "dual-write", "floor"];
+
+/// Server settings per mode. "outbox, worker paused" is the production write
+/// path with no worker competing for this machine's two cores; its backlog
+/// is drained by a `worker` process afterwards.
+fn mode_vars(mode: &str) -> Vec<(&'static str, String)> {
+    match mode {
+        "outbox, worker paused" => vec![("BENCH_WRITE_MODE", "outbox".to_owned()), ("NO_WORKER", "true".to_owned())],
+        other => vec![("BENCH_WRITE_MODE", other.to_owned())],
+    }
+}
 
 #[derive(Clone, Debug)]
 pub struct WriteCell {
@@ -58,8 +68,10 @@ pub async fn writes(
     let mut cells = Vec::new();
     let mut rss = Vec::new();
     let mut errors = Vec::new();
+    let baseline = db::pending(sql).await.unwrap_or(0);
     for mode in MODES {
-        let server = match Process::serve(env, &[("BENCH_WRITE_MODE", mode.to_owned())], &format!("writes-{mode}")).await {
+        let log = format!("writes-{}", mode.replace([',', ' '], ""));
+        let server = match Process::serve(env, &mode_vars(mode), &log).await {
             Ok(s) => s,
             Err(e) => {
                 errors.push(format!("write mode {mode}: {e:#}"));
@@ -92,11 +104,20 @@ pub async fn writes(
                 );
                 cells.push(WriteCell { mode, mutation, concurrency: c, summary });
                 // The outbox backlog of this cell must not slow the next one.
-                let _ = db::wait_drained(sql, Duration::from_secs(60)).await;
+                let _ = db::wait_drained(sql, baseline, Duration::from_secs(60)).await;
             }
         }
         rss.push((format!("serve, write mode {mode}"), server.peak_rss_mib()));
         server.stop().await;
+        if db::pending(sql).await.unwrap_or(0) > baseline {
+            match Process::worker(env, &[], "writes-drain").await {
+                Ok(worker) => {
+                    let _ = db::wait_drained(sql, baseline, Duration::from_secs(300)).await;
+                    worker.stop().await;
+                }
+                Err(e) => errors.push(format!("draining after {mode}: {e:#}")),
+            }
+        }
     }
     (cells, rss, errors)
 }
@@ -178,7 +199,7 @@ async fn lag_cell(
     rate: f64,
     duration: Duration,
 ) -> anyhow::Result<LagCell> {
-    db::wait_drained(sql, Duration::from_secs(60)).await?;
+    let baseline = db::pending(sql).await?;
     let since = db::scalar_string(sql, "SELECT CAST(now() AS TEXT)").await?;
     let gql = Gql::new(&server.url);
     let mutation = open_loop(rate, duration, {
@@ -189,7 +210,7 @@ async fn lag_cell(
         }
     })
     .await;
-    db::wait_drained(sql, Duration::from_secs(60)).await?;
+    db::wait_drained(sql, baseline, Duration::from_secs(60)).await?;
     let filter = format!("aggregate_type = 'todo' AND created_at >= CAST('{since}' AS TIMESTAMPTZ)");
     let mut lag_ms = db::query_f64s(
         sql,
