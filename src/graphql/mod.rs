@@ -1,5 +1,6 @@
 //! The GraphQL API: one module per domain, merged into one schema.
 pub mod context;
+pub mod limits;
 pub mod loaders;
 pub mod rooms;
 pub mod study;
@@ -44,6 +45,11 @@ pub fn build_schema(state: Option<AppState>) -> AppSchema {
         if !state.config().introspection {
             builder = builder.disable_introspection();
         }
+        let config = state.config();
+        builder = builder
+            .extension(limits::Limits(limits::QueryLimits::from_config(config)))
+            .limit_recursive_depth(config.max_query_nesting)
+            .data(Arc::new(crate::ratelimit::AuthLimits::new(config)));
         builder = builder.data(state);
     }
     builder.finish()

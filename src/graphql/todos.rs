@@ -47,6 +47,7 @@ impl TodoQuery {
     }
 
     /// The caller's todos, newest first.
+    #[graphql(complexity = "super::limits::list_cost(first, child_complexity)")]
     async fn todos(
         &self,
         ctx: &Context<'_>,
