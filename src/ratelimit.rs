@@ -135,7 +135,9 @@ impl AuthLimits {
     }
 }
 
-fn limited(what: &str, wait: Duration) -> AppError {
+fn limited(what: &'static str, wait: Duration) -> AppError {
+    metrics::counter!("studysync_rate_limited_total", "operation" => what).increment(1);
+    tracing::info!(operation = what, "rate limit reached");
     let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
     AppError::RateLimited(format!(
         "too many {what} attempts; try again in {seconds} s"

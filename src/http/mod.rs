@@ -1,5 +1,5 @@
 //! The HTTP surface: GraphQL, GraphiQL, health and metrics.
-mod client;
+pub mod client;
 mod graphiql;
 mod graphql;
 pub mod limits;
