@@ -12,15 +12,24 @@ use std::{
 
 use crate::{config::Config, error::AppError};
 
-/// Entries kept before expired ones are swept, so memory stays bounded by the
-/// number of keys active within one window.
-const SWEEP_AT: usize = 10_000;
+/// Size at which expired entries are first swept; after a sweep the next one
+/// waits until the map has doubled, so sweeping stays amortised O(1).
+const FIRST_SWEEP: usize = 10_000;
+/// Hard cap on tracked keys. Past it (a spray of distinct emails from many
+/// addresses) new keys go uncounted rather than growing memory without bound;
+/// the per-address limits still apply.
+const MAX_KEYS: usize = 200_000;
 
 /// Counts events per key within a window.
 pub struct Limiter {
     max: u32,
     window: Duration,
-    entries: Mutex<HashMap<String, Window>>,
+    state: Mutex<State>,
+}
+
+struct State {
+    entries: HashMap<String, Window>,
+    sweep_at: usize,
 }
 
 #[derive(Clone, Copy)]
@@ -34,7 +43,10 @@ impl Limiter {
         Self {
             max,
             window,
-            entries: Mutex::new(HashMap::new()),
+            state: Mutex::new(State {
+                entries: HashMap::new(),
+                sweep_at: FIRST_SWEEP,
+            }),
         }
     }
 
@@ -42,10 +54,10 @@ impl Limiter {
     /// the window ends.
     pub fn check(&self, key: &str) -> Result<(), Duration> {
         let now = Instant::now();
-        let Ok(entries) = self.entries.lock() else {
+        let Ok(state) = self.state.lock() else {
             return Ok(());
         };
-        match entries.get(key) {
+        match state.entries.get(key) {
             Some(w) if now.duration_since(w.started) < self.window && w.count >= self.max => {
                 Err(self.window.saturating_sub(now.duration_since(w.started)))
             }
@@ -56,14 +68,23 @@ impl Limiter {
     /// Counts one event for `key`.
     pub fn record(&self, key: &str) {
         let now = Instant::now();
-        let Ok(mut entries) = self.entries.lock() else {
+        let Ok(mut state) = self.state.lock() else {
             return;
         };
-        if entries.len() >= SWEEP_AT && !entries.contains_key(key) {
-            let window = self.window;
-            entries.retain(|_, w| now.duration_since(w.started) < window);
+        if !state.entries.contains_key(key) {
+            if state.entries.len() >= state.sweep_at {
+                let window = self.window;
+                state
+                    .entries
+                    .retain(|_, w| now.duration_since(w.started) < window);
+                state.sweep_at = (state.entries.len() * 2).max(FIRST_SWEEP);
+            }
+            if state.entries.len() >= MAX_KEYS {
+                tracing::warn!("rate limiter is tracking {MAX_KEYS} keys; new keys go uncounted");
+                return;
+            }
         }
-        let entry = entries.entry(key.to_owned()).or_insert(Window {
+        let entry = state.entries.entry(key.to_owned()).or_insert(Window {
             started: now,
             count: 0,
         });
@@ -156,6 +177,16 @@ mod tests {
         limiter.record("a");
         assert!(limiter.check("a").is_err());
         assert!(limiter.check("b").is_ok());
+    }
+
+    #[test]
+    fn expired_keys_are_swept_so_memory_stays_bounded() {
+        let limiter = Limiter::new(1, Duration::ZERO);
+        for i in 0..5 * FIRST_SWEEP {
+            limiter.record(&i.to_string());
+        }
+        let tracked = limiter.state.lock().map(|s| s.entries.len()).unwrap_or(0);
+        assert!(tracked <= FIRST_SWEEP, "{tracked}");
     }
 
     #[test]
