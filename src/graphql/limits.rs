@@ -278,6 +278,7 @@ impl Extension for Limits {
             error
         })?;
         check_document(&doc, &self.0)?;
+        super::variables::check(&ctx.schema_env.registry, &doc, variables)?;
         Ok(doc)
     }
 

@@ -7,6 +7,7 @@ pub mod study;
 pub mod todos;
 pub mod types;
 pub mod users;
+pub mod variables;
 
 use std::sync::Arc;
 
