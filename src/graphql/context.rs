@@ -128,6 +128,7 @@ pub async fn require_admin(ctx: &Context<'_>) -> AppResult<users::Model> {
 pub struct AdminCheck(tokio::sync::OnceCell<bool>);
 
 /// True when the caller is an admin; anonymous and invalid tokens are not.
+#[tracing::instrument(skip_all)]
 pub async fn viewer_is_admin(ctx: &Context<'_>) -> AppResult<bool> {
     let Some(id) = ctx.viewer().user_id() else {
         return Ok(false);
