@@ -249,6 +249,20 @@ fn check_document(doc: &ExecutableDocument, limits: &QueryLimits) -> ServerResul
     Ok(())
 }
 
+/// The parser reports syntax errors as a multi-line source excerpt ending in
+/// `= expected ...`; clients get that last line (the position is already in
+/// `locations`).
+fn syntax_message(message: &str) -> Option<String> {
+    if !message.trim_start().starts_with("-->") {
+        return None;
+    }
+    let expected = message
+        .lines()
+        .rev()
+        .find_map(|l| l.trim().strip_prefix("= "))?;
+    Some(format!("syntax error: {}", expected.replace('_', " ")))
+}
+
 /// Message async-graphql gives when its own recursion limit trips.
 const RECURSION_MESSAGE: &str = "The recursion depth of the query";
 
@@ -274,6 +288,8 @@ impl Extension for Limits {
         let doc = next.run(ctx, query, variables).await.map_err(|mut error| {
             if error.message.starts_with(RECURSION_MESSAGE) {
                 error = limit_error(codes::TOO_DEEP, error.message);
+            } else if let Some(short) = syntax_message(&error.message) {
+                error.message = short;
             }
             error
         })?;
@@ -311,6 +327,16 @@ mod tests {
         assert!(check_nesting("{ a(s: \"{{{{{{\") # {{{{{{\n }", 2).is_ok());
         assert!(check_nesting("{ a(s: \"\"\"{{{{ \\\"\"\" {{{{\"\"\") }", 2).is_ok());
         assert!(check_nesting("{ a { b { c } } }", 2).is_err());
+    }
+
+    #[test]
+    fn syntax_errors_read_as_one_line() {
+        let pest = " --> 1:2\n  |\n1 | {\n  |  ^---\n  |\n  = expected selection";
+        assert_eq!(
+            syntax_message(pest).as_deref(),
+            Some("syntax error: expected selection")
+        );
+        assert_eq!(syntax_message("Unknown field"), None);
     }
 
     #[test]

@@ -78,6 +78,9 @@ async fn a_document_that_does_not_parse_is_400_for_graphql_response_json_and_200
         body.get("data").is_none(),
         "no data entry before execution: {body}"
     );
+    let message = body["errors"][0]["message"].as_str().unwrap_or_default();
+    assert!(message.starts_with("syntax error: expected"), "{message}");
+    assert!(body["errors"][0]["locations"].is_array(), "{body}");
     let legacy = post_json(&app, "application/json", &broken).await;
     let body = legacy.assert_error(200, "BAD_USER_INPUT");
     assert!(body.get("data").is_none(), "{body}");
