@@ -291,3 +291,35 @@ async fn deeply_recursive_introspection_is_refused() {
     let reply = post_json(&app, GRAPHQL_RESPONSE, &json!({ "query": query })).await;
     reply.assert_error(400, "QUERY_TOO_DEEP");
 }
+
+#[test]
+fn a_limit_of_zero_or_a_wildcard_origin_is_refused_at_start_up() {
+    let base = [
+        "--database-url",
+        "postgres://postgres@127.0.0.1:5432/unused",
+        "--mongodb-uri",
+        "mongodb://127.0.0.1:1",
+        "--jwt-secret",
+        crate::helpers::JWT_SECRET,
+    ];
+    let with =
+        |extra: &[&str]| studysync::config::Config::from_args(base.iter().chain(extra).copied());
+    assert!(with(&[]).is_ok());
+    for flag in [
+        "--max-query-depth",
+        "--batch-max-operations",
+        "--login-window-seconds",
+    ] {
+        let error = with(&[flag, "0"]).expect_err("zero refused");
+        assert!(
+            format!("{error:#}").contains("must be positive"),
+            "{error:#}"
+        );
+    }
+    assert!(with(&["--cors-allowed-origins", "*"]).is_err());
+    assert!(with(&[
+        "--cors-allowed-origins",
+        "https://app.example.org,https://admin.example.org"
+    ])
+    .is_ok());
+}
