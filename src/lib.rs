@@ -2,15 +2,16 @@
 //! transactional outbox, and whose read model lives in MongoDB.
 pub mod app;
 pub mod auth;
+pub mod cli;
 pub mod config;
 pub mod domain;
 pub mod entity;
 pub mod error;
 pub mod graphql;
 pub mod http;
+pub mod ratelimit;
 pub mod read;
 pub mod sync;
 pub mod telemetry;
 pub mod write;
-pub mod cli;
 pub mod seed;

@@ -1,11 +1,13 @@
 //! The GraphQL API: one module per domain, merged into one schema.
 pub mod context;
+pub mod limits;
 pub mod loaders;
 pub mod rooms;
 pub mod study;
 pub mod todos;
 pub mod types;
 pub mod users;
+pub mod variables;
 
 use std::sync::Arc;
 
@@ -34,12 +36,21 @@ pub type AppSchema = Schema<Query, Mutation, Subscription>;
 /// Builds the schema. `state` is shared; per-request data (viewer, loaders)
 /// is added by the HTTP layer.
 pub fn build_schema(state: Option<AppState>) -> AppSchema {
-    let mut builder = Schema::build(Query::default(), Mutation::default(), Subscription::default())
-        .extension(ErrorCodes);
+    let mut builder = Schema::build(
+        Query::default(),
+        Mutation::default(),
+        Subscription::default(),
+    )
+    .extension(ErrorCodes);
     if let Some(state) = state {
         if !state.config().introspection {
             builder = builder.disable_introspection();
         }
+        let config = state.config();
+        builder = builder
+            .extension(limits::Limits(limits::QueryLimits::from_config(config)))
+            .limit_recursive_depth(config.max_query_nesting)
+            .data(Arc::new(crate::ratelimit::AuthLimits::new(config)));
         builder = builder.data(state);
     }
     builder.finish()

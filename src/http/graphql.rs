@@ -1,102 +1,95 @@
 //! GraphQL over HTTP: `POST /graphql` (queries and mutations) and
 //! `GET /graphql` (GraphiQL for browsers, queries only for clients).
+//!
+//! CSRF: a browser can send a cross-site GET, or a POST with a form or
+//! `text/plain` body, without asking the server first. None of those can run
+//! a mutation here: GET refuses mutations (405) and POST accepts only
+//! `application/json` (415 otherwise), which a cross-site page can only send
+//! after a CORS preflight that `CORS_ALLOWED_ORIGINS` decides.
 use std::sync::Arc;
 
-use async_graphql::{
-    parser::{parse_query, types::OperationType},
-    BatchRequest, BatchResponse, Request, Response, Value,
-};
+use async_graphql::{BatchRequest, BatchResponse, Request, Response, Value};
 use axum::{
     body::Bytes,
     extract::{RawQuery, State},
-    http::{header, HeaderMap, HeaderValue, StatusCode},
+    http::{header, request::Parts, HeaderMap, HeaderValue, StatusCode},
     response::{Html, IntoResponse},
 };
 
-use super::Http;
+use super::{
+    client::client_addr,
+    request::{self as params, BatchRules},
+    response::{self, JSON},
+    Http,
+};
 use crate::{
     graphql::{
-        context::{Viewer, Written},
+        context::{AdminCheck, Viewer, Written},
         loaders::Loaders,
     },
+    ratelimit::ClientAddr,
     read::cursor::Cursors,
     write::EventRef,
 };
 
-const GRAPHQL_RESPONSE: &str = "application/graphql-response+json";
-const JSON: &str = "application/json";
-
-/// The response media type the client accepts, `None` if it accepts neither.
-fn negotiate(headers: &HeaderMap) -> Option<&'static str> {
-    let Some(accept) = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()) else {
-        return Some(JSON);
-    };
-    let mut json = false;
-    let mut any = false;
-    for part in accept.split(',') {
-        let media = part.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
-        match media.as_str() {
-            GRAPHQL_RESPONSE => return Some(GRAPHQL_RESPONSE),
-            JSON => json = true,
-            "*/*" | "application/*" => any = true,
-            _ => {}
-        }
-    }
-    (json || any).then_some(JSON)
+fn not_acceptable() -> axum::response::Response {
+    response::error(
+        StatusCode::NOT_ACCEPTABLE,
+        JSON,
+        "NOT_ACCEPTABLE",
+        "Accept must allow application/graphql-response+json or application/json",
+    )
 }
 
-/// A GraphQL-shaped error response for requests that never reached execution.
-fn request_error(status: StatusCode, media: &'static str, message: &str) -> axum::response::Response {
-    let body = serde_json::json!({
-        "errors": [{ "message": message, "extensions": { "code": "BAD_REQUEST" } }]
-    });
-    (status, [(header::CONTENT_TYPE, HeaderValue::from_static(media))], body.to_string()).into_response()
-}
-
-/// True when the operation `request` would run is a mutation (or a
-/// subscription, which plain HTTP cannot serve).
-fn is_write_operation(request: &Request) -> bool {
-    let Ok(doc) = parse_query(&request.query) else {
-        return false;
-    };
-    let wanted = request.operation_name.as_deref();
-    doc.operations.iter().any(|(name, op)| {
-        let selected = match wanted {
-            Some(w) => name.map(|n| n.as_str()) == Some(w),
-            None => true,
-        };
-        selected && op.node.ty != OperationType::Query
-    })
-}
-
-pub async fn post(State(http): State<Http>, headers: HeaderMap, body: Bytes) -> axum::response::Response {
-    let Some(media) = negotiate(&headers) else {
-        return request_error(StatusCode::NOT_ACCEPTABLE, JSON, "Accept must allow application/graphql-response+json or application/json");
+pub async fn post(State(http): State<Http>, parts: Parts, body: Bytes) -> axum::response::Response {
+    let headers = &parts.headers;
+    let Some(media) = response::negotiate(headers) else {
+        return not_acceptable();
     };
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    let essence = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    let essence = content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
     if essence != JSON {
-        return request_error(
+        return response::error(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             media,
+            "UNSUPPORTED_MEDIA_TYPE",
             "Content-Type must be application/json",
         );
     }
-    let batch: BatchRequest = match serde_json::from_slice(&body) {
-        Ok(batch) => batch,
-        Err(_) => return request_error(StatusCode::BAD_REQUEST, media, "request body is not a valid GraphQL request"),
+    let config = http.app.config();
+    let rules = BatchRules {
+        enabled: config.batching,
+        max_operations: config.batch_max_operations,
     };
-    execute(&http, &headers, batch, media).await
+    let batch = match params::from_body(&body, rules) {
+        Ok(batch) => batch,
+        Err(rejection) => {
+            return response::error(
+                StatusCode::BAD_REQUEST,
+                media,
+                rejection.code,
+                &rejection.message,
+            )
+        }
+    };
+    let client = client_addr(&parts, config.trust_forwarded_for);
+    execute(&http, headers, client, batch, media).await
 }
 
 pub async fn get(
     State(http): State<Http>,
-    headers: HeaderMap,
+    parts: Parts,
     RawQuery(query): RawQuery,
 ) -> axum::response::Response {
+    let headers = &parts.headers;
     let query = query.unwrap_or_default();
     let wants_html = headers
         .get(header::ACCEPT)
@@ -105,41 +98,58 @@ pub async fn get(
     if wants_html && !query.contains("query=") {
         return Html(super::graphiql::page()).into_response();
     }
-    let Some(media) = negotiate(&headers) else {
-        return request_error(StatusCode::NOT_ACCEPTABLE, JSON, "Accept must allow application/graphql-response+json or application/json");
+    let Some(media) = response::negotiate(headers) else {
+        return not_acceptable();
     };
-    let request = match async_graphql::http::parse_query_string(&query) {
+    let request = match params::from_query_string(&query) {
         Ok(request) => request,
-        Err(_) => return request_error(StatusCode::BAD_REQUEST, media, "query string is not a valid GraphQL request"),
+        Err(rejection) => {
+            return response::error(
+                StatusCode::BAD_REQUEST,
+                media,
+                rejection.code,
+                &rejection.message,
+            )
+        }
     };
-    if is_write_operation(&request) {
-        let mut response = request_error(
+    if params::is_write_operation(&request) {
+        let mut reply = response::error(
             StatusCode::METHOD_NOT_ALLOWED,
             media,
+            "METHOD_NOT_ALLOWED",
             "mutations must be sent with POST",
         );
-        response.headers_mut().insert(header::ALLOW, HeaderValue::from_static("POST"));
-        return response;
+        reply
+            .headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static("POST"));
+        return reply;
     }
-    execute(&http, &headers, BatchRequest::Single(request), media).await
+    let client = client_addr(&parts, http.app.config().trust_forwarded_for);
+    execute(&http, headers, client, BatchRequest::Single(request), media).await
 }
 
 async fn execute(
     http: &Http,
     headers: &HeaderMap,
+    client: ClientAddr,
     batch: BatchRequest,
     media: &'static str,
 ) -> axum::response::Response {
     let viewer = Viewer::from_bearer(
         &http.app,
-        headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()),
+        headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok()),
     );
+    let admin = Arc::new(AdminCheck::default());
     let run = |request: Request| {
         let written = Arc::new(Written::default());
         let request = request
             .data(viewer.clone())
             .data(Loaders::new(http.app.sql()))
-            .data(written.clone());
+            .data(written.clone())
+            .data(client)
+            .data(admin.clone());
         let schema = http.schema.clone();
         let cursors = http.app.cursors().clone();
         async move {
@@ -158,27 +168,7 @@ async fn execute(
             BatchResponse::Batch(out)
         }
     };
-    let status = match (&response, media) {
-        (BatchResponse::Single(r), GRAPHQL_RESPONSE) if is_request_error(r) => StatusCode::BAD_REQUEST,
-        _ => StatusCode::OK,
-    };
-    let body = serde_json::to_string(&response).unwrap_or_else(|_| {
-        r#"{"errors":[{"message":"internal error","extensions":{"code":"INTERNAL"}}]}"#.to_owned()
-    });
-    let mut out = (status, [(header::CONTENT_TYPE, HeaderValue::from_static(media))], body).into_response();
-    if let Some(value) = response.cache_control().value().and_then(|v| HeaderValue::from_str(&v).ok()) {
-        out.headers_mut().insert(header::CACHE_CONTROL, value);
-    }
-    out.headers_mut()
-        .insert(header::VARY, HeaderValue::from_static("Accept, Authorization"));
-    out
-}
-
-/// Parse and validation failures: no data and no error from a resolver.
-fn is_request_error(response: &Response) -> bool {
-    !response.errors.is_empty()
-        && matches!(response.data, Value::Null)
-        && response.errors.iter().all(|e| e.path.is_empty())
+    response::execution(&response, media)
 }
 
 /// Codes every error and attaches the consistency token naming what the

@@ -1,12 +1,17 @@
 //! The HTTP surface: GraphQL, GraphiQL, health and metrics.
+pub mod client;
 mod graphiql;
 mod graphql;
+pub mod limits;
+pub mod request;
+pub mod response;
 
 use std::{future::Future, time::Duration};
 
 use axum::{
     extract::State,
     http::{header, StatusCode},
+    middleware,
     response::IntoResponse,
     routing::get,
     Router,
@@ -22,17 +27,29 @@ pub struct Http {
     pub schema: AppSchema,
 }
 
-/// All routes, with body limit, timeout and per-request trace spans.
+/// All routes, with body limit, timeout, CORS and per-request trace spans.
 pub fn router(app: AppState) -> Router {
     let schema = crate::graphql::build_schema(Some(app.clone()));
-    let body_limit = app.config().body_limit_bytes;
+    let config = app.config();
+    let body_limit = config.body_limit_bytes;
+    let guard = limits::Guard {
+        timeout: config.request_timeout(),
+        body_limit,
+    };
+    let cors = limits::cors(config);
     let http = Http { app, schema };
-    Router::new()
+    let router = Router::new()
         .route("/graphql", get(graphql::get).post(graphql::post))
         .route("/graphiql/{file}", get(graphiql::asset))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .layer(RequestBodyLimitLayer::new(body_limit))
+        .layer(middleware::from_fn_with_state(guard, limits::guard));
+    let router = match cors {
+        Some(cors) => router.layer(cors),
+        None => router,
+    };
+    router
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(|req: &axum::http::Request<_>| {
@@ -54,9 +71,12 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let router = router(app);
-    axum::serve(listener, router.into_make_service_with_connect_info::<std::net::SocketAddr>())
-        .with_graceful_shutdown(shutdown)
-        .await
+    axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
 }
 
 /// Liveness: the process answers.

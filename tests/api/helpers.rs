@@ -54,7 +54,9 @@ pub async fn fresh_database() -> String {
         .await
         .expect("set isolation");
     let url = format!("{}/{name}", pg_base());
-    let db = Database::connect(&url).await.expect("connect test database");
+    let db = Database::connect(&url)
+        .await
+        .expect("connect test database");
     migration::Migrator::up(&db, None).await.expect("migrate");
     db.close().await.ok();
     url
@@ -95,11 +97,19 @@ pub async fn spawn_app_with(extra: &[&str]) -> TestApp {
         "8".into(),
         "--bind-addr".into(),
         "127.0.0.1:0".into(),
+        // Every test client is 127.0.0.1: per-address auth limits would trip
+        // on tests that sign up many users. Tests of the limits set their own.
+        "--signup-max-per-address".into(),
+        "100000".into(),
+        "--login-max-failures-per-address".into(),
+        "100000".into(),
     ];
     args.extend(extra.iter().map(|s| s.to_string()));
     let config = Config::from_args(args).expect("test config");
     let state = AppState::connect(config).await.expect("connect app");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
     let addr = listener.local_addr().expect("addr");
     let (tx, rx) = oneshot::channel();
     let server_state = state.clone();
@@ -139,7 +149,12 @@ impl TestApp {
     }
 
     /// Like [`Self::gql`], with the HTTP status.
-    pub async fn gql_full(&self, token: Option<&str>, query: &str, variables: Value) -> (u16, Value) {
+    pub async fn gql_full(
+        &self,
+        token: Option<&str>,
+        query: &str,
+        variables: Value,
+    ) -> (u16, Value) {
         let mut request = self
             .http
             .post(self.url("/graphql"))
@@ -165,7 +180,10 @@ impl TestApp {
             .as_str()
             .unwrap_or_else(|| panic!("sign up failed: {body}"))
             .to_owned();
-        let id = body["data"]["signUp"]["user"]["id"].as_str().expect("id").to_owned();
+        let id = body["data"]["signUp"]["user"]["id"]
+            .as_str()
+            .expect("id")
+            .to_owned();
         (token, id)
     }
 
@@ -186,5 +204,7 @@ impl TestApp {
 
 /// The `extensions.code` of the first error.
 pub fn error_code(body: &Value) -> &str {
-    body["errors"][0]["extensions"]["code"].as_str().unwrap_or_else(|| panic!("no error code in {body}"))
+    body["errors"][0]["extensions"]["code"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no error code in {body}"))
 }

@@ -3,6 +3,7 @@ mod auth;
 mod helpers;
 mod rooms;
 mod schema;
+mod security;
 mod study;
 mod todos;
 mod write_path;
