@@ -50,7 +50,9 @@ pub async fn user(app: &AppState, action: UserAction) -> anyhow::Result<()> {
 
 /// Migrates, then loads demo data and prints what it wrote and how fast.
 pub async fn seed(app: &AppState, sizes: &crate::seed::SeedArgs) -> anyhow::Result<()> {
-    Migrator::up(app.sql(), None).await.context("applying migrations")?;
+    Migrator::up(app.sql(), None)
+        .await
+        .context("applying migrations")?;
     let report = crate::seed::seed(app.writer(), sizes, |r| {
         eprintln!(
             "seed: {} users, {} sessions, {} messages, {} events ({:.1} s)",

@@ -11,7 +11,7 @@ pub mod graphql;
 pub mod http;
 pub mod ratelimit;
 pub mod read;
+pub mod seed;
 pub mod sync;
 pub mod telemetry;
 pub mod write;
-pub mod seed;

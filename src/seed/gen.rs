@@ -79,7 +79,12 @@ pub fn user(rng: &mut StdRng, index: usize, created_at: DateTime<Utc>, hash: &st
     }
 }
 
-pub fn session(rng: &mut StdRng, user_id: Uuid, now: DateTime<Utc>, span: Duration) -> study_sessions::Model {
+pub fn session(
+    rng: &mut StdRng,
+    user_id: Uuid,
+    now: DateTime<Utc>,
+    span: Duration,
+) -> study_sessions::Model {
     let u: f64 = rng.gen();
     let minutes = 10 + (170.0 * u * u) as i32;
     let started_at = recent(rng, now - Duration::minutes(i64::from(minutes)), span);
@@ -99,8 +104,8 @@ pub fn session(rng: &mut StdRng, user_id: Uuid, now: DateTime<Utc>, span: Durati
 pub fn todo(rng: &mut StdRng, user_id: Uuid, now: DateTime<Utc>, span: Duration) -> todos::Model {
     let created_at = recent(rng, now, span);
     let completed = rng.gen_bool(0.55);
-    let completed_at = completed
-        .then(|| millis((created_at + Duration::hours(rng.gen_range(1..96))).min(now)));
+    let completed_at =
+        completed.then(|| millis((created_at + Duration::hours(rng.gen_range(1..96))).min(now)));
     let due_at = rng
         .gen_bool(0.6)
         .then(|| millis(created_at + Duration::days(rng.gen_range(1..21))));

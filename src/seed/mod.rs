@@ -111,7 +111,9 @@ pub async fn seed(
             let joined = gen::recent(&mut rng, now - span, Duration::days(60));
             let user = gen::user(&mut rng, index, joined, &hash);
             for _ in 0..session_counts[index] {
-                batch.sessions.push(gen::session(&mut rng, user.id, now, span));
+                batch
+                    .sessions
+                    .push(gen::session(&mut rng, user.id, now, span));
             }
             for _ in 0..todo_counts[index] {
                 batch.todos.push(gen::todo(&mut rng, user.id, now, span));
@@ -128,7 +130,17 @@ pub async fn seed(
         report.elapsed = started.elapsed();
         progress(&report);
     }
-    seed_rooms(writer, &mut rng, args, &user_ids, now, span, &mut report, &mut progress).await?;
+    seed_rooms(
+        writer,
+        &mut rng,
+        args,
+        &user_ids,
+        now,
+        span,
+        &mut report,
+        &mut progress,
+    )
+    .await?;
     report.elapsed = started.elapsed();
     Ok(report)
 }
@@ -149,8 +161,9 @@ async fn seed_rooms(
     if args.rooms == 0 || user_ids.is_empty() {
         return Ok(());
     }
-    let rooms: Vec<(rooms::Model, Vec<Uuid>)> =
-        (0..args.rooms).map(|i| gen::room(rng, i, user_ids, now, span)).collect();
+    let rooms: Vec<(rooms::Model, Vec<Uuid>)> = (0..args.rooms)
+        .map(|i| gen::room(rng, i, user_ids, now, span))
+        .collect();
     let rooms = Arc::new(rooms);
     let written = Arc::clone(&rooms);
     writer
@@ -295,8 +308,12 @@ async fn insert_totals(tx: &Tx, user_ids: &[Uuid]) -> AppResult<Vec<study_totals
     );
     let values: Vec<sea_orm::Value> = user_ids.iter().map(|id| (*id).into()).collect();
     let conn = tx.conn();
-    conn.execute(Statement::from_sql_and_values(conn.get_database_backend(), sql, values))
-        .await?;
+    conn.execute(Statement::from_sql_and_values(
+        conn.get_database_backend(),
+        sql,
+        values,
+    ))
+    .await?;
     Ok(study_totals::Entity::find()
         .filter(study_totals::Column::UserId.is_in(user_ids.iter().copied()))
         .all(conn)

@@ -56,7 +56,10 @@ impl Held {
 /// in order, on the request's critical path. A duplicate-key error means a
 /// newer version is stored already.
 #[tracing::instrument(skip_all, fields(events = events.len()))]
-pub(super) async fn write_through(mongo: &mongodb::Database, events: Vec<NewEvent>) -> AppResult<()> {
+pub(super) async fn write_through(
+    mongo: &mongodb::Database,
+    events: Vec<NewEvent>,
+) -> AppResult<()> {
     for event in events {
         let projected = project(
             event.aggregate_type,
@@ -64,7 +67,9 @@ pub(super) async fn write_through(mongo: &mongodb::Database, events: Vec<NewEven
             event.version,
             &event.payload,
         )
-        .map_err(|e| AppError::Internal(anyhow::anyhow!("projecting {}: {e}", event.aggregate_type)))?;
+        .map_err(|e| {
+            AppError::Internal(anyhow::anyhow!("projecting {}: {e}", event.aggregate_type))
+        })?;
         let result = mongo
             .collection::<mongodb::bson::Document>(projected.collection)
             .replace_one(

@@ -6,7 +6,12 @@ use plotters::prelude::*;
 
 use crate::{phases::MODES, report::Results};
 
-const COLORS: [RGBColor; 4] = [RGBColor(31, 119, 180), RGBColor(214, 39, 40), RGBColor(44, 160, 44), RGBColor(148, 103, 189)];
+const COLORS: [RGBColor; 4] = [
+    RGBColor(31, 119, 180),
+    RGBColor(214, 39, 40),
+    RGBColor(44, 160, 44),
+    RGBColor(148, 103, 189),
+];
 
 /// One labelled group of bars.
 struct Group {
@@ -14,7 +19,13 @@ struct Group {
     bars: Vec<f64>,
 }
 
-fn bar_chart(path: &Path, title: &str, y_label: &str, series: &[&str], groups: &[Group]) -> anyhow::Result<()> {
+fn bar_chart(
+    path: &Path,
+    title: &str,
+    y_label: &str,
+    series: &[&str],
+    groups: &[Group],
+) -> anyhow::Result<()> {
     let root = SVGBackend::new(path, (900, 480)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| anyhow::anyhow!("{e:?}"))?;
     let max = groups
@@ -39,7 +50,11 @@ fn bar_chart(path: &Path, title: &str, y_label: &str, series: &[&str], groups: &
         .x_labels(groups.len() * 2 + 1)
         .x_label_formatter(&|x| {
             let i = x.floor() as usize;
-            if (x - x.floor() - 0.5).abs() < 0.01 { labels.get(i).cloned().unwrap_or_default() } else { String::new() }
+            if (x - x.floor() - 0.5).abs() < 0.01 {
+                labels.get(i).cloned().unwrap_or_default()
+            } else {
+                String::new()
+            }
         })
         .y_desc(y_label)
         .draw()
@@ -72,16 +87,31 @@ fn bar_chart(path: &Path, title: &str, y_label: &str, series: &[&str], groups: &
 
 pub fn draw(r: &Results, out: &Path) -> anyhow::Result<()> {
     // Latency: p50/p95/p99 per mode, per mutation, at the middle concurrency.
-    let c = r.writes.iter().map(|w| w.concurrency).filter(|&c| c > 1).min().unwrap_or(1);
+    let c = r
+        .writes
+        .iter()
+        .map(|w| w.concurrency)
+        .filter(|&c| c > 1)
+        .min()
+        .unwrap_or(1);
     let mut groups = Vec::new();
     for m in crate::phases::MUTATIONS {
         for mode in MODES {
             if let Some(s) = r.write(mode, m, c) {
-                groups.push(Group { label: format!("{m} {mode}"), bars: vec![s.p50, s.p95, s.p99] });
+                groups.push(Group {
+                    label: format!("{m} {mode}"),
+                    bars: vec![s.p50, s.p95, s.p99],
+                });
             }
         }
     }
-    bar_chart(&out.join("latency.svg"), &format!("Mutation latency by write mode, {c} concurrent clients"), "ms", &["p50", "p95", "p99"], &groups)?;
+    bar_chart(
+        &out.join("latency.svg"),
+        &format!("Mutation latency by write mode, {c} concurrent clients"),
+        "ms",
+        &["p50", "p95", "p99"],
+        &groups,
+    )?;
     // Lag percentiles per worker and rate.
     let groups: Vec<Group> = r
         .lag
@@ -91,15 +121,33 @@ pub fn draw(r: &Results, out: &Path) -> anyhow::Result<()> {
             bars: vec![l.lag.p50, l.lag.p95, l.lag.p99],
         })
         .collect();
-    bar_chart(&out.join("lag.svg"), "Sync lag: commit → applied in MongoDB", "ms", &["p50", "p95", "p99"], &groups)?;
+    bar_chart(
+        &out.join("lag.svg"),
+        "Sync lag: commit → applied in MongoDB",
+        "ms",
+        &["p50", "p95", "p99"],
+        &groups,
+    )?;
     // Drain vs ceiling.
     let mut groups = Vec::new();
     if let Ok(t) = &r.drain {
-        groups.push(Group { label: "worker drain".into(), bars: vec![t.per_sec] });
+        groups.push(Group {
+            label: "worker drain".into(),
+            bars: vec![t.per_sec],
+        });
     }
     if let Ok(t) = &r.ceiling {
-        groups.push(Group { label: "raw bulk upsert".into(), bars: vec![t.per_sec] });
+        groups.push(Group {
+            label: "raw bulk upsert".into(),
+            bars: vec![t.per_sec],
+        });
     }
-    bar_chart(&out.join("drain.svg"), "Drain throughput vs raw ceiling (same MongoDB server)", "documents/s", &["per second"], &groups)?;
+    bar_chart(
+        &out.join("drain.svg"),
+        "Drain throughput vs raw ceiling (same MongoDB server)",
+        "documents/s",
+        &["per second"],
+        &groups,
+    )?;
     Ok(())
 }

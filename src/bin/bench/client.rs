@@ -38,7 +38,9 @@ impl Gql {
         if !status.is_success() {
             bail!("HTTP {status}");
         }
-        body.get("data").cloned().ok_or_else(|| anyhow!("no data in {body}"))
+        body.get("data")
+            .cloned()
+            .ok_or_else(|| anyhow!("no data in {body}"))
     }
 
     /// Like [`run`](Self::run), returning the whole body (extensions too).

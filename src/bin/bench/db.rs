@@ -44,7 +44,11 @@ pub async fn pending(db: &DatabaseConnection) -> anyhow::Result<i64> {
 /// Waits until at most `baseline` events are pending (what was pending
 /// before the caller added its own); false on timeout, or as soon as five
 /// seconds pass without progress (no worker is running).
-pub async fn wait_drained(db: &DatabaseConnection, baseline: i64, timeout: Duration) -> anyhow::Result<bool> {
+pub async fn wait_drained(
+    db: &DatabaseConnection,
+    baseline: i64,
+    timeout: Duration,
+) -> anyhow::Result<bool> {
     let started = Instant::now();
     let mut best = i64::MAX;
     let mut progressed = Instant::now();

@@ -19,10 +19,17 @@ use studysync::{app::AppState, config::Config, seed::SeedArgs};
 
 /// Sizes and durations; the defaults finish in about ten minutes on two cores.
 #[derive(clap::Parser, Debug, Clone)]
-#[command(name = "bench", about = "studysync benchmark: writes docs/bench/REPORT.md and charts")]
+#[command(
+    name = "bench",
+    about = "studysync benchmark: writes docs/bench/REPORT.md and charts"
+)]
 pub struct Args {
     /// PostgreSQL server (a database named --database is created on it).
-    #[arg(long, env = "BENCH_POSTGRES_URL", default_value = "postgres://postgres@127.0.0.1:5432")]
+    #[arg(
+        long,
+        env = "BENCH_POSTGRES_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432"
+    )]
     pub postgres: String,
     /// MongoDB (or SecantusDB) URI; defaults to the one in .local/mongo/uri.
     #[arg(long, env = "MONGODB_URI")]
@@ -77,7 +84,13 @@ pub struct Fixture {
 fn parse_args() -> Args {
     use clap::{CommandFactory, FromArgMatches};
     let mut command = Args::command();
-    for (arg, value) in [("users", "3000"), ("sessions", "30000"), ("todos", "9000"), ("rooms", "30"), ("messages", "8000")] {
+    for (arg, value) in [
+        ("users", "3000"),
+        ("sessions", "30000"),
+        ("todos", "9000"),
+        ("rooms", "30"),
+        ("messages", "8000"),
+    ] {
         command = command.mut_arg(arg, |a| a.default_value(value));
     }
     let matches = command.get_matches();
@@ -99,7 +112,11 @@ async fn main() -> anyhow::Result<()> {
         .parent()
         .context("bench binary has no directory")?
         .join("studysync");
-    anyhow::ensure!(bin.exists(), "{} not found: build with `cargo build --release --features bench --bins`", bin.display());
+    anyhow::ensure!(
+        bin.exists(),
+        "{} not found: build with `cargo build --release --features bench --bins`",
+        bin.display()
+    );
     let jwt_secret = format!("bench-{}", uuid::Uuid::new_v4().simple());
     let database_url = format!("{}/{}", args.postgres.trim_end_matches('/'), args.database);
     let env = server::Env {
@@ -112,24 +129,44 @@ async fn main() -> anyhow::Result<()> {
     };
     let mut results = report::Results::new(&args);
 
-    println!("== setup: fresh databases {0} (PostgreSQL) and {0} (MongoDB)", args.database);
-    db::recreate_postgres(&format!("{}/postgres", args.postgres.trim_end_matches('/')), &args.database).await?;
+    println!(
+        "== setup: fresh databases {0} (PostgreSQL) and {0} (MongoDB)",
+        args.database
+    );
+    db::recreate_postgres(
+        &format!("{}/postgres", args.postgres.trim_end_matches('/')),
+        &args.database,
+    )
+    .await?;
     let mongo = mongodb::Client::with_uri_str(&mongodb_uri).await?;
     mongo.database(&args.database).drop().await?;
     let config = Config::from_args([
-        "--database-url", &database_url,
-        "--mongodb-uri", &mongodb_uri,
-        "--mongodb-db", &args.database,
-        "--jwt-secret", &jwt_secret,
+        "--database-url",
+        &database_url,
+        "--mongodb-uri",
+        &mongodb_uri,
+        "--mongodb-db",
+        &args.database,
+        "--jwt-secret",
+        &jwt_secret,
     ])?;
     let app = AppState::connect(config).await?;
     use migration::MigratorTrait;
-    migration::Migrator::up(app.sql(), None).await.context("migrating")?;
+    migration::Migrator::up(app.sql(), None)
+        .await
+        .context("migrating")?;
     results.machine = report::machine(app.sql(), &mongo).await;
 
     println!("== seed: {:?}", args.seed);
     let seeded = studysync::seed::seed(app.writer(), &args.seed, |r| {
-        println!("  {} users, {} sessions, {} messages, {} events ({:.1} s)", r.users, r.sessions, r.messages, r.events, r.elapsed.as_secs_f64());
+        println!(
+            "  {} users, {} sessions, {} messages, {} events ({:.1} s)",
+            r.users,
+            r.sessions,
+            r.messages,
+            r.events,
+            r.elapsed.as_secs_f64()
+        );
     })
     .await
     .map_err(|e| anyhow::anyhow!("seeding: {}", e.chain()))?;
@@ -140,7 +177,10 @@ async fn main() -> anyhow::Result<()> {
     println!("== drain: the seeded backlog, by a separate `worker` process");
     match phases::drain(&env, &sql, Duration::from_secs(args.drain_timeout_secs)).await {
         Ok((t, rss)) => {
-            println!("  {} events in {:.1} s = {:.0} events/s", t.items, t.secs, t.per_sec);
+            println!(
+                "  {} events in {:.1} s = {:.0} events/s",
+                t.items, t.secs, t.per_sec
+            );
             results.rss.push(("worker, drain".to_owned(), rss));
             results.drain = Ok(t);
         }
@@ -150,11 +190,20 @@ async fn main() -> anyhow::Result<()> {
         }
     }
     println!("== raw ceiling: driver bulk upserts of the same documents");
-    results.ceiling = phases::ceiling(&sql, &mongo, &format!("{}_ceiling", args.database), args.ceiling_docs, args.ceiling_batch)
-        .await
-        .map_err(|e| format!("{e:#}"));
+    results.ceiling = phases::ceiling(
+        &sql,
+        &mongo,
+        &format!("{}_ceiling", args.database),
+        args.ceiling_docs,
+        args.ceiling_batch,
+    )
+    .await
+    .map_err(|e| format!("{e:#}"));
     match &results.ceiling {
-        Ok(t) => println!("  {} documents in {:.1} s = {:.0} docs/s", t.items, t.secs, t.per_sec),
+        Ok(t) => println!(
+            "  {} documents in {:.1} s = {:.0} docs/s",
+            t.items, t.secs, t.per_sec
+        ),
         Err(e) => println!("  not available: {e}"),
     }
 
@@ -165,7 +214,9 @@ async fn main() -> anyhow::Result<()> {
     results.notes.extend(errors);
 
     println!("== GraphQL overhead");
-    results.overhead = phases::overhead(&env, &fx, cell, 8).await.map_err(|e| format!("{e:#}"));
+    results.overhead = phases::overhead(&env, &fx, cell, 8)
+        .await
+        .map_err(|e| format!("{e:#}"));
 
     println!("== mutation latency per write mode");
     let (writes, rss, errors) = phases::writes(&env, &fx, &args.concurrency, cell, &sql).await;
@@ -174,14 +225,24 @@ async fn main() -> anyhow::Result<()> {
     results.notes.extend(errors);
 
     println!("== sync lag");
-    let (lag, errors) = phases::lag(&env, &fx, &sql, &args.lag_rates, Duration::from_secs_f64(args.lag_secs), args.poll_ms).await;
+    let (lag, errors) = phases::lag(
+        &env,
+        &fx,
+        &sql,
+        &args.lag_rates,
+        Duration::from_secs_f64(args.lag_secs),
+        args.poll_ms,
+    )
+    .await;
     results.lag = lag;
     results.notes.extend(errors);
     results.finish();
 
     std::fs::create_dir_all(&args.out)?;
     let charts = charts::draw(&results, &args.out);
-    results.notes.extend(charts.err().map(|e| format!("charts: {e:#}")));
+    results
+        .notes
+        .extend(charts.err().map(|e| format!("charts: {e:#}")));
     let markdown = report::render(&results);
     std::fs::write(args.out.join("REPORT.md"), &markdown)?;
     println!("\n{}", report::targets_text(&results));
@@ -196,18 +257,36 @@ async fn fixture(app: &AppState, clients: usize) -> anyhow::Result<Fixture> {
     let ids = |query: &str| {
         let query = query.to_owned();
         async move {
-            let rows = sql.query_all(Statement::from_string(DbBackend::Postgres, query)).await?;
+            let rows = sql
+                .query_all(Statement::from_string(DbBackend::Postgres, query))
+                .await?;
             rows.iter()
-                .map(|r| r.try_get_by_index::<uuid::Uuid>(0).map_err(anyhow::Error::from))
+                .map(|r| {
+                    r.try_get_by_index::<uuid::Uuid>(0)
+                        .map_err(anyhow::Error::from)
+                })
                 .collect::<anyhow::Result<Vec<_>>>()
         }
     };
-    let issue = |id: &uuid::Uuid| app.tokens().issue(*id).map_err(|e| anyhow::anyhow!("{}", e.chain()));
-    let users = ids(&format!("SELECT id FROM users ORDER BY email LIMIT {clients}")).await?;
-    let room = ids("SELECT room_id FROM messages GROUP BY room_id ORDER BY count(*) DESC LIMIT 1").await?;
+    let issue = |id: &uuid::Uuid| {
+        app.tokens()
+            .issue(*id)
+            .map_err(|e| anyhow::anyhow!("{}", e.chain()))
+    };
+    let users = ids(&format!(
+        "SELECT id FROM users ORDER BY email LIMIT {clients}"
+    ))
+    .await?;
+    let room =
+        ids("SELECT room_id FROM messages GROUP BY room_id ORDER BY count(*) DESC LIMIT 1").await?;
     let room_id = *room.first().context("no messages seeded")?;
-    let members = ids(&format!("SELECT user_id FROM room_members WHERE room_id = '{room_id}' ORDER BY user_id")).await?;
-    let reader = ids("SELECT user_id FROM study_totals WHERE period = 'all' ORDER BY minutes DESC LIMIT 1").await?;
+    let members = ids(&format!(
+        "SELECT user_id FROM room_members WHERE room_id = '{room_id}' ORDER BY user_id"
+    ))
+    .await?;
+    let reader =
+        ids("SELECT user_id FROM study_totals WHERE period = 'all' ORDER BY minutes DESC LIMIT 1")
+            .await?;
     Ok(Fixture {
         tokens: users.iter().map(issue).collect::<anyhow::Result<_>>()?,
         room_id: room_id.to_string(),

@@ -22,7 +22,10 @@ pub const MODES: [&str; 4] = ["outbox", "outbox, worker paused", "dual-write", "
 /// is drained by a `worker` process afterwards.
 fn mode_vars(mode: &str) -> Vec<(&'static str, String)> {
     match mode {
-        "outbox, worker paused" => vec![("BENCH_WRITE_MODE", "outbox".to_owned()), ("NO_WORKER", "true".to_owned())],
+        "outbox, worker paused" => vec![
+            ("BENCH_WRITE_MODE", "outbox".to_owned()),
+            ("NO_WORKER", "true".to_owned()),
+        ],
         other => vec![("BENCH_WRITE_MODE", other.to_owned())],
     }
 }
@@ -102,7 +105,12 @@ pub async fn writes(
                     "  {mode:<10} {mutation:<16} c={c:<3} p50 {:>7.2} ms  p95 {:>7.2}  p99 {:>7.2}  {:>7.0} req/s  errors {}",
                     summary.p50, summary.p95, summary.p99, summary.rps, summary.errors
                 );
-                cells.push(WriteCell { mode, mutation, concurrency: c, summary });
+                cells.push(WriteCell {
+                    mode,
+                    mutation,
+                    concurrency: c,
+                    summary,
+                });
                 // The outbox backlog of this cell must not slow the next one.
                 let _ = db::wait_drained(sql, baseline, Duration::from_secs(60)).await;
             }
@@ -211,13 +219,18 @@ async fn lag_cell(
     })
     .await;
     db::wait_drained(sql, baseline, Duration::from_secs(60)).await?;
-    let filter = format!("aggregate_type = 'todo' AND created_at >= CAST('{since}' AS TIMESTAMPTZ)");
+    let filter =
+        format!("aggregate_type = 'todo' AND created_at >= CAST('{since}' AS TIMESTAMPTZ)");
     let mut lag_ms = db::query_f64s(
         sql,
         &format!("SELECT CAST(EXTRACT(EPOCH FROM (processed_at - created_at)) * 1000 AS FLOAT8) FROM outbox WHERE {filter} AND processed_at IS NOT NULL"),
     )
     .await?;
-    let unapplied = db::scalar_i64(sql, &format!("SELECT count(*) FROM outbox WHERE {filter} AND processed_at IS NULL")).await?;
+    let unapplied = db::scalar_i64(
+        sql,
+        &format!("SELECT count(*) FROM outbox WHERE {filter} AND processed_at IS NULL"),
+    )
+    .await?;
     if lag_ms.is_empty() {
         bail!("no event was applied (is the worker running?)");
     }
@@ -240,7 +253,11 @@ pub struct Throughput {
 }
 
 /// (c): the seeded backlog drained by a separate `worker` process.
-pub async fn drain(env: &Env, sql: &sea_orm::DatabaseConnection, timeout: Duration) -> anyhow::Result<(Throughput, Option<f64>)> {
+pub async fn drain(
+    env: &Env,
+    sql: &sea_orm::DatabaseConnection,
+    timeout: Duration,
+) -> anyhow::Result<(Throughput, Option<f64>)> {
     let backlog = db::pending(sql).await?;
     if backlog == 0 {
         bail!("no backlog to drain");
@@ -255,10 +272,16 @@ pub async fn drain(env: &Env, sql: &sea_orm::DatabaseConnection, timeout: Durati
         }
         if started.elapsed() > timeout {
             worker.stop().await;
-            bail!("{left} of {backlog} events still pending after {} s", timeout.as_secs());
+            bail!(
+                "{left} of {backlog} events still pending after {} s",
+                timeout.as_secs()
+            );
         }
         if last_report.elapsed() > Duration::from_secs(10) {
-            println!("  draining: {left} events left after {:.0} s", started.elapsed().as_secs_f64());
+            println!(
+                "  draining: {left} events left after {:.0} s",
+                started.elapsed().as_secs_f64()
+            );
             last_report = std::time::Instant::now();
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -267,7 +290,14 @@ pub async fn drain(env: &Env, sql: &sea_orm::DatabaseConnection, timeout: Durati
     let rss = worker.peak_rss_mib();
     worker.stop().await;
     let items = usize::try_from(backlog).unwrap_or_default();
-    Ok((Throughput { items, secs, per_sec: items as f64 / secs }, rss))
+    Ok((
+        Throughput {
+            items,
+            secs,
+            per_sec: items as f64 / secs,
+        },
+        rss,
+    ))
 }
 
 /// (c) ceiling: the same documents, projected beforehand, bulk-upserted
@@ -289,8 +319,13 @@ pub async fn ceiling(
         .await?;
     let mut by_collection: std::collections::BTreeMap<&str, Vec<Document>> = Default::default();
     for e in &events {
-        let p = project(&e.aggregate_type, e.aggregate_id, e.aggregate_version, &e.payload)
-            .with_context(|| format!("projecting {}", e.aggregate_type))?;
+        let p = project(
+            &e.aggregate_type,
+            e.aggregate_id,
+            e.aggregate_version,
+            &e.payload,
+        )
+        .with_context(|| format!("projecting {}", e.aggregate_type))?;
         by_collection.entry(p.collection).or_default().push(doc! {
             "q": {"_id": &p.id, "version": {"$lt": p.version}},
             "u": p.doc,
@@ -302,13 +337,19 @@ pub async fn ceiling(
     let started = std::time::Instant::now();
     for (collection, updates) in &by_collection {
         for chunk in updates.chunks(batch.max(1)) {
-            db.run_command(doc! {"update": *collection, "updates": chunk.to_vec(), "ordered": false})
-                .await?;
+            db.run_command(
+                doc! {"update": *collection, "updates": chunk.to_vec(), "ordered": false},
+            )
+            .await?;
         }
     }
     let secs = started.elapsed().as_secs_f64();
     db.drop().await?;
-    Ok(Throughput { items: events.len(), secs, per_sec: events.len() as f64 / secs })
+    Ok(Throughput {
+        items: events.len(),
+        secs,
+        per_sec: events.len() as f64 / secs,
+    })
 }
 
 #[derive(Clone, Debug)]
@@ -339,7 +380,10 @@ pub async fn reads(
     let mut errors = Vec::new();
     let runs: [(&str, Vec<(&str, String)>); 2] = [
         ("MongoDB", vec![]),
-        ("CockroachDB", vec![("READ_MODEL_TIMEOUT_MS", "1".to_owned())]),
+        (
+            "CockroachDB",
+            vec![("READ_MODEL_TIMEOUT_MS", "1".to_owned())],
+        ),
     ];
     for (store, vars) in runs {
         let server = match Process::serve(env, &vars, &format!("reads-{store}")).await {
@@ -354,10 +398,19 @@ pub async fn reads(
             let vars = json!({"r": fx.room_id});
             match gql.full(&fx.reader_token, query, vars.clone()).await {
                 Ok(body) => {
-                    let answered = body.pointer("/extensions/provenance").map(|p| p.to_string()).unwrap_or_default();
-                    let expected = if store == "MongoDB" { "mongodb" } else { "cockroachdb" };
+                    let answered = body
+                        .pointer("/extensions/provenance")
+                        .map(|p| p.to_string())
+                        .unwrap_or_default();
+                    let expected = if store == "MongoDB" {
+                        "mongodb"
+                    } else {
+                        "cockroachdb"
+                    };
                     if !answered.to_lowercase().contains(expected) {
-                        errors.push(format!("{name} on the {store} run was answered by {answered:?}"));
+                        errors.push(format!(
+                            "{name} on the {store} run was answered by {answered:?}"
+                        ));
                     }
                 }
                 Err(e) => {
@@ -373,8 +426,15 @@ pub async fn reads(
                 }
             })
             .await;
-            println!("  {store:<11} {name:<30} p50 {:>7.2} ms  p99 {:>7.2} ms  {:>6.0} req/s", summary.p50, summary.p99, summary.rps);
-            cells.push(ReadCell { query: name, store, summary });
+            println!(
+                "  {store:<11} {name:<30} p50 {:>7.2} ms  p99 {:>7.2} ms  {:>6.0} req/s",
+                summary.p50, summary.p99, summary.rps
+            );
+            cells.push(ReadCell {
+                query: name,
+                store,
+                summary,
+            });
         }
         server.stop().await;
     }
@@ -382,18 +442,30 @@ pub async fn reads(
 }
 
 /// (e): the cheapest authenticated query, and a page with a nested loader.
-pub async fn overhead(env: &Env, fx: &Arc<Fixture>, cell: Duration, clients: usize) -> anyhow::Result<Vec<(&'static str, Summary)>> {
+pub async fn overhead(
+    env: &Env,
+    fx: &Arc<Fixture>,
+    cell: Duration,
+    clients: usize,
+) -> anyhow::Result<Vec<(&'static str, Summary)>> {
     let server = Process::serve(env, &[], "overhead").await?;
     let gql = Gql::new(&server.url);
     let mut out = Vec::new();
     // A full page: the reader gets twenty todos of their own.
     for i in 0..20 {
-        gql.run(&fx.reader_token, "mutation($t: String!) { createTodo(input: {title: $t}) { id } }", json!({"t": format!("Page filler {i}")}))
-            .await?;
+        gql.run(
+            &fx.reader_token,
+            "mutation($t: String!) { createTodo(input: {title: $t}) { id } }",
+            json!({"t": format!("Page filler {i}")}),
+        )
+        .await?;
     }
     for (name, query) in [
         ("me", "query { me { id name } }"),
-        ("todos(first: 20) { owner { name } }", "query { todos(first: 20) { edges { node { id title owner { name } } } } }"),
+        (
+            "todos(first: 20) { owner { name } }",
+            "query { todos(first: 20) { edges { node { id title owner { name } } } } }",
+        ),
     ] {
         gql.run(&fx.reader_token, query, json!({})).await?;
         let summary = closed_loop(clients, cell, {
@@ -404,7 +476,10 @@ pub async fn overhead(env: &Env, fx: &Arc<Fixture>, cell: Duration, clients: usi
             }
         })
         .await;
-        println!("  {name:<40} p50 {:>6.2} ms  {:>7.0} req/s", summary.p50, summary.rps);
+        println!(
+            "  {name:<40} p50 {:>6.2} ms  {:>7.0} req/s",
+            summary.p50, summary.rps
+        );
         out.push((name, summary));
     }
     server.stop().await;

@@ -104,14 +104,32 @@ pub async fn machine(sql: &DatabaseConnection, mongo: &mongodb::Client) -> Machi
         .and_then(|l| l.split_whitespace().nth(1))
         .and_then(|kib| kib.parse::<f64>().ok())
         .map_or(0.0, |kib| kib / 1024.0 / 1024.0);
-    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default().trim().to_owned();
-    let postgres = crate::db::scalar_string(sql, "SELECT version()").await.unwrap_or_else(|e| format!("unknown ({e})"));
-    let mongo = match mongo.database("admin").run_command(doc! {"buildInfo": 1}).await {
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .unwrap_or_default()
+        .trim()
+        .to_owned();
+    let postgres = crate::db::scalar_string(sql, "SELECT version()")
+        .await
+        .unwrap_or_else(|e| format!("unknown ({e})"));
+    let mongo = match mongo
+        .database("admin")
+        .run_command(doc! {"buildInfo": 1})
+        .await
+    {
         Ok(info) => format!(
             "version {} ({})",
             info.get_str("version").unwrap_or("?"),
             info.iter()
-                .filter(|(k, _)| !matches!(k.as_str(), "version" | "ok" | "versionArray" | "openssl" | "buildEnvironment" | "storageEngines" | "modules"))
+                .filter(|(k, _)| !matches!(
+                    k.as_str(),
+                    "version"
+                        | "ok"
+                        | "versionArray"
+                        | "openssl"
+                        | "buildEnvironment"
+                        | "storageEngines"
+                        | "modules"
+                ))
                 .map(|(k, v)| format!("{k}: {v}"))
                 .take(4)
                 .collect::<Vec<_>>()
@@ -126,7 +144,8 @@ pub async fn machine(sql: &DatabaseConnection, mongo: &mongodb::Client) -> Machi
         kernel,
         postgres,
         mongo,
-        mongo_kind: std::env::var("BENCH_MONGO_KIND").unwrap_or_else(|_| "given by MONGODB_URI".to_owned()),
+        mongo_kind: std::env::var("BENCH_MONGO_KIND")
+            .unwrap_or_else(|_| "given by MONGODB_URI".to_owned()),
     }
 }
 
@@ -138,14 +157,24 @@ pub struct Target {
     pub met: Option<bool>,
 }
 
-fn ratio(name: &str, a: Option<f64>, b: Option<f64>, limit: f64, at_most: bool, what: &str) -> Target {
+fn ratio(
+    name: &str,
+    a: Option<f64>,
+    b: Option<f64>,
+    limit: f64,
+    at_most: bool,
+    what: &str,
+) -> Target {
     let measured = match (a, b) {
         (Some(a), Some(b)) if b > 0.0 && a.is_finite() && b.is_finite() => Ok(a / b),
         _ => Err("not available".to_owned()),
     };
     Target {
         name: name.to_owned(),
-        met: measured.as_ref().ok().map(|&x| if at_most { x <= limit } else { x >= limit }),
+        met: measured
+            .as_ref()
+            .ok()
+            .map(|&x| if at_most { x <= limit } else { x >= limit }),
         measured: measured.map(|x| format!("{x:.2} × {what}")),
     }
 }
@@ -154,7 +183,9 @@ fn absolute(name: String, value: Option<(f64, String)>, limit: f64) -> Target {
     Target {
         name,
         met: value.as_ref().map(|(v, _)| *v <= limit),
-        measured: value.map(|(_, text)| text).ok_or_else(|| "not available".to_owned()),
+        measured: value
+            .map(|(_, text)| text)
+            .ok_or_else(|| "not available".to_owned()),
     }
 }
 
@@ -162,8 +193,22 @@ pub fn targets(r: &Results) -> Vec<Target> {
     let mut out = Vec::new();
     let p50 = |mode: &str, m: &str| r.write(mode, m, 8).map(|s| s.p50);
     for m in crate::phases::MUTATIONS {
-        out.push(ratio(&format!("{m}: outbox p50 ≤ 1.25 × floor (c=8)"), p50("outbox", m), p50("floor", m), 1.25, true, "floor"));
-        out.push(ratio(&format!("{m}: outbox p50 ≤ 0.5 × dual write (c=8)"), p50("outbox", m), p50("dual-write", m), 0.5, true, "dual write"));
+        out.push(ratio(
+            &format!("{m}: outbox p50 ≤ 1.25 × floor (c=8)"),
+            p50("outbox", m),
+            p50("floor", m),
+            1.25,
+            true,
+            "floor",
+        ));
+        out.push(ratio(
+            &format!("{m}: outbox p50 ≤ 0.5 × dual write (c=8)"),
+            p50("outbox", m),
+            p50("dual-write", m),
+            0.5,
+            true,
+            "dual write",
+        ));
         out.push(ratio(
             &format!("{m}: outbox p50 ≤ 1.25 × floor (c=8), worker paused (write path alone)"),
             p50("outbox, worker paused", m),
@@ -173,10 +218,18 @@ pub fn targets(r: &Results) -> Vec<Target> {
             "floor",
         ));
     }
-    let lag = |l: &LagCell| (l.lag.p99, format!("{:.1} ms (achieved {:.0}/s)", l.lag.p99, l.achieved_rate));
+    let lag = |l: &LagCell| {
+        (
+            l.lag.p99,
+            format!("{:.1} ms (achieved {:.0}/s)", l.lag.p99, l.achieved_rate),
+        )
+    };
     let inproc = r.lag_at("in-process");
     out.push(absolute(
-        format!("lag p99 ≤ 100 ms, in-process worker, {:.0} mutations/s", inproc.map_or(500.0, |l| l.target_rate)),
+        format!(
+            "lag p99 ≤ 100 ms, in-process worker, {:.0} mutations/s",
+            inproc.map_or(500.0, |l| l.target_rate)
+        ),
         inproc.map(lag),
         100.0,
     ));
@@ -188,7 +241,14 @@ pub fn targets(r: &Results) -> Vec<Target> {
     ));
     let drain = r.drain.as_ref().ok().map(|t| t.per_sec);
     let ceiling = r.ceiling.as_ref().ok().map(|t| t.per_sec);
-    out.push(ratio("drain ≥ 0.8 × raw bulk-upsert ceiling", drain, ceiling, 0.8, false, "ceiling"));
+    out.push(ratio(
+        "drain ≥ 0.8 × raw bulk-upsert ceiling",
+        drain,
+        ceiling,
+        0.8,
+        false,
+        "ceiling",
+    ));
     let lb = "leaderboard(WEEK, first: 10)";
     let mongo_p50 = r.read(lb, "MongoDB").map(|s| s.p50);
     let crdb_p50 = r.read(lb, "CockroachDB").map(|s| s.p50);
@@ -197,7 +257,14 @@ pub fn targets(r: &Results) -> Vec<Target> {
         mongo_p50.map(|p| (p, format!("{p:.2} ms"))),
         5.0,
     ));
-    out.push(ratio("leaderboard: CockroachDB path ≥ 10 × MongoDB path (p50)", crdb_p50, mongo_p50, 10.0, false, "MongoDB"));
+    out.push(ratio(
+        "leaderboard: CockroachDB path ≥ 10 × MongoDB path (p50)",
+        crdb_p50,
+        mongo_p50,
+        10.0,
+        false,
+        "MongoDB",
+    ));
     out
 }
 
@@ -219,7 +286,11 @@ pub fn targets_text(r: &Results) -> String {
 }
 
 fn ms(x: f64) -> String {
-    if x.is_finite() { format!("{x:.2}") } else { "–".into() }
+    if x.is_finite() {
+        format!("{x:.2}")
+    } else {
+        "–".into()
+    }
 }
 
 pub fn render(r: &Results) -> String {
@@ -228,12 +299,32 @@ pub fn render(r: &Results) -> String {
     let _ = writeln!(s, "# studysync benchmark report\n");
     let _ = writeln!(s, "Generated by `scripts/bench.sh` (`target/release/bench {}`) on {}; the whole run took {:.0} s.\n", r.args, r.date, r.total_secs);
     let _ = writeln!(s, "## Machine\n\n| | |\n|---|---|");
-    let _ = writeln!(s, "| CPU | {} |\n| Cores | {} |\n| Memory | {:.1} GiB |\n| Kernel | {} |", m.cpu, m.cores, m.memory_gib, m.kernel);
-    let _ = writeln!(s, "| SQL (CockroachDB stand-in) | {} |\n| MongoDB server | {} ({}) |\n", m.postgres, m.mongo, m.mongo_kind);
-    let _ = writeln!(s, "Server, worker, both databases and the load generator share these cores.\n");
-    let _ = writeln!(s, "## Targets\n\n| Target | Measured | Verdict |\n|---|---|---|");
+    let _ = writeln!(
+        s,
+        "| CPU | {} |\n| Cores | {} |\n| Memory | {:.1} GiB |\n| Kernel | {} |",
+        m.cpu, m.cores, m.memory_gib, m.kernel
+    );
+    let _ = writeln!(
+        s,
+        "| SQL (CockroachDB stand-in) | {} |\n| MongoDB server | {} ({}) |\n",
+        m.postgres, m.mongo, m.mongo_kind
+    );
+    let _ = writeln!(
+        s,
+        "Server, worker, both databases and the load generator share these cores.\n"
+    );
+    let _ = writeln!(
+        s,
+        "## Targets\n\n| Target | Measured | Verdict |\n|---|---|---|"
+    );
     for t in targets(r) {
-        let _ = writeln!(s, "| {} | {} | {} |", t.name, t.measured.clone().unwrap_or_else(|e| e), verdict(&t));
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} |",
+            t.name,
+            t.measured.clone().unwrap_or_else(|e| e),
+            verdict(&t)
+        );
     }
     if let Some(seed) = &r.seed {
         let _ = writeln!(s, "\n## Data\n\n`studysync seed` (bulk, outbox events in the same transactions) wrote {} users, {} todos, {} study sessions, {} study totals, {} rooms ({} memberships) and {} messages — {} outbox events — in {:.1} s.\n",
@@ -243,35 +334,98 @@ pub fn render(r: &Results) -> String {
     let _ = writeln!(s, "| Mutation | Clients | Mode | p50 | p95 | p99 | req/s | errors |\n|---|---|---|---|---|---|---|---|");
     for w in &r.writes {
         let x = &w.summary;
-        let _ = writeln!(s, "| {} | {} | {} | {} | {} | {} | {:.0} | {} |", w.mutation, w.concurrency, w.mode, ms(x.p50), ms(x.p95), ms(x.p99), x.rps, x.errors);
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {} | {} | {} | {:.0} | {} |",
+            w.mutation,
+            w.concurrency,
+            w.mode,
+            ms(x.p50),
+            ms(x.p95),
+            ms(x.p99),
+            x.rps,
+            x.errors
+        );
     }
     let _ = writeln!(s, "\n## Sync lag\n\nCommit → applied in MongoDB, from the worker's own timestamps (`outbox.processed_at − outbox.created_at`, one database clock; `created_at` is the writing transaction's start, so the figure includes the commit). Steady `createTodo` traffic, open loop. Worker poll interval {} ms (local commits wake the in-process worker at once). ![lag](lag.svg)\n", r.poll_ms);
     let _ = writeln!(s, "| Worker | Target rate | Achieved | events applied | lag p50 | p95 | p99 | max | not applied | mutation p50 |\n|---|---|---|---|---|---|---|---|---|---|");
     for l in &r.lag {
-        let _ = writeln!(s, "| {} | {:.0}/s | {:.0}/s | {} | {} | {} | {} | {} | {} | {} |", l.worker, l.target_rate, l.achieved_rate, l.lag.n, ms(l.lag.p50), ms(l.lag.p95), ms(l.lag.p99), ms(l.lag.max), l.unapplied, ms(l.mutation.p50));
+        let _ = writeln!(
+            s,
+            "| {} | {:.0}/s | {:.0}/s | {} | {} | {} | {} | {} | {} | {} |",
+            l.worker,
+            l.target_rate,
+            l.achieved_rate,
+            l.lag.n,
+            ms(l.lag.p50),
+            ms(l.lag.p95),
+            ms(l.lag.p99),
+            ms(l.lag.max),
+            l.unapplied,
+            ms(l.mutation.p50)
+        );
     }
     let _ = writeln!(s, "\n## Drain\n\n![drain](drain.svg)\n\n| | Items | Seconds | per second |\n|---|---|---|---|");
-    for (name, t) in [("worker drains the seeded backlog (separate process)", &r.drain), ("raw ceiling: driver bulk upserts, same server", &r.ceiling)] {
+    for (name, t) in [
+        (
+            "worker drains the seeded backlog (separate process)",
+            &r.drain,
+        ),
+        ("raw ceiling: driver bulk upserts, same server", &r.ceiling),
+    ] {
         match t {
-            Ok(t) => { let _ = writeln!(s, "| {name} | {} | {:.1} | {:.0} |", t.items, t.secs, t.per_sec); }
-            Err(e) => { let _ = writeln!(s, "| {name} | not available: {e} | | |"); }
+            Ok(t) => {
+                let _ = writeln!(
+                    s,
+                    "| {name} | {} | {:.1} | {:.0} |",
+                    t.items, t.secs, t.per_sec
+                );
+            }
+            Err(e) => {
+                let _ = writeln!(s, "| {name} | not available: {e} | | |");
+            }
         }
     }
     let _ = writeln!(s, "\n## Reads at seeded scale\n\n4 concurrent clients per query; the CockroachDB rows come from a server started with `READ_MODEL_TIMEOUT_MS=1`, which sends every routed field to its CockroachDB fallback (confirmed by `extensions.provenance`).\n");
-    let _ = writeln!(s, "| Query | Store | p50 | p99 | req/s |\n|---|---|---|---|---|");
+    let _ = writeln!(
+        s,
+        "| Query | Store | p50 | p99 | req/s |\n|---|---|---|---|---|"
+    );
     for c in &r.reads {
-        let _ = writeln!(s, "| {} | {} | {} | {} | {:.0} |", c.query, c.store, ms(c.summary.p50), ms(c.summary.p99), c.summary.rps);
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {} | {:.0} |",
+            c.query,
+            c.store,
+            ms(c.summary.p50),
+            ms(c.summary.p99),
+            c.summary.rps
+        );
     }
     let _ = writeln!(s, "\n## GraphQL overhead\n\n8 concurrent clients.\n\n| Query | p50 (ms) | p99 (ms) | req/s |\n|---|---|---|---|");
     match &r.overhead {
-        Ok(rows) => for (name, x) in rows {
-            let _ = writeln!(s, "| `{name}` | {} | {} | {:.0} |", ms(x.p50), ms(x.p99), x.rps);
-        },
-        Err(e) => { let _ = writeln!(s, "| not available: {e} | | | |"); }
+        Ok(rows) => {
+            for (name, x) in rows {
+                let _ = writeln!(
+                    s,
+                    "| `{name}` | {} | {} | {:.0} |",
+                    ms(x.p50),
+                    ms(x.p99),
+                    x.rps
+                );
+            }
+        }
+        Err(e) => {
+            let _ = writeln!(s, "| not available: {e} | | | |");
+        }
     }
     let _ = writeln!(s, "\n## Memory\n\nPeak resident set size (VmHWM) of each process over its life.\n\n| Process | Peak RSS (MiB) |\n|---|---|");
     for (name, rss) in &r.rss {
-        let _ = writeln!(s, "| {name} | {} |", rss.map_or("not available".into(), |m| format!("{m:.1}")));
+        let _ = writeln!(
+            s,
+            "| {name} | {} |",
+            rss.map_or("not available".into(), |m| format!("{m:.1}"))
+        );
     }
     if !r.notes.is_empty() {
         let _ = writeln!(s, "\n## Problems during the run\n");

@@ -21,7 +21,12 @@ pub struct Env {
 }
 
 impl Env {
-    fn command(&self, args: &[&str], vars: &[(&str, String)], log: &str) -> anyhow::Result<Command> {
+    fn command(
+        &self,
+        args: &[&str],
+        vars: &[(&str, String)],
+        log: &str,
+    ) -> anyhow::Result<Command> {
         let mut cmd = Command::new(&self.bin);
         cmd.args(args)
             .env("DATABASE_URL", &self.database_url)
@@ -36,7 +41,8 @@ impl Env {
         }
         std::fs::create_dir_all(&self.log_dir)?;
         let file = std::fs::File::create(self.log_dir.join(format!("{log}.log")))?;
-        cmd.stdout(Stdio::from(file.try_clone()?)).stderr(Stdio::from(file));
+        cmd.stdout(Stdio::from(file.try_clone()?))
+            .stderr(Stdio::from(file));
         Ok(cmd)
     }
 }
@@ -52,7 +58,10 @@ impl Process {
         let port = free_port()?;
         let mut vars = vars.to_vec();
         vars.push(("BIND_ADDR", format!("127.0.0.1:{port}")));
-        let child = env.command(&["serve"], &vars, log)?.spawn().context("starting the server")?;
+        let child = env
+            .command(&["serve"], &vars, log)?
+            .spawn()
+            .context("starting the server")?;
         let mut process = Self {
             child,
             url: format!("http://127.0.0.1:{port}"),
@@ -66,7 +75,10 @@ impl Process {
                 }
             }
             if let Some(status) = process.child.try_wait()? {
-                bail!("server exited with {status}; see {}", env.log_dir.join(format!("{log}.log")).display());
+                bail!(
+                    "server exited with {status}; see {}",
+                    env.log_dir.join(format!("{log}.log")).display()
+                );
             }
             if started.elapsed() > Duration::from_secs(60) {
                 bail!("server did not answer /healthz within 60 s");
@@ -77,10 +89,16 @@ impl Process {
 
     /// `studysync worker` (a separate sync worker process).
     pub async fn worker(env: &Env, vars: &[(&str, String)], log: &str) -> anyhow::Result<Self> {
-        let mut child = env.command(&["worker"], vars, log)?.spawn().context("starting the worker")?;
+        let mut child = env
+            .command(&["worker"], vars, log)?
+            .spawn()
+            .context("starting the worker")?;
         tokio::time::sleep(Duration::from_millis(300)).await;
         if let Some(status) = child.try_wait()? {
-            bail!("worker exited with {status}; see {}", env.log_dir.join(format!("{log}.log")).display());
+            bail!(
+                "worker exited with {status}; see {}",
+                env.log_dir.join(format!("{log}.log")).display()
+            );
         }
         Ok(Self {
             child,
