@@ -4,6 +4,7 @@ mod helpers;
 mod rooms;
 mod schema;
 mod security;
+mod seed;
 mod study;
 mod todos;
 mod write_path;
