@@ -83,6 +83,14 @@ pub struct Config {
     /// Most attempts a write transaction makes when the database asks for a retry.
     #[arg(long, env = "TXN_MAX_ATTEMPTS", default_value_t = 8)]
     pub txn_max_attempts: u32,
+    /// How long a MongoDB-routed field may take before it is answered from
+    /// CockroachDB instead (milliseconds).
+    #[arg(long, env = "READ_MODEL_TIMEOUT_MS", default_value_t = 300)]
+    pub read_model_timeout_ms: u64,
+    /// How long a request carrying `X-Consistency-Token` waits for MongoDB to
+    /// apply the named writes before answering from CockroachDB (milliseconds).
+    #[arg(long, env = "CONSISTENCY_WAIT_MS", default_value_t = 500)]
+    pub consistency_wait_ms: u64,
 }
 
 /// Used only to parse a [`Config`] from an argument list (tests, tools).
@@ -131,6 +139,9 @@ impl Config {
         }
         if self.jwt_ttl_seconds == 0 || self.request_timeout_ms == 0 || self.txn_max_attempts == 0 {
             bail!("JWT_TTL_SECONDS, REQUEST_TIMEOUT_MS and TXN_MAX_ATTEMPTS must be positive");
+        }
+        if self.read_model_timeout_ms == 0 {
+            bail!("READ_MODEL_TIMEOUT_MS must be positive");
         }
         Ok(())
     }

@@ -3,10 +3,10 @@
 use std::{collections::HashMap, sync::Arc};
 
 use async_graphql::dataloader::{DataLoader, Loader};
-use sea_orm::DatabaseConnection;
 use uuid::Uuid;
 
 use crate::{
+    app::AppState,
     entity::{rooms, users},
     error::AppError,
     read::sql,
@@ -14,37 +14,40 @@ use crate::{
 
 pub type LoadError = Arc<AppError>;
 
-pub struct UserLoader(pub DatabaseConnection);
+pub struct UserLoader(pub AppState);
 
 impl Loader<Uuid> for UserLoader {
     type Value = users::Model;
     type Error = LoadError;
 
     async fn load(&self, keys: &[Uuid]) -> Result<HashMap<Uuid, Self::Value>, Self::Error> {
-        sql::users_by_ids(&self.0, keys).await.map_err(Arc::new)
+        self.0.reads().count_loader_batch();
+        sql::users_by_ids(self.0.sql(), keys).await.map_err(Arc::new)
     }
 }
 
-pub struct RoomLoader(pub DatabaseConnection);
+pub struct RoomLoader(pub AppState);
 
 impl Loader<Uuid> for RoomLoader {
     type Value = rooms::Model;
     type Error = LoadError;
 
     async fn load(&self, keys: &[Uuid]) -> Result<HashMap<Uuid, Self::Value>, Self::Error> {
-        sql::rooms_by_ids(&self.0, keys).await.map_err(Arc::new)
+        self.0.reads().count_loader_batch();
+        sql::rooms_by_ids(self.0.sql(), keys).await.map_err(Arc::new)
     }
 }
 
 /// Member ids per room.
-pub struct MembersLoader(pub DatabaseConnection);
+pub struct MembersLoader(pub AppState);
 
 impl Loader<Uuid> for MembersLoader {
     type Value = Vec<Uuid>;
     type Error = LoadError;
 
     async fn load(&self, keys: &[Uuid]) -> Result<HashMap<Uuid, Self::Value>, Self::Error> {
-        sql::members_of_rooms(&self.0, keys).await.map_err(Arc::new)
+        self.0.reads().count_loader_batch();
+        sql::members_of_rooms(self.0.sql(), keys).await.map_err(Arc::new)
     }
 }
 
@@ -56,11 +59,12 @@ pub struct Loaders {
 }
 
 impl Loaders {
-    pub fn new(db: &DatabaseConnection) -> Self {
+    /// Every batch counts towards `AppState::reads().loader_batches()`.
+    pub fn new(state: &AppState) -> Self {
         Self {
-            users: DataLoader::new(UserLoader(db.clone()), tokio::spawn),
-            rooms: DataLoader::new(RoomLoader(db.clone()), tokio::spawn),
-            members: DataLoader::new(MembersLoader(db.clone()), tokio::spawn),
+            users: DataLoader::new(UserLoader(state.clone()), tokio::spawn),
+            rooms: DataLoader::new(RoomLoader(state.clone()), tokio::spawn),
+            members: DataLoader::new(MembersLoader(state.clone()), tokio::spawn),
         }
     }
 }

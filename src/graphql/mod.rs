@@ -1,7 +1,12 @@
 //! The GraphQL API: one module per domain, merged into one schema.
+pub mod analytics;
+pub mod chat;
 pub mod context;
+pub mod leaderboard;
 pub mod loaders;
 pub mod rooms;
+pub mod routed;
+pub mod search;
 pub mod study;
 pub mod todos;
 pub mod types;
@@ -11,13 +16,21 @@ use std::sync::Arc;
 
 use async_graphql::{
     extensions::{Extension, ExtensionContext, ExtensionFactory, NextExecute},
-    EmptySubscription, MergedObject, Response, Schema,
+    MergedObject, MergedSubscription, Response, Schema,
 };
 
 use crate::app::AppState;
 
 #[derive(MergedObject, Default)]
-pub struct Query(users::UserQuery, todos::TodoQuery, rooms::RoomQuery);
+pub struct Query(
+    users::UserQuery,
+    todos::TodoQuery,
+    rooms::RoomQuery,
+    chat::ChatQuery,
+    search::SearchQuery,
+    leaderboard::LeaderboardQuery,
+    analytics::AnalyticsQuery,
+);
 
 #[derive(MergedObject, Default)]
 pub struct Mutation(
@@ -27,7 +40,8 @@ pub struct Mutation(
     rooms::RoomMutation,
 );
 
-pub type Subscription = EmptySubscription;
+#[derive(MergedSubscription, Default)]
+pub struct Subscription(chat::ChatSubscription);
 
 pub type AppSchema = Schema<Query, Mutation, Subscription>;
 

@@ -19,9 +19,13 @@ use crate::{
         context::{Viewer, Written},
         loaders::Loaders,
     },
-    read::cursor::Cursors,
+    read::{cursor::Cursors, routing::ReadRequest},
     write::EventRef,
 };
+
+/// Header carrying a mutation's `extensions.consistencyToken` back, so that
+/// MongoDB-routed fields reflect the writes it names.
+const CONSISTENCY_TOKEN: &str = "x-consistency-token";
 
 const GRAPHQL_RESPONSE: &str = "application/graphql-response+json";
 const JSON: &str = "application/json";
@@ -134,17 +138,24 @@ async fn execute(
         &http.app,
         headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()),
     );
+    let token = match consistency_token(http, headers) {
+        Ok(token) => token,
+        Err(response) => return respond(BatchResponse::Single(*response), media),
+    };
     let run = |request: Request| {
         let written = Arc::new(Written::default());
+        let reads = Arc::new(ReadRequest::new(token.clone()));
         let request = request
             .data(viewer.clone())
-            .data(Loaders::new(http.app.sql()))
-            .data(written.clone());
+            .data(Loaders::new(&http.app))
+            .data(written.clone())
+            .data(reads.clone());
         let schema = http.schema.clone();
         let cursors = http.app.cursors().clone();
         async move {
             let mut response = schema.execute(request).await;
             finish(&mut response, &written.take(), &cursors);
+            add_provenance(&mut response, &reads);
             response
         }
     };
@@ -158,6 +169,10 @@ async fn execute(
             BatchResponse::Batch(out)
         }
     };
+    respond(response, media)
+}
+
+fn respond(response: BatchResponse, media: &'static str) -> axum::response::Response {
     let status = match (&response, media) {
         (BatchResponse::Single(r), GRAPHQL_RESPONSE) if is_request_error(r) => StatusCode::BAD_REQUEST,
         _ => StatusCode::OK,
@@ -170,8 +185,39 @@ async fn execute(
         out.headers_mut().insert(header::CACHE_CONTROL, value);
     }
     out.headers_mut()
-        .insert(header::VARY, HeaderValue::from_static("Accept, Authorization"));
+        .insert(header::VARY, HeaderValue::from_static("Accept, Authorization, X-Consistency-Token"));
     out
+}
+
+/// The writes named by `X-Consistency-Token` (none without the header); a
+/// token this server did not sign is `BAD_USER_INPUT`.
+fn consistency_token(http: &Http, headers: &HeaderMap) -> Result<Vec<EventRef>, Box<Response>> {
+    let Some(value) = headers.get(CONSISTENCY_TOKEN) else {
+        return Ok(Vec::new());
+    };
+    let decoded = value
+        .to_str()
+        .map_err(|_| crate::error::AppError::bad_input("invalid consistency token"))
+        .and_then(|v| http.app.cursors().decode::<Vec<EventRef>>(v.trim()));
+    decoded.map_err(|_| {
+        let mut error = async_graphql::ServerError::new("invalid consistency token", None);
+        error
+            .extensions
+            .get_or_insert_with(Default::default)
+            .set("code", "BAD_USER_INPUT");
+        Box::new(Response::from_errors(vec![error]))
+    })
+}
+
+/// Lists which store answered each routed field (`extensions.provenance`).
+fn add_provenance(response: &mut Response, reads: &ReadRequest) {
+    let provenance = reads.provenance();
+    if provenance.is_empty() {
+        return;
+    }
+    if let Ok(value) = Value::from_json(serde_json::to_value(provenance).unwrap_or_default()) {
+        response.extensions.insert("provenance".to_owned(), value);
+    }
 }
 
 /// Parse and validation failures: no data and no error from a resolver.

@@ -1,6 +1,7 @@
 //! The HTTP surface: GraphQL, GraphiQL, health and metrics.
 mod graphiql;
 mod graphql;
+mod subscriptions;
 
 use std::{future::Future, time::Duration};
 
@@ -29,6 +30,7 @@ pub fn router(app: AppState) -> Router {
     let http = Http { app, schema };
     Router::new()
         .route("/graphql", get(graphql::get).post(graphql::post))
+        .route("/graphql/ws", get(subscriptions::ws))
         .route("/graphiql/{file}", get(graphiql::asset))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))

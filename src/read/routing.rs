@@ -1,0 +1,417 @@
+//! Which store answers each routed field, decided in one place.
+//!
+//! Analytics, search, chat history and leaderboards are read from MongoDB.
+//! A routed read falls back to CockroachDB — computing the same answer from
+//! the source tables — when MongoDB errors, is unreachable, is slower than
+//! `READ_MODEL_TIMEOUT_MS`, or has not applied the writes named by the
+//! client's consistency token within `CONSISTENCY_WAIT_MS`. Fallbacks are
+//! logged, counted (`studysync_read_fallback_total{field,reason}`) and listed
+//! in the response's `extensions.provenance`; they never fail the request.
+//! Everything else (`me`, `user`, `todo(s)`, `rooms`, membership and every
+//! authorization decision) reads CockroachDB directly through `read::sql`.
+use std::{
+    collections::HashMap,
+    future::Future,
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Mutex,
+    },
+    time::{Duration, Instant},
+};
+
+use futures::TryStreamExt;
+use mongodb::bson::{doc, Document};
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement};
+use serde::Serialize;
+
+use crate::{
+    config::Config,
+    error::{AppError, AppResult},
+    sync::project::collection_of,
+    write::{outbox::aggregate, EventRef},
+};
+
+/// A store that can answer a read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Store {
+    MongoDb,
+    CockroachDb,
+}
+
+/// The fields whose answer may come from either store.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RoutedField {
+    Messages,
+    SearchUsers,
+    SearchMessages,
+    Leaderboard,
+    MyRank,
+    StudyStats,
+    Dashboard,
+}
+
+impl RoutedField {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Messages => "messages",
+            Self::SearchUsers => "searchUsers",
+            Self::SearchMessages => "searchMessages",
+            Self::Leaderboard => "leaderboard",
+            Self::MyRank => "myRank",
+            Self::StudyStats => "studyStats",
+            Self::Dashboard => "dashboard",
+        }
+    }
+
+    /// The store that answers the field when it is healthy and caught up.
+    pub fn home(self) -> Store {
+        match self {
+            Self::Messages
+            | Self::SearchUsers
+            | Self::SearchMessages
+            | Self::Leaderboard
+            | Self::MyRank
+            | Self::StudyStats
+            | Self::Dashboard => Store::MongoDb,
+        }
+    }
+
+    /// Aggregates whose documents the field reads: a consistency token's
+    /// writes to other aggregates cannot change its answer, so it does not
+    /// wait for them.
+    fn reads(self) -> &'static [&'static str] {
+        match self {
+            Self::Messages | Self::SearchMessages => &[aggregate::MESSAGE],
+            Self::SearchUsers => &[aggregate::USER],
+            Self::Leaderboard | Self::MyRank => &[aggregate::STUDY_TOTAL],
+            Self::StudyStats => &[aggregate::STUDY_SESSION, aggregate::TODO],
+            Self::Dashboard => &[
+                aggregate::STUDY_TOTAL,
+                aggregate::STUDY_SESSION,
+                aggregate::TODO,
+            ],
+        }
+    }
+}
+
+/// Why a MongoDB-routed field was answered by CockroachDB.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FallbackReason {
+    /// MongoDB answered nothing within `READ_MODEL_TIMEOUT_MS`.
+    Timeout,
+    /// No MongoDB server could be selected.
+    Unreachable,
+    /// MongoDB answered with an error (or a document of unexpected shape).
+    Error,
+    /// MongoDB had not applied the consistency token's writes in time.
+    Stale,
+}
+
+impl FallbackReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Timeout => "timeout",
+            Self::Unreachable => "unreachable",
+            Self::Error => "error",
+            Self::Stale => "stale",
+        }
+    }
+
+    fn of(err: &AppError) -> Self {
+        match err {
+            AppError::ReadModel(e)
+                if matches!(*e.kind, mongodb::error::ErrorKind::ServerSelection { .. }) =>
+            {
+                Self::Unreachable
+            }
+            _ => Self::Error,
+        }
+    }
+}
+
+/// Which store answered one field of a response.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Provenance {
+    /// Response path of the field (its alias when aliased).
+    pub path: String,
+    pub field: &'static str,
+    pub store: Store,
+    pub reason: Option<FallbackReason>,
+    /// Age of the oldest write MongoDB has not applied yet, in seconds
+    /// (0 when caught up); `null` when it could not be measured.
+    pub read_model_lag_seconds: Option<f64>,
+}
+
+/// What one request brings to routing (the writes it must see) and takes
+/// away (which store answered each field).
+#[derive(Default)]
+pub struct ReadRequest {
+    token: Vec<EventRef>,
+    provenance: Mutex<Vec<Provenance>>,
+}
+
+impl ReadRequest {
+    /// `token`: the writes named by the request's `X-Consistency-Token`.
+    pub fn new(token: Vec<EventRef>) -> Self {
+        Self {
+            token,
+            provenance: Mutex::new(Vec::new()),
+        }
+    }
+
+    pub fn provenance(&self) -> Vec<Provenance> {
+        self.provenance
+            .lock()
+            .map(|p| p.clone())
+            .unwrap_or_default()
+    }
+
+    fn record(&self, entry: Provenance) {
+        if let Ok(mut list) = self.provenance.lock() {
+            list.push(entry);
+        }
+    }
+}
+
+/// How long a measured lag is reused: measuring costs a SQL round trip.
+const LAG_TTL: Duration = Duration::from_secs(1);
+/// Pause between checks of whether MongoDB has caught up with a token.
+const CATCH_UP_POLL: Duration = Duration::from_millis(10);
+
+/// Routes reads; one per application.
+pub struct ReadRouter {
+    sql: DatabaseConnection,
+    mongo: mongodb::Database,
+    timeout: Duration,
+    consistency_wait: Duration,
+    lag: Mutex<Option<(Instant, Option<f64>)>>,
+    loader_batches: AtomicU64,
+}
+
+impl ReadRouter {
+    pub fn new(config: &Config, sql: DatabaseConnection, mongo: mongodb::Database) -> Self {
+        Self {
+            sql,
+            mongo,
+            timeout: Duration::from_millis(config.read_model_timeout_ms),
+            consistency_wait: Duration::from_millis(config.consistency_wait_ms),
+            lag: Mutex::new(None),
+            loader_batches: AtomicU64::new(0),
+        }
+    }
+
+    /// Answers `field` with `mongo` when MongoDB is healthy, fast and caught
+    /// up with the request's token, otherwise with `sql`. Only `sql`'s errors
+    /// reach the caller.
+    #[tracing::instrument(name = "routed_read", skip_all, fields(field = field.name(), store))]
+    pub async fn read<T, M, MF, S, SF>(
+        &self,
+        request: &ReadRequest,
+        path: String,
+        field: RoutedField,
+        mongo: M,
+        sql: S,
+    ) -> AppResult<T>
+    where
+        M: FnOnce() -> MF,
+        MF: Future<Output = AppResult<T>>,
+        S: FnOnce() -> SF,
+        SF: Future<Output = AppResult<T>>,
+    {
+        let outcome = match field.home() {
+            Store::CockroachDb => Err(None),
+            Store::MongoDb => self.try_mongo(request, field, mongo).await.map_err(Some),
+        };
+        let (result, store, reason) = match outcome {
+            Ok(value) => (Ok(value), Store::MongoDb, None),
+            Err(reason) => {
+                if let Some(reason) = reason {
+                    metrics::counter!(
+                        "studysync_read_fallback_total",
+                        "field" => field.name(),
+                        "reason" => reason.as_str()
+                    )
+                    .increment(1);
+                }
+                (sql().await, Store::CockroachDb, reason)
+            }
+        };
+        tracing::Span::current().record("store", format!("{store:?}"));
+        request.record(Provenance {
+            path,
+            field: field.name(),
+            store,
+            reason,
+            read_model_lag_seconds: self.lag().await,
+        });
+        result
+    }
+
+    async fn try_mongo<T, M, MF>(
+        &self,
+        request: &ReadRequest,
+        field: RoutedField,
+        mongo: M,
+    ) -> Result<T, FallbackReason>
+    where
+        M: FnOnce() -> MF,
+        MF: Future<Output = AppResult<T>>,
+    {
+        let needed: Vec<&EventRef> = request
+            .token
+            .iter()
+            .filter(|e| field.reads().contains(&e.aggregate_type.as_str()))
+            .collect();
+        if !needed.is_empty() {
+            match self.wait_for(&needed).await {
+                Ok(true) => {}
+                Ok(false) => {
+                    tracing::warn!(
+                        field = field.name(),
+                        "read model behind the consistency token; answering from CockroachDB"
+                    );
+                    return Err(FallbackReason::Stale);
+                }
+                Err(reason) => {
+                    tracing::warn!(
+                        field = field.name(),
+                        reason = reason.as_str(),
+                        "read model unavailable; answering from CockroachDB"
+                    );
+                    return Err(reason);
+                }
+            }
+        }
+        match tokio::time::timeout(self.timeout, mongo()).await {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(err)) => {
+                let reason = FallbackReason::of(&err);
+                tracing::warn!(field = field.name(), reason = reason.as_str(), error = %err.chain(), "read model query failed; answering from CockroachDB");
+                Err(reason)
+            }
+            Err(_) => {
+                tracing::warn!(
+                    field = field.name(),
+                    timeout_ms = self.timeout.as_millis() as u64,
+                    "read model too slow; answering from CockroachDB"
+                );
+                Err(FallbackReason::Timeout)
+            }
+        }
+    }
+
+    /// Polls until every named document has at least the named version, for
+    /// at most `CONSISTENCY_WAIT_MS`.
+    async fn wait_for(&self, refs: &[&EventRef]) -> Result<bool, FallbackReason> {
+        let deadline = Instant::now() + self.consistency_wait;
+        loop {
+            match tokio::time::timeout(self.timeout, self.caught_up(refs)).await {
+                Ok(Ok(true)) => return Ok(true),
+                Ok(Ok(false)) => {}
+                Ok(Err(err)) => return Err(FallbackReason::of(&err)),
+                Err(_) => return Err(FallbackReason::Timeout),
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Ok(false);
+            }
+            tokio::time::sleep(CATCH_UP_POLL.min(deadline - now)).await;
+        }
+    }
+
+    /// Whether MongoDB holds every named aggregate at (or past) its version.
+    async fn caught_up(&self, refs: &[&EventRef]) -> AppResult<bool> {
+        let mut by_collection: HashMap<&'static str, Vec<&EventRef>> = HashMap::new();
+        for r in refs {
+            let collection = collection_of(&r.aggregate_type)
+                .map_err(|e| AppError::Internal(anyhow::anyhow!("consistency token: {e}")))?;
+            by_collection.entry(collection).or_default().push(r);
+        }
+        for (collection, refs) in by_collection {
+            let ids: Vec<String> = refs.iter().map(|r| r.aggregate_id.to_string()).collect();
+            let docs: Vec<Document> = self
+                .mongo
+                .collection::<Document>(collection)
+                .find(doc! {"_id": {"$in": ids}})
+                .projection(doc! {"version": 1})
+                .await?
+                .try_collect()
+                .await?;
+            let versions: HashMap<String, i64> = docs
+                .iter()
+                .filter_map(|d| {
+                    Some((
+                        d.get_str("_id").ok()?.to_owned(),
+                        d.get_i64("version").ok()?,
+                    ))
+                })
+                .collect();
+            let behind = refs.iter().any(|r| {
+                versions
+                    .get(&r.aggregate_id.to_string())
+                    .is_none_or(|v| *v < r.version)
+            });
+            if behind {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    /// Age of the oldest pending outbox event, measured at most once a second.
+    pub async fn lag(&self) -> Option<f64> {
+        if let Ok(cached) = self.lag.lock() {
+            if let Some((at, lag)) = *cached {
+                if at.elapsed() < LAG_TTL {
+                    return lag;
+                }
+            }
+        }
+        let measured = match tokio::time::timeout(self.timeout, measure_lag(&self.sql)).await {
+            Ok(Ok(lag)) => Some(lag),
+            Ok(Err(err)) => {
+                tracing::warn!(error = %err.chain(), "measuring read model lag failed");
+                None
+            }
+            Err(_) => None,
+        };
+        if let Ok(mut cached) = self.lag.lock() {
+            *cached = Some((Instant::now(), measured));
+        }
+        measured
+    }
+
+    /// Counts one batched SQL load of a DataLoader (`Todo.owner`,
+    /// `Message.sender`, ...), so round trips per page can be observed.
+    pub fn count_loader_batch(&self) {
+        self.loader_batches.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!("studysync_loader_batches_total").increment(1);
+    }
+
+    /// Batched SQL loads made by this application's DataLoaders so far.
+    pub fn loader_batches(&self) -> u64 {
+        self.loader_batches.load(Ordering::Relaxed)
+    }
+}
+
+/// Seconds since the oldest unapplied (pending, not parked) outbox event was
+/// written, by the database clock; 0 when nothing is pending.
+#[tracing::instrument(skip_all)]
+async fn measure_lag(sql: &DatabaseConnection) -> AppResult<f64> {
+    let row = sql
+        .query_one(Statement::from_string(
+            DbBackend::Postgres,
+            "SELECT now() AS now, min(created_at) AS oldest FROM outbox \
+             WHERE processed_at IS NULL AND parked_at IS NULL",
+        ))
+        .await?;
+    let Some(row) = row else { return Ok(0.0) };
+    let now: chrono::DateTime<chrono::Utc> = row.try_get("", "now")?;
+    let oldest: Option<chrono::DateTime<chrono::Utc>> = row.try_get("", "oldest")?;
+    Ok(oldest
+        .map(|o| ((now - o).num_milliseconds().max(0) as f64) / 1000.0)
+        .unwrap_or(0.0))
+}
