@@ -6,3 +6,5 @@ mod schema;
 mod study;
 mod todos;
 mod write_path;
+mod reads_equivalence;
+mod reads_support;
