@@ -8,3 +8,5 @@ mod todos;
 mod write_path;
 mod reads_equivalence;
 mod reads_support;
+mod reads_consistency;
+mod reads_fault;
