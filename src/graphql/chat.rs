@@ -7,6 +7,7 @@ use tokio::sync::broadcast::error::RecvError;
 
 use super::{
     context::{parse_id, ContextExt},
+    prefetch,
     routed::{connection, require_member, routed},
     types::Message,
 };
@@ -49,10 +50,12 @@ impl ChatQuery {
             || fallback::history::page(state.sql(), room_id, before, limit),
         )
         .await?;
-        let rows = rows
+        let rows: Vec<_> = rows
             .into_iter()
             .map(|m| ((m.created_at, m.id), Message::from(m)))
             .collect();
+        let page: Vec<Message> = rows.iter().map(|(_, m)| m.clone()).collect();
+        prefetch::messages(ctx, &page).await?;
         Ok(connection(state.cursors(), rows, limit, before.is_some()))
     }
 
@@ -91,10 +94,12 @@ impl ChatQuery {
             || fallback::search::messages(state.sql(), &rooms, &words, after, limit),
         )
         .await?;
-        let rows = rows
+        let rows: Vec<_> = rows
             .into_iter()
             .map(|(rank, m)| ((rank, m.created_at, m.id), Message::from(m)))
             .collect();
+        let page: Vec<Message> = rows.iter().map(|(_, m)| m.clone()).collect();
+        prefetch::messages(ctx, &page).await?;
         Ok(connection(state.cursors(), rows, limit, after.is_some()))
     }
 }

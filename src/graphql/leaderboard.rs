@@ -8,6 +8,7 @@ use uuid::Uuid;
 
 use super::{
     context::ContextExt,
+    prefetch,
     routed::{connection, routed, LeaderboardConnectionName, LeaderboardEdgeName},
     types::{load_user, User},
 };
@@ -110,10 +111,11 @@ impl LeaderboardQuery {
             || fallback::leaderboard::page(state.sql(), period, start, after, limit),
         )
         .await?;
-        let rows = rows
+        let rows: Vec<_> = rows
             .into_iter()
             .map(|(position, entry)| (position, LeaderboardEntry::from(entry)))
             .collect();
+        prefetch::users(ctx, rows.iter().map(|(_, e)| e.user_id)).await?;
         Ok(connection(state.cursors(), rows, limit, after.is_some()))
     }
 

@@ -2,7 +2,7 @@
 //! crosses users. A page of N items costs one query per loader, not N.
 use std::{collections::HashMap, sync::Arc};
 
-use async_graphql::dataloader::{DataLoader, Loader};
+use async_graphql::dataloader::{DataLoader, HashMapCache, Loader};
 use uuid::Uuid;
 
 use crate::{
@@ -52,20 +52,36 @@ impl Loader<Uuid> for MembersLoader {
 }
 
 /// The per-request set of loaders.
+///
+/// Values are cached for the request, so a list resolver can prefetch what
+/// its nodes will ask for in one batch per loader (see `graphql::prefetch`)
+/// and the nested fields then cost no round trip at all.
 pub struct Loaders {
-    pub users: DataLoader<UserLoader>,
-    pub rooms: DataLoader<RoomLoader>,
-    pub members: DataLoader<MembersLoader>,
+    pub users: DataLoader<UserLoader, HashMapCache>,
+    pub rooms: DataLoader<RoomLoader, HashMapCache>,
+    pub members: DataLoader<MembersLoader, HashMapCache>,
 }
 
 impl Loaders {
     /// Every batch counts towards `AppState::reads().loader_batches()`.
     pub fn new(state: &AppState) -> Self {
         Self {
-            users: DataLoader::new(UserLoader(state.clone()), tokio::spawn),
-            rooms: DataLoader::new(RoomLoader(state.clone()), tokio::spawn),
-            members: DataLoader::new(MembersLoader(state.clone()), tokio::spawn),
+            users: DataLoader::with_cache(UserLoader(state.clone()), tokio::spawn, HashMapCache::default()),
+            rooms: DataLoader::with_cache(RoomLoader(state.clone()), tokio::spawn, HashMapCache::default()),
+            members: DataLoader::with_cache(MembersLoader(state.clone()), tokio::spawn, HashMapCache::default()),
         }
+    }
+}
+
+impl Loaders {
+    /// Loaders that batch but never cache, for long-lived websocket
+    /// connections whose events must show current names and members.
+    pub fn uncached(state: &AppState) -> Self {
+        let loaders = Self::new(state);
+        loaders.users.enable_all_cache(false);
+        loaders.rooms.enable_all_cache(false);
+        loaders.members.enable_all_cache(false);
+        loaders
     }
 }
 

@@ -4,6 +4,7 @@ pub mod chat;
 pub mod context;
 pub mod leaderboard;
 pub mod loaders;
+pub mod prefetch;
 pub mod rooms;
 pub mod routed;
 pub mod search;
@@ -86,5 +87,23 @@ impl Extension for ErrorCodes {
             crate::error::classify(error);
         }
         response
+    }
+
+    /// Subscription events (and refusals) get codes too.
+    fn subscribe<'s>(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        stream: futures::stream::BoxStream<'s, Response>,
+        next: async_graphql::extensions::NextSubscribe<'_>,
+    ) -> futures::stream::BoxStream<'s, Response> {
+        use futures::StreamExt;
+        next.run(ctx, stream)
+            .map(|mut response| {
+                for error in &mut response.errors {
+                    crate::error::classify(error);
+                }
+                response
+            })
+            .boxed()
     }
 }

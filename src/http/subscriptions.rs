@@ -52,7 +52,7 @@ fn connection_data(app: &AppState, payload: &Value) -> Data {
         });
     let mut data = Data::default();
     data.insert(Viewer::from_bearer(app, bearer.as_deref()));
-    data.insert(Loaders::new(app));
+    data.insert(Loaders::uncached(app));
     data.insert(Arc::new(ReadRequest::default()));
     data
 }

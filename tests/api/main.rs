@@ -10,3 +10,7 @@ mod reads_equivalence;
 mod reads_support;
 mod reads_consistency;
 mod reads_fault;
+mod reads_history;
+mod reads_dataloader;
+mod reads_search;
+mod reads_subscription;
