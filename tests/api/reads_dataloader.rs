@@ -38,7 +38,10 @@ async fn a_page_of_5_or_of_50_items_costs_the_same_number_of_batched_sql_loads()
             .gql(Some(&tokens[0]), history, json!({"r": room, "n": n}))
             .await;
         assert_eq!(
-            body["data"]["messages"]["edges"].as_array().unwrap().len(),
+            body["data"]["messages"]["edges"]
+                .as_array()
+                .expect("well-formed response")
+                .len(),
             n,
             "{body}"
         );
@@ -54,7 +57,7 @@ async fn a_page_of_5_or_of_50_items_costs_the_same_number_of_batched_sql_loads()
         assert_eq!(
             body["data"]["leaderboard"]["edges"]
                 .as_array()
-                .unwrap()
+                .expect("well-formed response")
                 .len(),
             n,
             "{body}"

@@ -85,12 +85,12 @@ async fn every_routed_query_answers_the_same_from_mongodb_and_from_the_cockroach
     let d = &from_mongo["data"];
     let ranks: Vec<(i64, i64)> = d["allTime"]["edges"]
         .as_array()
-        .unwrap()
+        .expect("well-formed response")
         .iter()
         .map(|e| {
             (
-                e["node"]["rank"].as_i64().unwrap(),
-                e["node"]["minutes"].as_i64().unwrap(),
+                e["node"]["rank"].as_i64().expect("well-formed response"),
+                e["node"]["minutes"].as_i64().expect("well-formed response"),
             )
         })
         .collect();
@@ -127,9 +127,9 @@ async fn every_routed_query_answers_the_same_from_mongodb_and_from_the_cockroach
     assert_eq!(d["today"]["activeUsers"], 3);
     let searched: Vec<&str> = d["searchMessages"]["edges"]
         .as_array()
-        .unwrap()
+        .expect("well-formed response")
         .iter()
-        .map(|e| e["node"]["body"].as_str().unwrap())
+        .map(|e| e["node"]["body"].as_str().expect("well-formed response"))
         .collect();
     assert_eq!(
         searched,
@@ -143,7 +143,9 @@ async fn every_routed_query_answers_the_same_from_mongodb_and_from_the_cockroach
 
     // the second history page, resumed with the first page's cursor on the
     // other store, is the same too
-    let last = d["messages"]["edges"][2]["cursor"].as_str().unwrap();
+    let last = d["messages"]["edges"][2]["cursor"]
+        .as_str()
+        .expect("well-formed response");
     let vars = json!({"room": room, "before": last});
     let page2_mongo = app.gql(Some(&ada), ALL_ROUTED, vars.clone()).await;
     let page2_sql = fallback.gql(Some(&ada), ALL_ROUTED, vars).await;
@@ -153,9 +155,9 @@ async fn every_routed_query_answers_the_same_from_mongodb_and_from_the_cockroach
     );
     let bodies: Vec<&str> = page2_sql["data"]["messages"]["edges"]
         .as_array()
-        .unwrap()
+        .expect("well-formed response")
         .iter()
-        .map(|e| e["node"]["body"].as_str().unwrap())
+        .map(|e| e["node"]["body"].as_str().expect("well-formed response"))
         .collect();
     assert_eq!(bodies, ["alg is short for algebra", "Algebra homework"]);
 }
@@ -183,22 +185,22 @@ async fn leaderboard_pages_continue_ranks_across_a_tie_in_both_stores() {
         assert_eq!(m["data"], s["data"], "{m} vs {s}");
         let edges = m["data"]["leaderboard"]["edges"]
             .as_array()
-            .unwrap()
+            .expect("well-formed response")
             .clone();
         pages.push(
             edges
                 .iter()
                 .map(|e| {
                     (
-                        e["node"]["rank"].as_i64().unwrap(),
-                        e["node"]["minutes"].as_i64().unwrap(),
+                        e["node"]["rank"].as_i64().expect("well-formed response"),
+                        e["node"]["minutes"].as_i64().expect("well-formed response"),
                     )
                 })
                 .collect(),
         );
         if !m["data"]["leaderboard"]["pageInfo"]["hasNextPage"]
             .as_bool()
-            .unwrap()
+            .expect("well-formed response")
         {
             break;
         }

@@ -49,15 +49,25 @@ async fn with_mongodb_stopped_every_routed_query_answers_from_cockroachdb_and_to
     let s = stores(&body);
     assert_eq!(s.len(), 7);
     assert!(s.iter().all(|s| s == "cockroachdb"), "{body}");
-    for p in body["extensions"]["provenance"].as_array().unwrap() {
+    for p in body["extensions"]["provenance"]
+        .as_array()
+        .expect("well-formed response")
+    {
         assert!(
-            ["timeout", "unreachable", "error"].contains(&p["reason"].as_str().unwrap()),
+            ["timeout", "unreachable", "error"]
+                .contains(&p["reason"].as_str().expect("well-formed response")),
             "{p}"
         );
     }
     let d = &body["data"];
     assert_eq!(d["messages"]["edges"][0]["node"]["body"], "after the crash");
-    assert_eq!(d["searchMessages"]["edges"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        d["searchMessages"]["edges"]
+            .as_array()
+            .expect("well-formed response")
+            .len(),
+        2
+    );
     assert_eq!(d["searchUsers"]["edges"][0]["node"]["name"], "Fay Wray");
     assert_eq!(d["leaderboard"]["edges"][0]["node"]["minutes"], 30);
     assert_eq!(d["myRank"]["rank"], 1);

@@ -35,10 +35,12 @@ async fn history_pages_have_no_duplicates_or_gaps_while_new_messages_arrive() {
                 .gql(Some(&token), PAGE, json!({"r": room, "n": 10, "b": before}))
                 .await;
             let page = edges(&body);
-            seen.extend(
-                page.iter()
-                    .map(|e| e["node"]["body"].as_str().unwrap().to_owned()),
-            );
+            seen.extend(page.iter().map(|e| {
+                e["node"]["body"]
+                    .as_str()
+                    .expect("well-formed response")
+                    .to_owned()
+            }));
             // new messages arrive between page requests
             for j in 0..3 {
                 send(&app, &token, &room, &format!("new {round}.{j}")).await;
@@ -47,13 +49,16 @@ async fn history_pages_have_no_duplicates_or_gaps_while_new_messages_arrive() {
             round += 1;
             if !body["data"]["messages"]["pageInfo"]["hasNextPage"]
                 .as_bool()
-                .unwrap()
+                .expect("well-formed response")
             {
                 break;
             }
-            before = page
-                .last()
-                .map(|e| e["cursor"].as_str().unwrap().to_owned());
+            before = page.last().map(|e| {
+                e["cursor"]
+                    .as_str()
+                    .expect("well-formed response")
+                    .to_owned()
+            });
         }
         // pages walk back in time from the first request: messages sent
         // later never shift them, so every old message appears exactly once
@@ -113,7 +118,10 @@ async fn a_tampered_cursor_is_bad_user_input() {
     let body = app
         .gql(Some(&token), PAGE, json!({"r": room, "n": 1}))
         .await;
-    let cursor = edges(&body)[0]["cursor"].as_str().unwrap().to_owned();
+    let cursor = edges(&body)[0]["cursor"]
+        .as_str()
+        .expect("well-formed response")
+        .to_owned();
     let mut tampered = cursor.clone();
     tampered.replace_range(1..2, if &cursor[1..2] == "A" { "B" } else { "A" });
     let queries = [

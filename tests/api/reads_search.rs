@@ -84,7 +84,7 @@ async fn exact_word_matches_rank_before_prefix_matches_and_newest_first_within_e
             paged.extend(names(&body, "searchUsers", "name"));
             if !body["data"]["searchUsers"]["pageInfo"]["hasNextPage"]
                 .as_bool()
-                .unwrap()
+                .expect("well-formed response")
             {
                 break;
             }
@@ -103,10 +103,12 @@ async fn search_shows_an_email_only_on_the_callers_own_account() {
     app.sign_up("other@example.org", "Kim Other").await;
     app.apply_outbox_for_tests().await;
     let body = app.gql(Some(&token), USERS, json!({"q": "kim"})).await;
-    let edges = body["data"]["searchUsers"]["edges"].as_array().unwrap();
+    let edges = body["data"]["searchUsers"]["edges"]
+        .as_array()
+        .expect("well-formed response");
     assert_eq!(edges.len(), 2);
     for e in edges {
-        match e["node"]["name"].as_str().unwrap() {
+        match e["node"]["name"].as_str().expect("well-formed response") {
             "Kim Self" => assert_eq!(e["node"]["email"], "me@example.org"),
             _ => assert!(e["node"]["email"].is_null(), "{e}"),
         }

@@ -83,7 +83,10 @@ async fn members_receive_messages_posted_to_their_room_as_they_are_committed() {
     assert_eq!(frame["type"], "next", "{frame}");
     let message = &frame["payload"]["data"]["messageAdded"];
     assert!(
-        message["body"].as_str().unwrap().starts_with("live "),
+        message["body"]
+            .as_str()
+            .expect("well-formed response")
+            .starts_with("live "),
         "{frame}"
     );
     assert_eq!(message["sender"]["name"], "Sue");
