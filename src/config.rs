@@ -91,6 +91,11 @@ pub struct Config {
     /// apply the named writes before answering from CockroachDB (milliseconds).
     #[arg(long, env = "CONSISTENCY_WAIT_MS", default_value_t = 500)]
     pub consistency_wait_ms: u64,
+    /// After MongoDB timed out or was unreachable, routed fields go straight
+    /// to CockroachDB for this long before MongoDB is tried again
+    /// (milliseconds; 0 tries MongoDB on every read).
+    #[arg(long, env = "READ_MODEL_RETRY_AFTER_MS", default_value_t = 1_000)]
+    pub read_model_retry_after_ms: u64,
 }
 
 /// Used only to parse a [`Config`] from an argument list (tests, tools).

@@ -107,6 +107,9 @@ pub enum FallbackReason {
     Error,
     /// MongoDB had not applied the consistency token's writes in time.
     Stale,
+    /// MongoDB timed out or was unreachable moments ago; it is not tried
+    /// again until `READ_MODEL_RETRY_AFTER_MS` has passed.
+    RecentlyDown,
 }
 
 impl FallbackReason {
@@ -116,6 +119,7 @@ impl FallbackReason {
             Self::Unreachable => "unreachable",
             Self::Error => "error",
             Self::Stale => "stale",
+            Self::RecentlyDown => "recently_down",
         }
     }
 
@@ -189,6 +193,10 @@ pub struct ReadRouter {
     consistency_wait: Duration,
     lag: Mutex<Option<(Instant, Option<f64>)>>,
     loader_batches: AtomicU64,
+    /// While MongoDB is down, reads skip it until this instant instead of
+    /// each paying the timeout.
+    retry_after: Duration,
+    down_until: Mutex<Option<Instant>>,
 }
 
 impl ReadRouter {
@@ -200,6 +208,8 @@ impl ReadRouter {
             consistency_wait: Duration::from_millis(config.consistency_wait_ms),
             lag: Mutex::new(None),
             loader_batches: AtomicU64::new(0),
+            retry_after: Duration::from_millis(config.read_model_retry_after_ms),
+            down_until: Mutex::new(None),
         }
     }
 
@@ -223,7 +233,14 @@ impl ReadRouter {
     {
         let outcome = match field.home() {
             Store::CockroachDb => Err(None),
-            Store::MongoDb => self.try_mongo(request, field, mongo).await.map_err(Some),
+            Store::MongoDb if self.recently_down() => Err(Some(FallbackReason::RecentlyDown)),
+            Store::MongoDb => {
+                let outcome = self.try_mongo(request, field, mongo).await;
+                if let Err(FallbackReason::Timeout | FallbackReason::Unreachable) = outcome {
+                    self.mark_down();
+                }
+                outcome.map_err(Some)
+            }
         };
         let (result, store, reason) = match outcome {
             Ok(value) => (Ok(value), Store::MongoDb, None),
@@ -300,6 +317,22 @@ impl ReadRouter {
                 );
                 Err(FallbackReason::Timeout)
             }
+        }
+    }
+
+    fn recently_down(&self) -> bool {
+        self.down_until
+            .lock()
+            .map(|until| until.is_some_and(|t| Instant::now() < t))
+            .unwrap_or(false)
+    }
+
+    fn mark_down(&self) {
+        if self.retry_after.is_zero() {
+            return;
+        }
+        if let Ok(mut until) = self.down_until.lock() {
+            *until = Some(Instant::now() + self.retry_after);
         }
     }
 

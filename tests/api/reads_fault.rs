@@ -11,7 +11,13 @@ async fn with_mongodb_stopped_every_routed_query_answers_from_cockroachdb_and_to
 ) {
     let mut mongo = PrivateMongo::start().await;
     let database_url = fresh_database().await;
-    let app = spawn_app_on(&database_url, &mongo.uri, "studysync_fault", &[]).await;
+    let app = spawn_app_on(
+        &database_url,
+        &mongo.uri,
+        "studysync_fault",
+        &["--read-model-retry-after-ms", "600000"],
+    )
+    .await;
     studysync::read::mongo::ensure_indexes(app.state.read_model())
         .await
         .expect("indexes");
@@ -54,7 +60,7 @@ async fn with_mongodb_stopped_every_routed_query_answers_from_cockroachdb_and_to
         .expect("well-formed response")
     {
         assert!(
-            ["timeout", "unreachable", "error"]
+            ["timeout", "unreachable", "error", "recently_down"]
                 .contains(&p["reason"].as_str().expect("well-formed response")),
             "{p}"
         );
@@ -73,4 +79,21 @@ async fn with_mongodb_stopped_every_routed_query_answers_from_cockroachdb_and_to
     assert_eq!(d["myRank"]["rank"], 1);
     assert_eq!(d["studyStats"]["totalMinutes"], 30);
     assert_eq!(d["dashboard"]["sessions"], 1);
+
+    // once MongoDB has failed, reads skip it instead of each waiting
+    let again = app
+        .gql_headers(
+            Some(&token),
+            q,
+            json!({"r": room, "u": id}),
+            &[("X-Consistency-Token", &consistency)],
+        )
+        .await;
+    assert_eq!(again["data"], body["data"]);
+    for p in again["extensions"]["provenance"]
+        .as_array()
+        .expect("provenance")
+    {
+        assert_eq!(p["reason"], "recently_down", "{p}");
+    }
 }
