@@ -26,6 +26,9 @@ use crate::{
 /// Header carrying a mutation's `extensions.consistencyToken` back, so that
 /// MongoDB-routed fields reflect the writes it names.
 const CONSISTENCY_TOKEN: &str = "x-consistency-token";
+/// Longest accepted token; tokens name each aggregate once, so even large
+/// mutation batches stay well below it.
+const MAX_CONSISTENCY_TOKEN: usize = 8 * 1024;
 
 const GRAPHQL_RESPONSE: &str = "application/graphql-response+json";
 const JSON: &str = "application/json";
@@ -198,7 +201,11 @@ fn consistency_token(http: &Http, headers: &HeaderMap) -> Result<Vec<EventRef>, 
     let decoded = value
         .to_str()
         .map_err(|_| crate::error::AppError::bad_input("invalid consistency token"))
-        .and_then(|v| http.app.cursors().decode::<Vec<EventRef>>(v.trim()));
+        .and_then(|v| {
+            http.app
+                .cursors()
+                .decode_bounded::<Vec<EventRef>>(v.trim(), MAX_CONSISTENCY_TOKEN)
+        });
     decoded.map_err(|_| {
         let mut error = async_graphql::ServerError::new("invalid consistency token", None);
         error
@@ -236,7 +243,22 @@ fn finish(response: &mut Response, written: &[EventRef], cursors: &Cursors) {
     if !written.is_empty() {
         response.extensions.insert(
             "consistencyToken".to_owned(),
-            Value::String(cursors.encode(&written)),
+            Value::String(cursors.encode(&latest_versions(written))),
         );
     }
+}
+
+/// One entry per aggregate, at the newest version written: waiting for it
+/// implies every older one.
+fn latest_versions(written: &[EventRef]) -> Vec<EventRef> {
+    let mut latest: Vec<EventRef> = Vec::with_capacity(written.len());
+    for event in written {
+        match latest.iter_mut().find(|e| {
+            e.aggregate_type == event.aggregate_type && e.aggregate_id == event.aggregate_id
+        }) {
+            Some(seen) => seen.version = seen.version.max(event.version),
+            None => latest.push(event.clone()),
+        }
+    }
+    latest
 }

@@ -356,6 +356,7 @@ impl ReadRouter {
     }
 
     /// Whether MongoDB holds every named aggregate at (or past) its version.
+    #[tracing::instrument(skip_all, fields(aggregates = refs.len()))]
     async fn caught_up(&self, refs: &[&EventRef]) -> AppResult<bool> {
         let mut by_collection: HashMap<&'static str, Vec<&EventRef>> = HashMap::new();
         for r in refs {
@@ -376,10 +377,12 @@ impl ReadRouter {
             let versions: HashMap<String, i64> = docs
                 .iter()
                 .filter_map(|d| {
-                    Some((
-                        d.get_str("_id").ok()?.to_owned(),
-                        d.get_i64("version").ok()?,
-                    ))
+                    let version = match d.get("version")? {
+                        mongodb::bson::Bson::Int64(v) => *v,
+                        mongodb::bson::Bson::Int32(v) => i64::from(*v),
+                        _ => return None,
+                    };
+                    Some((d.get_str("_id").ok()?.to_owned(), version))
                 })
                 .collect();
             let behind = refs.iter().any(|r| {

@@ -127,3 +127,38 @@ async fn a_tampered_consistency_token_is_bad_user_input() {
         assert!(body["data"].is_null());
     }
 }
+
+#[tokio::test]
+async fn the_token_of_a_request_that_wrote_many_aggregates_is_accepted() {
+    let app = spawn_app().await;
+    let (token, _) = app.sign_up("m@example.org", "Mo").await;
+    let sessions: Vec<String> = (0..12)
+        .map(|i| {
+            format!(
+                "s{i}: logStudySession(input: {{subject: \"Maths\", minutes: {}}}) {{ id }}",
+                i + 1
+            )
+        })
+        .collect();
+    let mutation = format!("mutation {{ {} }}", sessions.join(" "));
+    let written = app.gql(Some(&token), &mutation, json!({})).await;
+    assert!(written["errors"].is_null(), "{written}");
+    let consistency = token_of(&written);
+    app.apply_outbox_for_tests().await;
+    let q = "{ studyStats { totalMinutes sessions } myRank(period: ALL_TIME) { minutes } }";
+    let body = app
+        .gql_headers(
+            Some(&token),
+            q,
+            json!({}),
+            &[("X-Consistency-Token", &consistency)],
+        )
+        .await;
+    assert!(body["errors"].is_null(), "{body}");
+    assert_eq!(
+        body["data"]["studyStats"],
+        json!({"totalMinutes": 78, "sessions": 12})
+    );
+    assert_eq!(body["data"]["myRank"]["minutes"], 78);
+    assert_eq!(stores(&body), ["mongodb", "mongodb"]);
+}
