@@ -166,11 +166,16 @@ impl ReadRequest {
         }
     }
 
+    /// Entries ordered by response path (fields resolve concurrently, so
+    /// completion order would vary between identical requests).
     pub fn provenance(&self) -> Vec<Provenance> {
-        self.provenance
+        let mut entries = self
+            .provenance
             .lock()
             .map(|p| p.clone())
-            .unwrap_or_default()
+            .unwrap_or_default();
+        entries.sort_by(|a, b| a.path.cmp(&b.path));
+        entries
     }
 
     fn record(&self, entry: Provenance) {
