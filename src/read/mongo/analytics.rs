@@ -87,16 +87,18 @@ pub async fn stats(db: &mongodb::Database, user_id: Uuid, range: Range) -> AppRe
     let mut sessions = time_range("started_at", range);
     sessions.insert("user_id", user_id.to_string());
     let day = Bson::Document(doc! {"$dateToString": {"format": "%Y-%m-%d", "date": "$started_at"}});
-    let mut by_day = minutes_by(db, sessions.clone(), day).await?;
-    let mut by_subject = minutes_by(db, sessions, Bson::from("$subject")).await?;
+    let mut todos = time_range("created_at", range);
+    todos.insert("user_id", user_id.to_string());
+    let (mut by_day, by_subject, (todos_created, todos_completed)) = futures::try_join!(
+        minutes_by(db, sessions.clone(), day),
+        minutes_by(db, sessions, Bson::from("$subject")),
+        todo_counts(db, todos),
+    )?;
     by_day.sort_by(|a, b| a.0.key.cmp(&b.0.key));
     let total_minutes = by_day.iter().map(|(k, _)| k.minutes).sum();
     let session_count = by_day.iter().map(|(_, n)| n).sum();
-    let mut subjects: Vec<KeyMinutes> = by_subject.drain(..).map(|(k, _)| k).collect();
+    let mut subjects: Vec<KeyMinutes> = by_subject.into_iter().map(|(k, _)| k).collect();
     sort_by_minutes(&mut subjects);
-    let mut todos = time_range("created_at", range);
-    todos.insert("user_id", user_id.to_string());
-    let (todos_created, todos_completed) = todo_counts(db, todos).await?;
     Ok(Stats {
         total_minutes,
         sessions: session_count,
@@ -115,28 +117,25 @@ pub async fn dashboard(
     start: NaiveDate,
     bounds: (DateTime<Utc>, Option<DateTime<Utc>>),
 ) -> AppResult<DashboardRow> {
-    let totals = aggregate(
-        db,
-        "study_totals",
-        vec![
-            doc! {"$match": {"period": period.key(), "period_start": start.to_string(), "deleted": {"$ne": true}}},
-            doc! {"$group": {"_id": null, "users": {"$sum": 1}, "minutes": {"$sum": "$minutes"}, "sessions": {"$sum": "$sessions"}}},
-        ],
-    )
-    .await?;
     let range = Range {
         from: Some(bounds.0),
         to: bounds.1,
     };
-    let mut subjects: Vec<KeyMinutes> =
-        minutes_by(db, time_range("started_at", range), Bson::from("$subject"))
-            .await?
-            .into_iter()
-            .map(|(k, _)| k)
-            .collect();
+    let (totals, subjects, (todos_created, todos_completed)) = futures::try_join!(
+        aggregate(
+            db,
+            "study_totals",
+            vec![
+                doc! {"$match": {"period": period.key(), "period_start": start.to_string(), "deleted": {"$ne": true}}},
+                doc! {"$group": {"_id": null, "users": {"$sum": 1}, "minutes": {"$sum": "$minutes"}, "sessions": {"$sum": "$sessions"}}},
+            ],
+        ),
+        minutes_by(db, time_range("started_at", range), Bson::from("$subject")),
+        todo_counts(db, time_range("created_at", range)),
+    )?;
+    let mut subjects: Vec<KeyMinutes> = subjects.into_iter().map(|(k, _)| k).collect();
     sort_by_minutes(&mut subjects);
     subjects.truncate(TOP_SUBJECTS);
-    let (todos_created, todos_completed) = todo_counts(db, time_range("created_at", range)).await?;
     let (active_users, total_minutes, sessions) = match totals.first() {
         Some(t) => (
             int_field(t, "study_totals", "users")?,
