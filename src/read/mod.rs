@@ -4,8 +4,10 @@
 //! CockroachDB; `routing` decides which of the two answers each field.
 pub mod cursor;
 pub mod fallback;
+pub mod freshness;
 pub mod model;
 pub mod mongo;
+pub mod provenance;
 pub mod routing;
 pub mod sql;
 

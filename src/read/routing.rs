@@ -10,7 +10,6 @@
 //! Everything else (`me`, `user`, `todo(s)`, `rooms`, membership and every
 //! authorization decision) reads CockroachDB directly through `read::sql`.
 use std::{
-    collections::HashMap,
     future::Future,
     sync::{
         atomic::{AtomicU64, Ordering},
@@ -19,25 +18,15 @@ use std::{
     time::{Duration, Instant},
 };
 
-use futures::TryStreamExt;
-use mongodb::bson::{doc, Document};
-use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement};
-use serde::Serialize;
+use sea_orm::DatabaseConnection;
 
+use super::freshness::{caught_up, measure_lag};
+pub use super::provenance::{FallbackReason, Provenance, ReadRequest, Store};
 use crate::{
     config::Config,
-    error::{AppError, AppResult},
-    sync::project::collection_of,
+    error::AppResult,
     write::{outbox::aggregate, EventRef},
 };
-
-/// A store that can answer a read.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Store {
-    MongoDb,
-    CockroachDb,
-}
 
 /// The fields whose answer may come from either store.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -91,96 +80,6 @@ impl RoutedField {
                 aggregate::STUDY_SESSION,
                 aggregate::TODO,
             ],
-        }
-    }
-}
-
-/// Why a MongoDB-routed field was answered by CockroachDB.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum FallbackReason {
-    /// MongoDB answered nothing within `READ_MODEL_TIMEOUT_MS`.
-    Timeout,
-    /// No MongoDB server could be selected.
-    Unreachable,
-    /// MongoDB answered with an error (or a document of unexpected shape).
-    Error,
-    /// MongoDB had not applied the consistency token's writes in time.
-    Stale,
-    /// MongoDB timed out or was unreachable moments ago; it is not tried
-    /// again until `READ_MODEL_RETRY_AFTER_MS` has passed.
-    RecentlyDown,
-}
-
-impl FallbackReason {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Timeout => "timeout",
-            Self::Unreachable => "unreachable",
-            Self::Error => "error",
-            Self::Stale => "stale",
-            Self::RecentlyDown => "recently_down",
-        }
-    }
-
-    fn of(err: &AppError) -> Self {
-        match err {
-            AppError::ReadModel(e)
-                if matches!(*e.kind, mongodb::error::ErrorKind::ServerSelection { .. }) =>
-            {
-                Self::Unreachable
-            }
-            _ => Self::Error,
-        }
-    }
-}
-
-/// Which store answered one field of a response.
-#[derive(Clone, Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Provenance {
-    /// Response path of the field (its alias when aliased).
-    pub path: String,
-    pub field: &'static str,
-    pub store: Store,
-    pub reason: Option<FallbackReason>,
-    /// Age of the oldest write MongoDB has not applied yet, in seconds
-    /// (0 when caught up); `null` when it could not be measured.
-    pub read_model_lag_seconds: Option<f64>,
-}
-
-/// What one request brings to routing (the writes it must see) and takes
-/// away (which store answered each field).
-#[derive(Default)]
-pub struct ReadRequest {
-    token: Vec<EventRef>,
-    provenance: Mutex<Vec<Provenance>>,
-}
-
-impl ReadRequest {
-    /// `token`: the writes named by the request's `X-Consistency-Token`.
-    pub fn new(token: Vec<EventRef>) -> Self {
-        Self {
-            token,
-            provenance: Mutex::new(Vec::new()),
-        }
-    }
-
-    /// Entries ordered by response path (fields resolve concurrently, so
-    /// completion order would vary between identical requests).
-    pub fn provenance(&self) -> Vec<Provenance> {
-        let mut entries = self
-            .provenance
-            .lock()
-            .map(|p| p.clone())
-            .unwrap_or_default();
-        entries.sort_by(|a, b| a.path.cmp(&b.path));
-        entries
-    }
-
-    fn record(&self, entry: Provenance) {
-        if let Ok(mut list) = self.provenance.lock() {
-            list.push(entry);
         }
     }
 }
@@ -283,7 +182,7 @@ impl ReadRouter {
         MF: Future<Output = AppResult<T>>,
     {
         let needed: Vec<&EventRef> = request
-            .token
+            .token()
             .iter()
             .filter(|e| field.reads().contains(&e.aggregate_type.as_str()))
             .collect();
@@ -346,7 +245,7 @@ impl ReadRouter {
     async fn wait_for(&self, refs: &[&EventRef]) -> Result<bool, FallbackReason> {
         let deadline = Instant::now() + self.consistency_wait;
         loop {
-            match tokio::time::timeout(self.timeout, self.caught_up(refs)).await {
+            match tokio::time::timeout(self.timeout, caught_up(&self.mongo, refs)).await {
                 Ok(Ok(true)) => return Ok(true),
                 Ok(Ok(false)) => {}
                 Ok(Err(err)) => return Err(FallbackReason::of(&err)),
@@ -358,48 +257,6 @@ impl ReadRouter {
             }
             tokio::time::sleep(CATCH_UP_POLL.min(deadline - now)).await;
         }
-    }
-
-    /// Whether MongoDB holds every named aggregate at (or past) its version.
-    #[tracing::instrument(skip_all, fields(aggregates = refs.len()))]
-    async fn caught_up(&self, refs: &[&EventRef]) -> AppResult<bool> {
-        let mut by_collection: HashMap<&'static str, Vec<&EventRef>> = HashMap::new();
-        for r in refs {
-            let collection = collection_of(&r.aggregate_type)
-                .map_err(|e| AppError::Internal(anyhow::anyhow!("consistency token: {e}")))?;
-            by_collection.entry(collection).or_default().push(r);
-        }
-        for (collection, refs) in by_collection {
-            let ids: Vec<String> = refs.iter().map(|r| r.aggregate_id.to_string()).collect();
-            let docs: Vec<Document> = self
-                .mongo
-                .collection::<Document>(collection)
-                .find(doc! {"_id": {"$in": ids}})
-                .projection(doc! {"version": 1})
-                .await?
-                .try_collect()
-                .await?;
-            let versions: HashMap<String, i64> = docs
-                .iter()
-                .filter_map(|d| {
-                    let version = match d.get("version")? {
-                        mongodb::bson::Bson::Int64(v) => *v,
-                        mongodb::bson::Bson::Int32(v) => i64::from(*v),
-                        _ => return None,
-                    };
-                    Some((d.get_str("_id").ok()?.to_owned(), version))
-                })
-                .collect();
-            let behind = refs.iter().any(|r| {
-                versions
-                    .get(&r.aggregate_id.to_string())
-                    .is_none_or(|v| *v < r.version)
-            });
-            if behind {
-                return Ok(false);
-            }
-        }
-        Ok(true)
     }
 
     /// Age of the oldest pending outbox event, measured at most once a second.
@@ -436,23 +293,4 @@ impl ReadRouter {
     pub fn loader_batches(&self) -> u64 {
         self.loader_batches.load(Ordering::Relaxed)
     }
-}
-
-/// Seconds since the oldest unapplied (pending, not parked) outbox event was
-/// written, by the database clock; 0 when nothing is pending.
-#[tracing::instrument(skip_all)]
-async fn measure_lag(sql: &DatabaseConnection) -> AppResult<f64> {
-    let row = sql
-        .query_one(Statement::from_string(
-            DbBackend::Postgres,
-            "SELECT now() AS now, min(created_at) AS oldest FROM outbox \
-             WHERE processed_at IS NULL AND parked_at IS NULL",
-        ))
-        .await?;
-    let Some(row) = row else { return Ok(0.0) };
-    let now: chrono::DateTime<chrono::Utc> = row.try_get("", "now")?;
-    let oldest: Option<chrono::DateTime<chrono::Utc>> = row.try_get("", "oldest")?;
-    Ok(oldest
-        .map(|o| ((now - o).num_milliseconds().max(0) as f64) / 1000.0)
-        .unwrap_or(0.0))
 }
