@@ -115,7 +115,7 @@ impl LeaderboardQuery {
             .into_iter()
             .map(|(position, entry)| (position, LeaderboardEntry::from(entry)))
             .collect();
-        prefetch::users(ctx, rows.iter().map(|(_, e)| e.user_id)).await?;
+        prefetch::users(ctx, "user", rows.iter().map(|(_, e)| e.user_id)).await?;
         Ok(connection(state.cursors(), rows, limit, after.is_some()))
     }
 

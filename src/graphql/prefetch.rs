@@ -66,9 +66,14 @@ pub async fn messages(ctx: &Context<'_>, page: &[Message]) -> Result<()> {
     Ok(())
 }
 
-/// Users of a page of leaderboard rows: one batched load.
-pub async fn users(ctx: &Context<'_>, ids: impl IntoIterator<Item = Uuid>) -> Result<()> {
-    if selects(&nodes(ctx), &["user"]) {
+/// The users a page's nodes point to through `field` (`user` of leaderboard
+/// rows, `owner` of todos): one batched load.
+pub async fn users(
+    ctx: &Context<'_>,
+    field: &str,
+    ids: impl IntoIterator<Item = Uuid>,
+) -> Result<()> {
+    if selects(&nodes(ctx), &[field]) {
         let loaders = ctx.data_unchecked::<Loaders>();
         loaders.users.load_many(ids).await.map_err(load_error)?;
     }

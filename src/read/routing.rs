@@ -105,6 +105,9 @@ pub struct ReadRouter {
 
 impl ReadRouter {
     pub fn new(config: &Config, sql: DatabaseConnection, mongo: mongodb::Database) -> Self {
+        // Install the metrics recorder now: fallbacks counted before the
+        // first scrape would otherwise be lost.
+        crate::telemetry::metrics();
         Self {
             sql,
             mongo,
