@@ -2,8 +2,8 @@
 use serde_json::{json, Value};
 
 use crate::{
-    helpers::{error_code, spawn_app, spawn_app_with},
-    reads_support::{create_room, send, stores},
+    helpers::{error_code, spawn_app_with},
+    reads_support::{create_room, send, spawn_read_app, stores},
 };
 
 const HISTORY: &str = "query($r: ID!) { messages(roomId: $r) { edges { node { body } } } }";
@@ -26,7 +26,7 @@ fn token_of(mutation: &Value) -> String {
 
 #[tokio::test]
 async fn a_query_sent_with_the_mutations_token_sees_the_write_and_one_without_may_not() {
-    let app = spawn_app().await;
+    let app = spawn_read_app().await;
     let (token, _) = app.sign_up("a@example.org", "Ann").await;
     let room = create_room(&app, &token, "Room").await;
     app.apply_outbox_for_tests().await;
@@ -68,7 +68,13 @@ async fn a_query_sent_with_the_mutations_token_sees_the_write_and_one_without_ma
 
 #[tokio::test]
 async fn a_query_with_a_token_waits_for_the_read_model_and_then_answers_from_mongodb() {
-    let app = spawn_app_with(&["--consistency-wait-ms", "30000"]).await;
+    let app = spawn_app_with(&[
+        "--consistency-wait-ms",
+        "30000",
+        "--read-model-timeout-ms",
+        "10000",
+    ])
+    .await;
     let (token, _) = app.sign_up("b@example.org", "Ben").await;
     let room = create_room(&app, &token, "Room").await;
     let consistency = token_of(&send(&app, &token, &room, "first words").await);
@@ -99,7 +105,7 @@ async fn a_query_with_a_token_waits_for_the_read_model_and_then_answers_from_mon
 
 #[tokio::test]
 async fn a_token_for_other_aggregates_does_not_hold_back_unrelated_fields() {
-    let app = spawn_app().await;
+    let app = spawn_read_app().await;
     let (token, _) = app.sign_up("c@example.org", "Cy").await;
     let room = create_room(&app, &token, "Room").await;
     app.apply_outbox_for_tests().await;
@@ -124,7 +130,7 @@ async fn a_token_for_other_aggregates_does_not_hold_back_unrelated_fields() {
 
 #[tokio::test]
 async fn a_tampered_consistency_token_is_bad_user_input() {
-    let app = spawn_app().await;
+    let app = spawn_read_app().await;
     let (token, _) = app.sign_up("d@example.org", "Di").await;
     let room = create_room(&app, &token, "Room").await;
     let mut forged = token_of(&send(&app, &token, &room, "hi").await);
@@ -145,7 +151,7 @@ async fn a_tampered_consistency_token_is_bad_user_input() {
 
 #[tokio::test]
 async fn the_token_of_a_request_that_wrote_many_aggregates_is_accepted() {
-    let app = spawn_app().await;
+    let app = spawn_read_app().await;
     let (token, _) = app.sign_up("m@example.org", "Mo").await;
     let sessions: Vec<String> = (0..12)
         .map(|i| {

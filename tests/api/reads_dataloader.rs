@@ -2,14 +2,11 @@
 //! trips whatever its size.
 use serde_json::json;
 
-use crate::{
-    helpers::spawn_app,
-    reads_support::{create_room, join_room, log_study, send},
-};
+use crate::reads_support::{create_room, join_room, log_study, send, spawn_read_app};
 
 #[tokio::test]
 async fn a_page_of_5_or_of_50_items_costs_the_same_number_of_batched_sql_loads() {
-    let app = spawn_app().await;
+    let app = spawn_read_app().await;
     let mut tokens = Vec::new();
     for i in 0..5 {
         let (token, _) = app

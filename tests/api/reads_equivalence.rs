@@ -3,8 +3,10 @@
 use serde_json::{json, Value};
 
 use crate::{
-    helpers::{spawn_app, TestApp},
-    reads_support::{create_room, create_todo, join_room, log_study, send, stores, without_mongo},
+    helpers::TestApp,
+    reads_support::{
+        create_room, create_todo, join_room, log_study, send, spawn_read_app, stores, without_mongo,
+    },
 };
 
 const ALL_ROUTED: &str = r#"
@@ -60,7 +62,7 @@ async fn seed(app: &TestApp) -> (String, String) {
 
 #[tokio::test]
 async fn every_routed_query_answers_the_same_from_mongodb_and_from_the_cockroachdb_fallback() {
-    let app = spawn_app().await;
+    let app = spawn_read_app().await;
     let (ada, room) = seed(&app).await;
     app.apply_outbox_for_tests().await;
     let fallback = without_mongo(&app).await;
@@ -164,7 +166,7 @@ async fn every_routed_query_answers_the_same_from_mongodb_and_from_the_cockroach
 
 #[tokio::test]
 async fn leaderboard_pages_continue_ranks_across_a_tie_in_both_stores() {
-    let app = spawn_app().await;
+    let app = spawn_read_app().await;
     let mut tokens = Vec::new();
     for (i, minutes) in [50, 40, 40, 40, 20].iter().enumerate() {
         let (token, _) = app
@@ -227,7 +229,7 @@ async fn leaderboard_pages_continue_ranks_across_a_tie_in_both_stores() {
 /// Dashboard and stats of users with nothing recorded are zeros, not errors.
 #[tokio::test]
 async fn empty_reports_are_zero_in_both_stores() {
-    let app = spawn_app().await;
+    let app = spawn_read_app().await;
     let (token, _) = app.sign_up("z@example.org", "Zed").await;
     let fallback = without_mongo(&app).await;
     let q = "{ dashboard(period: WEEK) { activeUsers totalMinutes sessions completionRate topSubjects { subject } } studyStats { totalMinutes byDay { day } completionRate } myRank(period: WEEK) { rank } }";

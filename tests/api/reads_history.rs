@@ -3,8 +3,8 @@
 use serde_json::{json, Value};
 
 use crate::{
-    helpers::{error_code, spawn_app},
-    reads_support::{create_room, send, without_mongo},
+    helpers::error_code,
+    reads_support::{create_room, send, spawn_read_app, without_mongo},
 };
 
 const PAGE: &str = "query($r: ID!, $n: Int, $b: String) { messages(roomId: $r, first: $n, before: $b) { edges { cursor node { id body } } pageInfo { hasNextPage hasPreviousPage } } }";
@@ -18,7 +18,7 @@ fn edges(body: &Value) -> Vec<Value> {
 
 #[tokio::test]
 async fn history_pages_have_no_duplicates_or_gaps_while_new_messages_arrive() {
-    let app = spawn_app().await;
+    let app = spawn_read_app().await;
     let (token, _) = app.sign_up("h@example.org", "Hal").await;
     let fallback = without_mongo(&app).await;
     for reader in [&app, &fallback] {
@@ -69,7 +69,7 @@ async fn history_pages_have_no_duplicates_or_gaps_while_new_messages_arrive() {
 
 #[tokio::test]
 async fn first_defaults_to_twenty_and_is_capped_at_one_hundred() {
-    let app = spawn_app().await;
+    let app = spawn_read_app().await;
     let (token, _) = app.sign_up("p@example.org", "Pia").await;
     let room = create_room(&app, &token, "Many").await;
     for i in 0..25 {
@@ -108,7 +108,7 @@ async fn first_defaults_to_twenty_and_is_capped_at_one_hundred() {
 
 #[tokio::test]
 async fn a_tampered_cursor_is_bad_user_input() {
-    let app = spawn_app().await;
+    let app = spawn_read_app().await;
     let (token, _) = app.sign_up("t@example.org", "Tom Tom").await;
     let room = create_room(&app, &token, "Room").await;
     for i in 0..3 {
@@ -151,7 +151,7 @@ async fn a_tampered_cursor_is_bad_user_input() {
 
 #[tokio::test]
 async fn a_non_member_cannot_read_or_search_a_rooms_messages() {
-    let app = spawn_app().await;
+    let app = spawn_read_app().await;
     let (owner, _) = app.sign_up("o@example.org", "Owner").await;
     let (outsider, _) = app.sign_up("x@example.org", "Outsider").await;
     let room = create_room(&app, &owner, "Private").await;

@@ -1,10 +1,7 @@
 //! Search: literal matching of folded words, ranking, paging, privacy.
 use serde_json::{json, Value};
 
-use crate::{
-    helpers::spawn_app,
-    reads_support::{create_room, send, without_mongo},
-};
+use crate::reads_support::{create_room, send, spawn_read_app, without_mongo};
 
 const USERS: &str = "query($q: String!, $n: Int, $a: String) { searchUsers(query: $q, first: $n, after: $a) { edges { cursor node { name email } } pageInfo { hasNextPage } } }";
 const MESSAGES: &str =
@@ -21,7 +18,7 @@ fn names(body: &Value, field: &str, key: &str) -> Vec<String> {
 
 #[tokio::test]
 async fn search_input_is_matched_literally_never_as_a_pattern_or_an_operator() {
-    let app = spawn_app().await;
+    let app = spawn_read_app().await;
     let (token, _) = app.sign_up("w@example.org", "Where Wolf").await;
     app.sign_up("e@example.org", "Élodie Dupont").await;
     app.sign_up("g@example.org", "Gertrude").await;
@@ -62,7 +59,7 @@ async fn search_input_is_matched_literally_never_as_a_pattern_or_an_operator() {
 
 #[tokio::test]
 async fn exact_word_matches_rank_before_prefix_matches_and_newest_first_within_each() {
-    let app = spawn_app().await;
+    let app = spawn_read_app().await;
     let (token, _) = app.sign_up("a1@example.org", "Al Green").await;
     app.sign_up("a2@example.org", "Alice Jones").await;
     app.sign_up("a3@example.org", "Alan Turing").await;
@@ -98,7 +95,7 @@ async fn exact_word_matches_rank_before_prefix_matches_and_newest_first_within_e
 
 #[tokio::test]
 async fn search_shows_an_email_only_on_the_callers_own_account() {
-    let app = spawn_app().await;
+    let app = spawn_read_app().await;
     let (token, _) = app.sign_up("me@example.org", "Kim Self").await;
     app.sign_up("other@example.org", "Kim Other").await;
     app.apply_outbox_for_tests().await;

@@ -5,7 +5,7 @@ use std::{path::PathBuf, process::Child, time::Duration};
 
 use serde_json::{json, Value};
 
-use crate::helpers::{spawn_app_on, TestApp};
+use crate::helpers::{spawn_app_on, spawn_app_with, TestApp};
 
 pub async fn log_study(
     app: &TestApp,
@@ -89,6 +89,13 @@ pub async fn create_todo(app: &TestApp, token: &str, title: &str, completed: boo
             .await;
         assert!(body["errors"].is_null(), "{body}");
     }
+}
+
+/// An app whose MongoDB reads may take up to 10 s: tests that expect
+/// MongoDB to answer must not fall back just because the shared test server
+/// is slow under a parallel test run.
+pub async fn spawn_read_app() -> TestApp {
+    spawn_app_with(&["--read-model-timeout-ms", "10000"]).await
 }
 
 /// A second instance on the same CockroachDB whose MongoDB URI points at a
