@@ -14,3 +14,4 @@ mod reads_history;
 mod reads_dataloader;
 mod reads_search;
 mod reads_subscription;
+mod reads_analytics;
