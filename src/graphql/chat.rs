@@ -54,8 +54,7 @@ impl ChatQuery {
             .into_iter()
             .map(|m| ((m.created_at, m.id), Message::from(m)))
             .collect();
-        let page: Vec<Message> = rows.iter().map(|(_, m)| m.clone()).collect();
-        prefetch::messages(ctx, &page).await?;
+        prefetch::messages(ctx, rows.iter().map(|(_, m)| m)).await?;
         Ok(connection(state.cursors(), rows, limit, before.is_some()))
     }
 
@@ -98,8 +97,7 @@ impl ChatQuery {
             .into_iter()
             .map(|(rank, m)| ((rank, m.created_at, m.id), Message::from(m)))
             .collect();
-        let page: Vec<Message> = rows.iter().map(|(_, m)| m.clone()).collect();
-        prefetch::messages(ctx, &page).await?;
+        prefetch::messages(ctx, rows.iter().map(|(_, m)| m)).await?;
         Ok(connection(state.cursors(), rows, limit, after.is_some()))
     }
 }

@@ -33,13 +33,17 @@ fn selects(nodes: &[Lookahead<'_>], path: &[&str]) -> bool {
 
 /// Senders, rooms and room members of a page of messages: at most three
 /// batched loads (rooms, members, users).
-pub async fn messages(ctx: &Context<'_>, page: &[Message]) -> Result<()> {
+pub async fn messages<'m>(
+    ctx: &Context<'_>,
+    page: impl IntoIterator<Item = &'m Message>,
+) -> Result<()> {
     let loaders = ctx.data_unchecked::<Loaders>();
     let nodes = nodes(ctx);
-    let room_ids: BTreeSet<Uuid> = page.iter().map(|m| m.room_id).collect();
+    let (room_ids, sender_ids): (BTreeSet<Uuid>, BTreeSet<Uuid>) =
+        page.into_iter().map(|m| (m.room_id, m.sender_id)).unzip();
     let mut user_ids: BTreeSet<Uuid> = BTreeSet::new();
     if selects(&nodes, &["sender"]) {
-        user_ids.extend(page.iter().map(|m| m.sender_id));
+        user_ids.extend(sender_ids);
     }
     if selects(&nodes, &["room"]) {
         loaders
