@@ -6,7 +6,11 @@ use sea_orm::{ConnectOptions, Database, DatabaseConnection};
 use tokio::sync::{broadcast, Notify};
 
 use crate::{
-    auth::Tokens, config::Config, graphql::types::Message, read::cursor::Cursors, write::Writer,
+    auth::Tokens,
+    config::Config,
+    graphql::types::Message,
+    read::{cursor::Cursors, routing::ReadRouter},
+    write::Writer,
 };
 
 /// Cheap to clone; everything lives behind one `Arc`.
@@ -24,6 +28,7 @@ struct Inner {
     cursors: Cursors,
     outbox_wake: Arc<Notify>,
     messages: broadcast::Sender<Message>,
+    reads: ReadRouter,
 }
 
 impl AppState {
@@ -43,6 +48,7 @@ impl AppState {
         let tokens = Tokens::new(&config.jwt_secret, config.jwt_ttl_seconds);
         let cursors = Cursors::new(config.jwt_secret.expose());
         let (messages, _) = broadcast::channel(1024);
+        let reads = ReadRouter::new(&config, sql.clone(), mongo.clone());
         Self {
             inner: Arc::new(Inner {
                 config,
@@ -53,6 +59,7 @@ impl AppState {
                 cursors,
                 outbox_wake,
                 messages,
+                reads,
             }),
         }
     }
@@ -94,6 +101,11 @@ impl AppState {
     /// Committed messages, as this instance publishes them.
     pub fn message_feed(&self) -> broadcast::Receiver<Message> {
         self.inner.messages.subscribe()
+    }
+
+    /// Decides which store answers each routed read (see `read::routing`).
+    pub fn reads(&self) -> &ReadRouter {
+        &self.inner.reads
     }
 
     /// Signalled after every commit that wrote outbox events.

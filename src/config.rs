@@ -138,6 +138,19 @@ pub struct Config {
     /// Window of the `signUp` limit, in seconds.
     #[arg(long, env = "SIGNUP_WINDOW_SECONDS", default_value_t = 3_600)]
     pub signup_window_seconds: u64,
+    /// How long a MongoDB-routed field may take before it is answered from
+    /// CockroachDB instead (milliseconds).
+    #[arg(long, env = "READ_MODEL_TIMEOUT_MS", default_value_t = 300)]
+    pub read_model_timeout_ms: u64,
+    /// How long a request carrying `X-Consistency-Token` waits for MongoDB to
+    /// apply the named writes before answering from CockroachDB (milliseconds).
+    #[arg(long, env = "CONSISTENCY_WAIT_MS", default_value_t = 500)]
+    pub consistency_wait_ms: u64,
+    /// After MongoDB timed out or was unreachable, routed fields go straight
+    /// to CockroachDB for this long before MongoDB is tried again
+    /// (milliseconds; 0 tries MongoDB on every read).
+    #[arg(long, env = "READ_MODEL_RETRY_AFTER_MS", default_value_t = 1_000)]
+    pub read_model_retry_after_ms: u64,
     /// Benchmark builds only: how writes reach MongoDB (`outbox`,
     /// `dual-write`, `floor`). Absent from production builds.
     #[cfg(feature = "bench")]
@@ -195,6 +208,9 @@ impl Config {
             bail!("JWT_TTL_SECONDS, REQUEST_TIMEOUT_MS and TXN_MAX_ATTEMPTS must be positive");
         }
         self.validate_limits()?;
+        if self.read_model_timeout_ms == 0 {
+            bail!("READ_MODEL_TIMEOUT_MS must be positive");
+        }
         Ok(())
     }
 

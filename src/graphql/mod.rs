@@ -1,8 +1,14 @@
 //! The GraphQL API: one module per domain, merged into one schema.
+pub mod analytics;
+pub mod chat;
 pub mod context;
+pub mod leaderboard;
 pub mod limits;
 pub mod loaders;
+pub mod prefetch;
 pub mod rooms;
+pub mod routed;
+pub mod search;
 pub mod study;
 pub mod todos;
 pub mod types;
@@ -13,13 +19,21 @@ use std::sync::Arc;
 
 use async_graphql::{
     extensions::{Extension, ExtensionContext, ExtensionFactory, NextExecute},
-    EmptySubscription, MergedObject, Response, Schema,
+    MergedObject, MergedSubscription, Response, Schema,
 };
 
 use crate::app::AppState;
 
 #[derive(MergedObject, Default)]
-pub struct Query(users::UserQuery, todos::TodoQuery, rooms::RoomQuery);
+pub struct Query(
+    users::UserQuery,
+    todos::TodoQuery,
+    rooms::RoomQuery,
+    chat::ChatQuery,
+    search::SearchQuery,
+    leaderboard::LeaderboardQuery,
+    analytics::AnalyticsQuery,
+);
 
 #[derive(MergedObject, Default)]
 pub struct Mutation(
@@ -29,7 +43,8 @@ pub struct Mutation(
     rooms::RoomMutation,
 );
 
-pub type Subscription = EmptySubscription;
+#[derive(MergedSubscription, Default)]
+pub struct Subscription(chat::ChatSubscription);
 
 pub type AppSchema = Schema<Query, Mutation, Subscription>;
 
@@ -83,5 +98,23 @@ impl Extension for ErrorCodes {
             crate::error::classify(error);
         }
         response
+    }
+
+    /// Subscription events (and refusals) get codes too.
+    fn subscribe<'s>(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        stream: futures::stream::BoxStream<'s, Response>,
+        next: async_graphql::extensions::NextSubscribe<'_>,
+    ) -> futures::stream::BoxStream<'s, Response> {
+        use futures::StreamExt;
+        next.run(ctx, stream)
+            .map(|mut response| {
+                for error in &mut response.errors {
+                    crate::error::classify(error);
+                }
+                response
+            })
+            .boxed()
     }
 }

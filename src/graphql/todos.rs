@@ -66,6 +66,7 @@ impl TodoQuery {
             sql::todos_page(ctx.state().sql(), user_id, completed, position, limit).await?;
         let has_next = rows.len() as u64 > limit;
         rows.truncate(limit as usize);
+        super::prefetch::users(ctx, "owner", rows.iter().map(|t| t.user_id)).await?;
         let mut page = Connection::new(position.is_some(), has_next);
         page.edges.extend(rows.into_iter().map(|t| {
             let cursor = cursors.encode(&(t.created_at, t.id));

@@ -28,9 +28,16 @@ use crate::{
         loaders::Loaders,
     },
     ratelimit::ClientAddr,
-    read::cursor::Cursors,
+    read::{cursor::Cursors, routing::ReadRequest},
     write::EventRef,
 };
+
+/// Header carrying a mutation's `extensions.consistencyToken` back, so that
+/// MongoDB-routed fields reflect the writes it names.
+const CONSISTENCY_TOKEN: &str = "x-consistency-token";
+/// Longest accepted token; tokens name each aggregate once, so even large
+/// mutation batches stay well below it.
+const MAX_CONSISTENCY_TOKEN: usize = 8 * 1024;
 
 fn not_acceptable() -> axum::response::Response {
     response::error(
@@ -141,13 +148,19 @@ async fn execute(
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok()),
     );
+    let token = match consistency_token(http, headers) {
+        Ok(token) => token,
+        Err(response) => return response::execution(&BatchResponse::Single(*response), media),
+    };
     let admin = Arc::new(AdminCheck::default());
     let run = |request: Request| {
         let written = Arc::new(Written::default());
+        let reads = Arc::new(ReadRequest::new(token.clone()));
         let request = request
             .data(viewer.clone())
-            .data(Loaders::new(http.app.sql()))
+            .data(Loaders::new(&http.app))
             .data(written.clone())
+            .data(reads.clone())
             .data(client)
             .data(admin.clone());
         let schema = http.schema.clone();
@@ -155,6 +168,7 @@ async fn execute(
         async move {
             let mut response = schema.execute(request).await;
             finish(&mut response, &written.take(), &cursors);
+            add_provenance(&mut response, &reads);
             response
         }
     };
@@ -171,6 +185,41 @@ async fn execute(
     response::execution(&response, media)
 }
 
+/// The writes named by `X-Consistency-Token` (none without the header); a
+/// token this server did not sign is `BAD_USER_INPUT`.
+fn consistency_token(http: &Http, headers: &HeaderMap) -> Result<Vec<EventRef>, Box<Response>> {
+    let Some(value) = headers.get(CONSISTENCY_TOKEN) else {
+        return Ok(Vec::new());
+    };
+    let decoded = value
+        .to_str()
+        .map_err(|_| crate::error::AppError::bad_input("invalid consistency token"))
+        .and_then(|v| {
+            http.app
+                .cursors()
+                .decode_bounded::<Vec<EventRef>>(v.trim(), MAX_CONSISTENCY_TOKEN)
+        });
+    decoded.map_err(|_| {
+        let mut error = async_graphql::ServerError::new("invalid consistency token", None);
+        error
+            .extensions
+            .get_or_insert_with(Default::default)
+            .set("code", "BAD_USER_INPUT");
+        Box::new(Response::from_errors(vec![error]))
+    })
+}
+
+/// Lists which store answered each routed field (`extensions.provenance`).
+fn add_provenance(response: &mut Response, reads: &ReadRequest) {
+    let provenance = reads.provenance();
+    if provenance.is_empty() {
+        return;
+    }
+    if let Ok(value) = Value::from_json(serde_json::to_value(provenance).unwrap_or_default()) {
+        response.extensions.insert("provenance".to_owned(), value);
+    }
+}
+
 /// Codes every error and attaches the consistency token naming what the
 /// request wrote.
 fn finish(response: &mut Response, written: &[EventRef], cursors: &Cursors) {
@@ -180,7 +229,22 @@ fn finish(response: &mut Response, written: &[EventRef], cursors: &Cursors) {
     if !written.is_empty() {
         response.extensions.insert(
             "consistencyToken".to_owned(),
-            Value::String(cursors.encode(&written)),
+            Value::String(cursors.encode(&latest_versions(written))),
         );
     }
+}
+
+/// One entry per aggregate, at the newest version written: waiting for it
+/// implies every older one.
+fn latest_versions(written: &[EventRef]) -> Vec<EventRef> {
+    let mut latest: Vec<EventRef> = Vec::with_capacity(written.len());
+    for event in written {
+        match latest.iter_mut().find(|e| {
+            e.aggregate_type == event.aggregate_type && e.aggregate_id == event.aggregate_id
+        }) {
+            Some(seen) => seen.version = seen.version.max(event.version),
+            None => latest.push(event.clone()),
+        }
+    }
+    latest
 }

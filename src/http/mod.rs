@@ -5,6 +5,7 @@ mod graphql;
 pub mod limits;
 pub mod request;
 pub mod response;
+mod subscriptions;
 
 use std::{future::Future, time::Duration};
 
@@ -40,6 +41,7 @@ pub fn router(app: AppState) -> Router {
     let http = Http { app, schema };
     let router = Router::new()
         .route("/graphql", get(graphql::get).post(graphql::post))
+        .route("/graphql/ws", get(subscriptions::ws))
         .route("/graphiql/{file}", get(graphiql::asset))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))

@@ -111,7 +111,7 @@ pub fn execution(response: &BatchResponse, media: &'static str) -> axum::respons
     }
     out.headers_mut().insert(
         header::VARY,
-        HeaderValue::from_static("Accept, Authorization"),
+        HeaderValue::from_static("Accept, Authorization, X-Consistency-Token"),
     );
     out
 }
