@@ -24,6 +24,7 @@ struct Inner {
     cursors: Cursors,
     outbox_wake: Arc<Notify>,
     messages: broadcast::Sender<Message>,
+    sync_monitor: crate::sync::monitor::Monitor,
 }
 
 impl AppState {
@@ -51,6 +52,7 @@ impl AppState {
                 cursors,
                 outbox_wake,
                 messages,
+                sync_monitor: Default::default(),
             }),
         }
     }
@@ -97,6 +99,11 @@ impl AppState {
     /// Signalled after every commit that wrote outbox events.
     pub fn outbox_wake(&self) -> Arc<Notify> {
         self.inner.outbox_wake.clone()
+    }
+
+    /// This process's view of the sync worker (last apply, error rate).
+    pub fn sync_monitor(&self) -> &crate::sync::monitor::Monitor {
+        &self.inner.sync_monitor
     }
 }
 

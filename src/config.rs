@@ -83,6 +83,9 @@ pub struct Config {
     /// Most attempts a write transaction makes when the database asks for a retry.
     #[arg(long, env = "TXN_MAX_ATTEMPTS", default_value_t = 8)]
     pub txn_max_attempts: u32,
+    /// Sync worker and sync health settings (`SYNC_*`).
+    #[command(flatten)]
+    pub sync: crate::sync::settings::WorkerSettings,
 }
 
 /// Used only to parse a [`Config`] from an argument list (tests, tools).
@@ -132,6 +135,7 @@ impl Config {
         if self.jwt_ttl_seconds == 0 || self.request_timeout_ms == 0 || self.txn_max_attempts == 0 {
             bail!("JWT_TTL_SECONDS, REQUEST_TIMEOUT_MS and TXN_MAX_ATTEMPTS must be positive");
         }
+        self.sync.validate()?;
         Ok(())
     }
 

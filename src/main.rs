@@ -13,10 +13,20 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the HTTP API.
+    /// Run the HTTP API and, beside it, the sync worker.
     Serve {
         #[command(flatten)]
         config: Config,
+        /// Do not run the sync worker in this process (run `worker` instead).
+        #[arg(long, env = "NO_WORKER")]
+        no_worker: bool,
+    },
+    /// Run the sync worker alone (any number may run at once).
+    Worker {
+        #[command(flatten)]
+        config: Config,
+        #[command(subcommand)]
+        action: Option<cli::WorkerAction>,
     },
     /// Apply or inspect schema migrations.
     Migrate {
@@ -54,7 +64,12 @@ async fn main() -> anyhow::Result<()> {
             let app = AppState::connect(config).await?;
             cli::user(&app, action).await
         }
-        Command::Serve { config } => {
+        Command::Worker { config, action } => {
+            config.validate()?;
+            let app = AppState::connect(config).await?;
+            cli::worker(app, action).await
+        }
+        Command::Serve { config, no_worker } => {
             config.validate()?;
             let app = AppState::connect(config).await?;
             migration::Migrator::up(app.sql(), None)
@@ -65,9 +80,7 @@ async fn main() -> anyhow::Result<()> {
                 .await
                 .with_context(|| format!("binding {}", app.config().bind_addr))?;
             tracing::info!(addr = %listener.local_addr()?, "serving GraphQL on /graphql");
-            let result = studysync::http::serve(app, listener, cli::shutdown_signal()).await;
-            tracing::info!(?result, "API stopped");
-            result.context("HTTP server failed")
+            cli::serve(app, listener, !no_worker).await
         }
     }
 }

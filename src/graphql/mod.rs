@@ -3,6 +3,7 @@ pub mod context;
 pub mod loaders;
 pub mod rooms;
 pub mod study;
+pub mod sync;
 pub mod todos;
 pub mod types;
 pub mod users;
@@ -17,7 +18,7 @@ use async_graphql::{
 use crate::app::AppState;
 
 #[derive(MergedObject, Default)]
-pub struct Query(users::UserQuery, todos::TodoQuery, rooms::RoomQuery);
+pub struct Query(users::UserQuery, todos::TodoQuery, rooms::RoomQuery, sync::SyncQuery);
 
 #[derive(MergedObject, Default)]
 pub struct Mutation(
@@ -25,6 +26,7 @@ pub struct Mutation(
     todos::TodoMutation,
     study::StudyMutation,
     rooms::RoomMutation,
+    sync::SyncMutation,
 );
 
 pub type Subscription = EmptySubscription;

@@ -1,6 +1,7 @@
 //! The HTTP surface: GraphQL, GraphiQL, health and metrics.
 mod graphiql;
 mod graphql;
+mod sync_health;
 
 use std::{future::Future, time::Duration};
 
@@ -32,6 +33,7 @@ pub fn router(app: AppState) -> Router {
         .route("/graphiql/{file}", get(graphiql::asset))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
+        .route("/api/health/sync", get(sync_health::sync_health))
         .layer(RequestBodyLimitLayer::new(body_limit))
         .layer(
             TraceLayer::new_for_http()

@@ -1,0 +1,125 @@
+//! Reading documents back from MongoDB, for verify and resync.
+use std::collections::HashMap;
+
+use futures::TryStreamExt;
+use mongodb::bson::{doc, Bson, Document};
+use sha2::{Digest, Sha256};
+
+use crate::error::AppResult;
+
+/// The stored documents with these `_id`s, by `_id`.
+#[tracing::instrument(skip_all, fields(collection, ids = ids.len()))]
+pub async fn by_ids(db: &mongodb::Database, collection: &str, ids: &[String]) -> AppResult<HashMap<String, Document>> {
+    if ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let docs: Vec<Document> = db
+        .collection::<Document>(collection)
+        .find(doc! { "_id": { "$in": ids } })
+        .await?
+        .try_collect()
+        .await?;
+    Ok(docs
+        .into_iter()
+        .filter_map(|d| d.get_str("_id").ok().map(str::to_owned).map(|id| (id, d)))
+        .collect())
+}
+
+/// A page of live (not tombstoned) documents after `after`, in `_id` order:
+/// `(_id, version)`.
+#[tracing::instrument(skip_all, fields(collection))]
+pub async fn live_page(
+    db: &mongodb::Database,
+    collection: &str,
+    after: Option<&str>,
+    limit: i64,
+) -> AppResult<Vec<(String, i64)>> {
+    let mut filter = doc! { "deleted": { "$ne": true } };
+    if let Some(after) = after {
+        filter.insert("_id", doc! { "$gt": after });
+    }
+    let docs: Vec<Document> = db
+        .collection::<Document>(collection)
+        .find(filter)
+        .sort(doc! { "_id": 1 })
+        .limit(limit)
+        .projection(doc! { "_id": 1, "version": 1 })
+        .await?
+        .try_collect()
+        .await?;
+    Ok(docs
+        .into_iter()
+        .map(|d| {
+            let id = match d.get("_id") {
+                Some(Bson::String(s)) => s.clone(),
+                Some(other) => other.to_string(),
+                None => String::new(),
+            };
+            (id, version_of(&d))
+        })
+        .collect())
+}
+
+/// A document's `version` (0 when it has none).
+pub fn version_of(doc: &Document) -> i64 {
+    match doc.get("version") {
+        Some(Bson::Int64(v)) => *v,
+        Some(Bson::Int32(v)) => i64::from(*v),
+        Some(Bson::Double(v)) => *v as i64,
+        _ => 0,
+    }
+}
+
+pub fn is_tombstone(doc: &Document) -> bool {
+    doc.get_bool("deleted").unwrap_or(false)
+}
+
+/// A checksum over the fields of `shape` (the projected document), read
+/// from `doc`: equal for two documents that agree on every projected field,
+/// whatever their key order or integer width.
+pub fn fingerprint(doc: &Document, shape: &Document) -> [u8; 32] {
+    let mut keys: Vec<&String> = shape.keys().collect();
+    keys.sort();
+    let mut hasher = Sha256::new();
+    for key in keys {
+        hasher.update(key.as_bytes());
+        hasher.update([0]);
+        let value = doc.get(key).map(normalize).unwrap_or(Bson::Null);
+        hasher.update(value.into_relaxed_extjson().to_string().as_bytes());
+        hasher.update([0]);
+    }
+    hasher.finalize().into()
+}
+
+fn normalize(value: &Bson) -> Bson {
+    match value {
+        Bson::Int32(n) => Bson::Int64(i64::from(*n)),
+        Bson::Array(items) => Bson::Array(items.iter().map(normalize).collect()),
+        Bson::Document(d) => {
+            let mut keys: Vec<&String> = d.keys().collect();
+            keys.sort();
+            let mut sorted = Document::new();
+            for key in keys {
+                if let Some(v) = d.get(key) {
+                    sorted.insert(key.clone(), normalize(v));
+                }
+            }
+            Bson::Document(sorted)
+        }
+        other => other.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fingerprints_ignore_key_order_and_integer_width_but_not_values() {
+        let shape = doc! {"_id": "a", "version": 2_i64, "n": 1_i64};
+        let same = doc! {"n": 1_i32, "version": 2_i32, "_id": "a", "extra": true};
+        let other = doc! {"_id": "a", "version": 2_i64, "n": 2_i64};
+        assert_eq!(fingerprint(&shape, &shape), fingerprint(&same, &shape));
+        assert_ne!(fingerprint(&shape, &shape), fingerprint(&other, &shape));
+    }
+}
