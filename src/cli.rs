@@ -129,3 +129,43 @@ pub async fn worker(app: AppState, action: Option<WorkerAction>) -> anyhow::Resu
         }
     }
 }
+
+/// `verify [--repair]`: prints the per-collection report. Fails (non-zero
+/// exit) on drift, unless `--repair` enqueued a fix for every drifted
+/// document.
+pub async fn verify(app: &AppState, repair: bool, batch_size: u64) -> anyhow::Result<()> {
+    let options = crate::sync::verify::Options { repair, batch_size };
+    let report = crate::sync::verify::verify(app, options)
+        .await
+        .map_err(|e| anyhow::anyhow!("{}", e.chain()))?;
+    println!("{report}");
+    let drift = report.drift();
+    if drift == 0 {
+        return Ok(());
+    }
+    if repair && report.repairs_enqueued() >= drift {
+        println!("enqueued {} repair event(s); a running worker applies them", report.repairs_enqueued());
+        return Ok(());
+    }
+    anyhow::bail!("{drift} document(s) drifted from the source of truth")
+}
+
+/// `resync`: rebuilds the read model from the source, printing progress.
+pub async fn resync(app: &AppState, batch_size: u64) -> anyhow::Result<()> {
+    let options = crate::sync::resync::Options { batch_size, ..Default::default() };
+    let done = crate::sync::resync::resync(app, options, |p| {
+        eprintln!(
+            "{:<16} rows {:>9}  written {:>9}  newer {:>7}  tombstoned {:>6}  failed {:>4}",
+            p.collection, p.rows, p.written, p.newer_in_read_model, p.tombstoned, p.failed
+        );
+    })
+    .await
+    .map_err(|e| anyhow::anyhow!("{}", e.chain()))?;
+    let failed: u64 = done.iter().map(|p| p.failed).sum();
+    let rows: u64 = done.iter().map(|p| p.rows).sum();
+    println!("resync done: {rows} row(s), {failed} failure(s)");
+    if failed > 0 {
+        anyhow::bail!("{failed} row(s) could not be written; see the log, fix, and run again");
+    }
+    Ok(())
+}

@@ -28,6 +28,25 @@ enum Command {
         #[command(subcommand)]
         action: Option<cli::WorkerAction>,
     },
+    /// Compare every source row with its read-model document.
+    Verify {
+        #[command(flatten)]
+        config: Config,
+        /// Enqueue events that make the worker fix each drifted document.
+        #[arg(long)]
+        repair: bool,
+        /// Rows per batch.
+        #[arg(long, default_value_t = 500)]
+        batch_size: u64,
+    },
+    /// Rebuild the read model from the source of truth (safe while serving).
+    Resync {
+        #[command(flatten)]
+        config: Config,
+        /// Rows per batch.
+        #[arg(long, default_value_t = 500)]
+        batch_size: u64,
+    },
     /// Apply or inspect schema migrations.
     Migrate {
         /// DATABASE_URL of the source of truth.
@@ -68,6 +87,16 @@ async fn main() -> anyhow::Result<()> {
             config.validate()?;
             let app = AppState::connect(config).await?;
             cli::worker(app, action).await
+        }
+        Command::Verify { config, repair, batch_size } => {
+            config.validate()?;
+            let app = AppState::connect(config).await?;
+            cli::verify(&app, repair, batch_size).await
+        }
+        Command::Resync { config, batch_size } => {
+            config.validate()?;
+            let app = AppState::connect(config).await?;
+            cli::resync(&app, batch_size).await
         }
         Command::Serve { config, no_worker } => {
             config.validate()?;

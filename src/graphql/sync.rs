@@ -3,7 +3,7 @@ use async_graphql::{Context, Object, Result, SimpleObject};
 use chrono::{DateTime, Utc};
 
 use super::context::{require_admin, ContextExt};
-use crate::sync::{health, outbox};
+use crate::sync::{health, outbox, resync};
 
 /// The same figures as `GET /api/health/sync`.
 #[derive(SimpleObject)]
@@ -64,5 +64,29 @@ impl SyncMutation {
         state.outbox_wake().notify_one();
         tracing::info!(replayed, "parked events replayed");
         Ok(i32::try_from(replayed).unwrap_or(i32::MAX))
+    }
+
+    /// Starts rebuilding the read model from the source of truth in the
+    /// background (see `resync`); false when one is already running here.
+    /// Admins only.
+    async fn start_resync(&self, ctx: &Context<'_>) -> Result<bool> {
+        let admin = require_admin(ctx).await?;
+        let state = ctx.state().clone();
+        if !state.sync_monitor().try_start_resync() {
+            return Ok(false);
+        }
+        tracing::info!(admin = %admin.id, "resync started");
+        tokio::spawn(async move {
+            let result = resync::resync(&state, resync::Options::default(), |_| {}).await;
+            state.sync_monitor().finish_resync();
+            match result {
+                Ok(done) => {
+                    let rows: u64 = done.iter().map(|p| p.rows).sum();
+                    tracing::info!(rows, "resync finished");
+                }
+                Err(err) => tracing::error!(error = %err.chain(), "resync failed"),
+            }
+        });
+        Ok(true)
     }
 }

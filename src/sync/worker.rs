@@ -151,6 +151,8 @@ impl Plan {
 }
 
 fn record(state: &AppState, outcome: &Outcome, started: Instant) {
+    // Install the recorder before the first sample, or early ones are lost.
+    crate::telemetry::metrics();
     let elapsed = started.elapsed().as_secs_f64();
     metrics::histogram!("studysync_sync_batch_duration_seconds").record(elapsed);
     metrics::histogram!("studysync_sync_batch_size").record(outcome.claimed as f64);
@@ -178,8 +180,6 @@ pub async fn run(
     settings: WorkerSettings,
     shutdown: impl Future<Output = ()> + Send,
 ) -> anyhow::Result<()> {
-    // Install the recorder before the first sample, or early ones are lost.
-    crate::telemetry::metrics();
     tracing::info!(worker = %settings.worker_id, batch = settings.batch_size, "sync worker started");
     let wake = state.outbox_wake();
     let mut last_purge: Option<Instant> = None;

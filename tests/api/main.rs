@@ -6,3 +6,5 @@ mod schema;
 mod study;
 mod todos;
 mod write_path;
+mod sync_support;
+mod sync_worker;
