@@ -115,9 +115,8 @@ pub async fn status(state: &AppState) -> AppResult<SyncStatus> {
 }
 
 async fn figures(db: &impl ConnectionTrait) -> AppResult<Figures> {
-    let statement = Statement::from_string(DatabaseBackend::Postgres, FIGURES);
-    Figures::find_by_statement(statement)
-        .one(db)
+    let statement = || Statement::from_string(DatabaseBackend::Postgres, FIGURES);
+    super::outbox::retrying(|| Figures::find_by_statement(statement()).one(db))
         .await?
         .ok_or_else(|| anyhow::anyhow!("the health query returned no row").into())
 }

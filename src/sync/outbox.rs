@@ -39,7 +39,7 @@ fn placeholders(from: usize, n: usize) -> String {
 
 /// Runs one statement again when the database asks for a retry (40001):
 /// under SERIALIZABLE even single statements can be chosen as victims.
-async fn retrying<T, F, Fut>(mut run: F) -> Result<T, DbErr>
+pub(crate) async fn retrying<T, F, Fut>(mut run: F) -> Result<T, DbErr>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, DbErr>>,
@@ -217,9 +217,12 @@ pub async fn pending_aggregates(
          AND aggregate_type = $1 AND aggregate_id IN ({})",
         placeholders(2, ids.len())
     );
-    let mut values: Vec<SqlValue> = vec![aggregate_type.into()];
-    values.extend(ids.iter().map(|id| SqlValue::from(*id)));
-    let rows = db.query_all(stmt(&sql, values)).await?;
+    let values = || {
+        let mut values: Vec<SqlValue> = vec![aggregate_type.into()];
+        values.extend(ids.iter().map(|id| SqlValue::from(*id)));
+        values
+    };
+    let rows = retrying(|| db.query_all(stmt(&sql, values()))).await?;
     let mut pending = std::collections::HashSet::new();
     for row in rows {
         pending.insert(row.try_get::<Uuid>("", "aggregate_id")?);

@@ -139,13 +139,17 @@ where
     if matches!(which, Rows::Ids(ids) if ids.is_empty()) {
         return Ok(Vec::new());
     }
-    let mut query = E::find().order_by_asc(id);
-    match which {
-        Rows::After(Some(after)) => query = query.filter(id.gt(after)),
-        Rows::After(None) => {}
-        Rows::Ids(ids) => query = query.filter(id.is_in(ids.iter().copied())),
-    }
-    Ok(query.limit(limit).all(db).await?)
+    let query = || {
+        let query = E::find().order_by_asc(id);
+        let query = match which {
+            Rows::After(Some(after)) => query.filter(id.gt(after)),
+            Rows::After(None) => query,
+            Rows::Ids(ids) => query.filter(id.is_in(ids.iter().copied())),
+        };
+        query.limit(limit)
+    };
+    // Long scans beside live writes may be asked to retry (40001).
+    Ok(super::outbox::retrying(|| query().all(db)).await?)
 }
 
 /// Member ids per room, each list in user id order (as the write path

@@ -8,3 +8,4 @@ mod todos;
 mod write_path;
 mod sync_support;
 mod sync_worker;
+mod sync_faults;
