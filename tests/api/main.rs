@@ -9,3 +9,4 @@ mod write_path;
 mod sync_support;
 mod sync_worker;
 mod sync_faults;
+mod sync_order;
