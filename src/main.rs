@@ -35,17 +35,17 @@ enum Command {
         /// Enqueue events that make the worker fix each drifted document.
         #[arg(long)]
         repair: bool,
-        /// Rows per batch.
+        /// Rows read (and documents fetched) per batch.
         #[arg(long, default_value_t = 500)]
-        batch_size: u64,
+        scan_batch_size: u64,
     },
     /// Rebuild the read model from the source of truth (safe while serving).
     Resync {
         #[command(flatten)]
         config: Config,
-        /// Rows per batch.
+        /// Rows read (and documents fetched) per batch.
         #[arg(long, default_value_t = 500)]
-        batch_size: u64,
+        scan_batch_size: u64,
     },
     /// Apply or inspect schema migrations.
     Migrate {
@@ -88,15 +88,15 @@ async fn main() -> anyhow::Result<()> {
             let app = AppState::connect(config).await?;
             cli::worker(app, action).await
         }
-        Command::Verify { config, repair, batch_size } => {
+        Command::Verify { config, repair, scan_batch_size } => {
             config.validate()?;
             let app = AppState::connect(config).await?;
-            cli::verify(&app, repair, batch_size).await
+            cli::verify(&app, repair, scan_batch_size).await
         }
-        Command::Resync { config, batch_size } => {
+        Command::Resync { config, scan_batch_size } => {
             config.validate()?;
             let app = AppState::connect(config).await?;
-            cli::resync(&app, batch_size).await
+            cli::resync(&app, scan_batch_size).await
         }
         Command::Serve { config, no_worker } => {
             config.validate()?;

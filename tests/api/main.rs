@@ -10,3 +10,4 @@ mod sync_support;
 mod sync_worker;
 mod sync_faults;
 mod sync_order;
+mod sync_verify;
