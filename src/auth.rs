@@ -133,7 +133,9 @@ mod tests {
         let pw = Password::parse("correct horse").unwrap();
         let hash = hash_password(pw.clone()).await.unwrap();
         assert!(!hash.contains("correct"));
-        assert!(verify_password(pw.clone(), Some(hash.clone())).await.unwrap());
+        assert!(verify_password(pw.clone(), Some(hash.clone()))
+            .await
+            .unwrap());
         let wrong = Password::parse("wrong horse").unwrap();
         assert!(!verify_password(wrong, Some(hash)).await.unwrap());
         assert!(!verify_password(pw, None).await.unwrap());

@@ -2,6 +2,7 @@
 //! transactional outbox, and whose read model lives in MongoDB.
 pub mod app;
 pub mod auth;
+pub mod cli;
 pub mod config;
 pub mod domain;
 pub mod entity;
@@ -12,4 +13,3 @@ pub mod read;
 pub mod sync;
 pub mod telemetry;
 pub mod write;
-pub mod cli;

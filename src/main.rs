@@ -5,7 +5,11 @@ use migration::MigratorTrait;
 use studysync::{app::AppState, cli, config::Config, telemetry};
 
 #[derive(Parser)]
-#[command(name = "studysync", version, about = "GraphQL study app server: CockroachDB truth, MongoDB read model")]
+#[command(
+    name = "studysync",
+    version,
+    about = "GraphQL study app server: CockroachDB truth, MongoDB read model"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -63,6 +63,8 @@ mod tests {
     fn prefixes_exclude_the_word_and_one_letter_stubs() {
         let p = prefixes(&words("calc"));
         assert_eq!(p, ["ca", "cal"]);
-        assert!(prefixes(&words(&"x".repeat(40))).iter().all(|p| p.len() <= MAX_PREFIX));
+        assert!(prefixes(&words(&"x".repeat(40)))
+            .iter()
+            .all(|p| p.len() <= MAX_PREFIX));
     }
 }

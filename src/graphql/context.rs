@@ -50,7 +50,10 @@ pub struct Written(Mutex<Vec<EventRef>>);
 
 impl Written {
     pub fn take(&self) -> Vec<EventRef> {
-        self.0.lock().map(|mut w| std::mem::take(&mut *w)).unwrap_or_default()
+        self.0
+            .lock()
+            .map(|mut w| std::mem::take(&mut *w))
+            .unwrap_or_default()
     }
 }
 
@@ -69,7 +72,9 @@ impl ContextExt for Context<'_> {
     }
 
     fn viewer(&self) -> Viewer {
-        self.data_opt::<Viewer>().cloned().unwrap_or(Viewer::Anonymous)
+        self.data_opt::<Viewer>()
+            .cloned()
+            .unwrap_or(Viewer::Anonymous)
     }
 
     fn require_user(&self) -> AppResult<Uuid> {
@@ -91,7 +96,8 @@ impl ContextExt for Context<'_> {
 
 /// Parses a GraphQL `ID` argument as a UUID.
 pub fn parse_id(id: &ID, what: &str) -> AppResult<Uuid> {
-    Uuid::parse_str(id.as_str()).map_err(|_| AppError::bad_input(format!("{what} is not a valid id")))
+    Uuid::parse_str(id.as_str())
+        .map_err(|_| AppError::bad_input(format!("{what} is not a valid id")))
 }
 
 /// The caller's account, re-read from the source of truth; a token for a
@@ -110,6 +116,8 @@ pub async fn require_admin(ctx: &Context<'_>) -> AppResult<users::Model> {
     if user.is_admin() {
         Ok(user)
     } else {
-        Err(AppError::Forbidden("this operation requires the admin role"))
+        Err(AppError::Forbidden(
+            "this operation requires the admin role",
+        ))
     }
 }

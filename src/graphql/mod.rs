@@ -36,8 +36,12 @@ pub type AppSchema = Schema<Query, Mutation, Subscription>;
 /// Builds the schema. `state` is shared; per-request data (viewer, loaders)
 /// is added by the HTTP layer.
 pub fn build_schema(state: Option<AppState>) -> AppSchema {
-    let mut builder = Schema::build(Query::default(), Mutation::default(), Subscription::default())
-        .extension(ErrorCodes);
+    let mut builder = Schema::build(
+        Query::default(),
+        Mutation::default(),
+        Subscription::default(),
+    )
+    .extension(ErrorCodes);
     if let Some(state) = state {
         if !state.config().introspection {
             builder = builder.disable_introspection();

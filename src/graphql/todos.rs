@@ -61,7 +61,8 @@ impl TodoQuery {
             .as_deref()
             .map(|c| cursors.decode::<sql::TodoPosition>(c))
             .transpose()?;
-        let mut rows = sql::todos_page(ctx.state().sql(), user_id, completed, position, limit).await?;
+        let mut rows =
+            sql::todos_page(ctx.state().sql(), user_id, completed, position, limit).await?;
         let has_next = rows.len() as u64 > limit;
         rows.truncate(limit as usize);
         let mut page = Connection::new(position.is_some(), has_next);
@@ -81,7 +82,10 @@ impl TodoMutation {
     async fn create_todo(&self, ctx: &Context<'_>, input: CreateTodoInput) -> Result<Todo> {
         let user_id = ctx.require_user()?;
         let title = Title::parse(&input.title)?;
-        let due_at = input.due_at.map(|d| DueAt::parse(d, Utc::now())).transpose()?;
+        let due_at = input
+            .due_at
+            .map(|d| DueAt::parse(d, Utc::now()))
+            .transpose()?;
         let done = write::todos::create(ctx.state().writer(), user_id, title, due_at).await?;
         ctx.record_written(&done.events);
         Ok(done.value.into())

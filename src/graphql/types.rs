@@ -186,7 +186,11 @@ impl Room {
             .await
             .map_err(load_error)?
             .unwrap_or_default();
-        let users = loaders.users.load_many(ids.iter().copied()).await.map_err(load_error)?;
+        let users = loaders
+            .users
+            .load_many(ids.iter().copied())
+            .await
+            .map_err(load_error)?;
         Ok(ids
             .iter()
             .filter_map(|id| users.get(id).cloned().map(User::from))

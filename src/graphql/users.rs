@@ -67,7 +67,12 @@ impl UserMutation {
     }
 
     /// Wrong password and unknown email give the same error, in the same time.
-    async fn log_in(&self, ctx: &Context<'_>, email: String, password: String) -> Result<AuthPayload> {
+    async fn log_in(
+        &self,
+        ctx: &Context<'_>,
+        email: String,
+        password: String,
+    ) -> Result<AuthPayload> {
         let rejected = || AppError::Unauthenticated("invalid email or password");
         let email = Email::parse(&email).map_err(|_| rejected())?;
         let password = Password::parse(&password).map_err(|_| rejected())?;

@@ -34,7 +34,12 @@ fn negotiate(headers: &HeaderMap) -> Option<&'static str> {
     let mut json = false;
     let mut any = false;
     for part in accept.split(',') {
-        let media = part.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+        let media = part
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
         match media.as_str() {
             GRAPHQL_RESPONSE => return Some(GRAPHQL_RESPONSE),
             JSON => json = true,
@@ -46,11 +51,20 @@ fn negotiate(headers: &HeaderMap) -> Option<&'static str> {
 }
 
 /// A GraphQL-shaped error response for requests that never reached execution.
-fn request_error(status: StatusCode, media: &'static str, message: &str) -> axum::response::Response {
+fn request_error(
+    status: StatusCode,
+    media: &'static str,
+    message: &str,
+) -> axum::response::Response {
     let body = serde_json::json!({
         "errors": [{ "message": message, "extensions": { "code": "BAD_REQUEST" } }]
     });
-    (status, [(header::CONTENT_TYPE, HeaderValue::from_static(media))], body.to_string()).into_response()
+    (
+        status,
+        [(header::CONTENT_TYPE, HeaderValue::from_static(media))],
+        body.to_string(),
+    )
+        .into_response()
 }
 
 /// True when the operation `request` would run is a mutation (or a
@@ -69,15 +83,28 @@ fn is_write_operation(request: &Request) -> bool {
     })
 }
 
-pub async fn post(State(http): State<Http>, headers: HeaderMap, body: Bytes) -> axum::response::Response {
+pub async fn post(
+    State(http): State<Http>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> axum::response::Response {
     let Some(media) = negotiate(&headers) else {
-        return request_error(StatusCode::NOT_ACCEPTABLE, JSON, "Accept must allow application/graphql-response+json or application/json");
+        return request_error(
+            StatusCode::NOT_ACCEPTABLE,
+            JSON,
+            "Accept must allow application/graphql-response+json or application/json",
+        );
     };
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    let essence = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    let essence = content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
     if essence != JSON {
         return request_error(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -87,7 +114,13 @@ pub async fn post(State(http): State<Http>, headers: HeaderMap, body: Bytes) -> 
     }
     let batch: BatchRequest = match serde_json::from_slice(&body) {
         Ok(batch) => batch,
-        Err(_) => return request_error(StatusCode::BAD_REQUEST, media, "request body is not a valid GraphQL request"),
+        Err(_) => {
+            return request_error(
+                StatusCode::BAD_REQUEST,
+                media,
+                "request body is not a valid GraphQL request",
+            )
+        }
     };
     execute(&http, &headers, batch, media).await
 }
@@ -106,11 +139,21 @@ pub async fn get(
         return Html(super::graphiql::page()).into_response();
     }
     let Some(media) = negotiate(&headers) else {
-        return request_error(StatusCode::NOT_ACCEPTABLE, JSON, "Accept must allow application/graphql-response+json or application/json");
+        return request_error(
+            StatusCode::NOT_ACCEPTABLE,
+            JSON,
+            "Accept must allow application/graphql-response+json or application/json",
+        );
     };
     let request = match async_graphql::http::parse_query_string(&query) {
         Ok(request) => request,
-        Err(_) => return request_error(StatusCode::BAD_REQUEST, media, "query string is not a valid GraphQL request"),
+        Err(_) => {
+            return request_error(
+                StatusCode::BAD_REQUEST,
+                media,
+                "query string is not a valid GraphQL request",
+            )
+        }
     };
     if is_write_operation(&request) {
         let mut response = request_error(
@@ -118,7 +161,9 @@ pub async fn get(
             media,
             "mutations must be sent with POST",
         );
-        response.headers_mut().insert(header::ALLOW, HeaderValue::from_static("POST"));
+        response
+            .headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static("POST"));
         return response;
     }
     execute(&http, &headers, BatchRequest::Single(request), media).await
@@ -132,7 +177,9 @@ async fn execute(
 ) -> axum::response::Response {
     let viewer = Viewer::from_bearer(
         &http.app,
-        headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()),
+        headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok()),
     );
     let run = |request: Request| {
         let written = Arc::new(Written::default());
@@ -159,18 +206,31 @@ async fn execute(
         }
     };
     let status = match (&response, media) {
-        (BatchResponse::Single(r), GRAPHQL_RESPONSE) if is_request_error(r) => StatusCode::BAD_REQUEST,
+        (BatchResponse::Single(r), GRAPHQL_RESPONSE) if is_request_error(r) => {
+            StatusCode::BAD_REQUEST
+        }
         _ => StatusCode::OK,
     };
     let body = serde_json::to_string(&response).unwrap_or_else(|_| {
         r#"{"errors":[{"message":"internal error","extensions":{"code":"INTERNAL"}}]}"#.to_owned()
     });
-    let mut out = (status, [(header::CONTENT_TYPE, HeaderValue::from_static(media))], body).into_response();
-    if let Some(value) = response.cache_control().value().and_then(|v| HeaderValue::from_str(&v).ok()) {
+    let mut out = (
+        status,
+        [(header::CONTENT_TYPE, HeaderValue::from_static(media))],
+        body,
+    )
+        .into_response();
+    if let Some(value) = response
+        .cache_control()
+        .value()
+        .and_then(|v| HeaderValue::from_str(&v).ok())
+    {
         out.headers_mut().insert(header::CACHE_CONTROL, value);
     }
-    out.headers_mut()
-        .insert(header::VARY, HeaderValue::from_static("Accept, Authorization"));
+    out.headers_mut().insert(
+        header::VARY,
+        HeaderValue::from_static("Accept, Authorization"),
+    );
     out
 }
 

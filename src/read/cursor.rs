@@ -71,7 +71,9 @@ mod tests {
         assert_eq!(back.1, 42);
         let mut raw = URL_SAFE_NO_PAD.decode(&c).unwrap();
         raw[3] ^= 1;
-        assert!(cursors.decode::<(String, i32)>(&URL_SAFE_NO_PAD.encode(raw)).is_err());
+        assert!(cursors
+            .decode::<(String, i32)>(&URL_SAFE_NO_PAD.encode(raw))
+            .is_err());
         assert!(cursors.decode::<(String, i32)>("not a cursor!").is_err());
         assert!(Cursors::new("other").decode::<(String, i32)>(&c).is_err());
     }

@@ -11,7 +11,9 @@ pub const MAX_PAGE: u64 = 100;
 pub fn page_size(first: Option<i32>) -> crate::error::AppResult<u64> {
     match first {
         None => Ok(DEFAULT_PAGE),
-        Some(n) if n < 0 => Err(crate::error::AppError::bad_input("first must not be negative")),
+        Some(n) if n < 0 => Err(crate::error::AppError::bad_input(
+            "first must not be negative",
+        )),
         Some(n) if n as u64 > MAX_PAGE => Err(crate::error::AppError::bad_input(format!(
             "first must be at most {MAX_PAGE}"
         ))),

@@ -61,14 +61,12 @@ pub async fn todos_page(
     }
     if let Some((created_at, id)) = after {
         query = query.filter(
-            Condition::any()
-                .add(C::CreatedAt.lt(created_at))
-                .add(
-                    Expr::col(C::CreatedAt)
-                        .eq(created_at)
-                        .and(Expr::col(C::Id).lt(id))
-                        .into_condition(),
-                ),
+            Condition::any().add(C::CreatedAt.lt(created_at)).add(
+                Expr::col(C::CreatedAt)
+                    .eq(created_at)
+                    .and(Expr::col(C::Id).lt(id))
+                    .into_condition(),
+            ),
         );
     }
     Ok(query

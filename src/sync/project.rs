@@ -70,7 +70,12 @@ pub fn project(
     doc.insert("version", version);
     if object.get("deleted").and_then(Value::as_bool) == Some(true) {
         doc.insert("deleted", true);
-        return Ok(Projected { collection, id, version, doc });
+        return Ok(Projected {
+            collection,
+            id,
+            version,
+            doc,
+        });
     }
     for (key, value) in object {
         if matches!(key.as_str(), "id" | "version") {
@@ -88,7 +93,12 @@ pub fn project(
         doc.insert("search_prefixes", search::prefixes(&words));
         doc.insert("search_words", words);
     }
-    Ok(Projected { collection, id, version, doc })
+    Ok(Projected {
+        collection,
+        id,
+        version,
+        doc,
+    })
 }
 
 /// Times (`*_at`) become BSON dates; everything else maps as JSON does.
@@ -127,18 +137,42 @@ mod tests {
         assert_eq!(p.collection, "messages");
         assert_eq!(p.doc.get_str("_id").unwrap(), id.to_string());
         assert_eq!(p.doc.get_i64("version").unwrap(), 3);
-        assert_eq!(p.doc.get_datetime("created_at").unwrap().timestamp_millis() % 1000, 123);
-        let words: Vec<&str> = p.doc.get_array("search_words").unwrap().iter().filter_map(Bson::as_str).collect();
+        assert_eq!(
+            p.doc.get_datetime("created_at").unwrap().timestamp_millis() % 1000,
+            123
+        );
+        let words: Vec<&str> = p
+            .doc
+            .get_array("search_words")
+            .unwrap()
+            .iter()
+            .filter_map(Bson::as_str)
+            .collect();
         assert_eq!(words, ["hello", "world"]);
     }
 
     #[test]
     fn tombstones_and_bad_events_are_recognised() {
         let id = Uuid::new_v4();
-        let t = project("todo", id, 5, &json!({"id": id, "version": 5, "deleted": true})).unwrap();
-        assert_eq!(t.doc, bson::doc! {"_id": id.to_string(), "version": 5_i64, "deleted": true});
-        assert!(matches!(project("nope", id, 1, &json!({})), Err(ProjectError::UnknownAggregate(_))));
-        assert!(matches!(project("todo", id, 1, &json!([1])), Err(ProjectError::NotAnObject)));
+        let t = project(
+            "todo",
+            id,
+            5,
+            &json!({"id": id, "version": 5, "deleted": true}),
+        )
+        .unwrap();
+        assert_eq!(
+            t.doc,
+            bson::doc! {"_id": id.to_string(), "version": 5_i64, "deleted": true}
+        );
+        assert!(matches!(
+            project("nope", id, 1, &json!({})),
+            Err(ProjectError::UnknownAggregate(_))
+        ));
+        assert!(matches!(
+            project("todo", id, 1, &json!([1])),
+            Err(ProjectError::NotAnObject)
+        ));
         assert!(project("todo", id, 1, &json!({"due_at": "yesterday"})).is_err());
     }
 }

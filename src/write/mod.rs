@@ -110,7 +110,10 @@ impl Writer {
     {
         let txn = self
             .db
-            .begin_with_config(Some(IsolationLevel::Serializable), Some(AccessMode::ReadWrite))
+            .begin_with_config(
+                Some(IsolationLevel::Serializable),
+                Some(AccessMode::ReadWrite),
+            )
             .await?;
         let tx = Tx {
             txn,
@@ -157,7 +160,12 @@ pub fn is_retryable(err: &DbErr) -> bool {
 /// Turns a unique-constraint violation into a user-facing conflict.
 pub fn conflict_on_unique(err: AppError, message: &str) -> AppError {
     match &err {
-        AppError::Db(db) if matches!(db.sql_err(), Some(sea_orm::SqlErr::UniqueConstraintViolation(_))) => {
+        AppError::Db(db)
+            if matches!(
+                db.sql_err(),
+                Some(sea_orm::SqlErr::UniqueConstraintViolation(_))
+            ) =>
+        {
             AppError::Conflict(message.to_owned())
         }
         _ => err,

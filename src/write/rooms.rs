@@ -41,7 +41,10 @@ pub fn message_payload(message: &messages::Model) -> serde_json::Value {
 }
 
 /// Member ids of a room, in a stable order.
-pub async fn member_ids(conn: &impl sea_orm::ConnectionTrait, room_id: Uuid) -> AppResult<Vec<Uuid>> {
+pub async fn member_ids(
+    conn: &impl sea_orm::ConnectionTrait,
+    room_id: Uuid,
+) -> AppResult<Vec<Uuid>> {
     Ok(room_members::Entity::find()
         .select_only()
         .column(room_members::Column::UserId)

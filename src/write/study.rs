@@ -114,9 +114,18 @@ async fn add_to_total(
     let total = study_totals::Entity::insert(row)
         .on_conflict(
             OnConflict::columns([C::UserId, C::Period, C::PeriodStart])
-                .value(C::Minutes, Expr::col((study_totals::Entity, C::Minutes)).add(i64::from(session.minutes)))
-                .value(C::Sessions, Expr::col((study_totals::Entity, C::Sessions)).add(1))
-                .value(C::Version, Expr::col((study_totals::Entity, C::Version)).add(1))
+                .value(
+                    C::Minutes,
+                    Expr::col((study_totals::Entity, C::Minutes)).add(i64::from(session.minutes)),
+                )
+                .value(
+                    C::Sessions,
+                    Expr::col((study_totals::Entity, C::Sessions)).add(1),
+                )
+                .value(
+                    C::Version,
+                    Expr::col((study_totals::Entity, C::Version)).add(1),
+                )
                 .value(C::UpdatedAt, now)
                 .to_owned(),
         )

@@ -63,7 +63,9 @@ pub async fn sign_up(
                 }
                 .insert(tx.conn())
                 .await
-                .map_err(|e| conflict_on_unique(e.into(), "an account with this email already exists"))?;
+                .map_err(|e| {
+                    conflict_on_unique(e.into(), "an account with this email already exists")
+                })?;
                 outbox::enqueue(tx, event(&user, "user.created")).await?;
                 Ok(user)
             })

@@ -2,20 +2,40 @@ use serde_json::json;
 
 use crate::helpers::{error_code, spawn_app};
 
-const SIGN_UP: &str = "mutation($i: SignUpInput!) { signUp(input: $i) { token user { id name email } } }";
-const LOG_IN: &str = "mutation($e: String!, $p: String!) { logIn(email: $e, password: $p) { token user { id } } }";
+const SIGN_UP: &str =
+    "mutation($i: SignUpInput!) { signUp(input: $i) { token user { id name email } } }";
+const LOG_IN: &str =
+    "mutation($e: String!, $p: String!) { logIn(email: $e, password: $p) { token user { id } } }";
 
 #[tokio::test]
 async fn a_user_signs_up_logs_in_and_sees_themselves() {
     let app = spawn_app().await;
     let body = app
-        .gql(None, SIGN_UP, json!({"i": {"email": "Ada@Example.org", "name": "Ada", "password": "password123"}}))
+        .gql(
+            None,
+            SIGN_UP,
+            json!({"i": {"email": "Ada@Example.org", "name": "Ada", "password": "password123"}}),
+        )
         .await;
-    assert_eq!(body["data"]["signUp"]["user"]["email"], "ada@example.org", "{body}");
-    let login = app.gql(None, LOG_IN, json!({"e": "ADA@example.org", "p": "password123"})).await;
+    assert_eq!(
+        body["data"]["signUp"]["user"]["email"], "ada@example.org",
+        "{body}"
+    );
+    let login = app
+        .gql(
+            None,
+            LOG_IN,
+            json!({"e": "ADA@example.org", "p": "password123"}),
+        )
+        .await;
     let token = login["data"]["logIn"]["token"].as_str().expect("token");
-    let me = app.gql(Some(token), "{ me { name email } }", json!({})).await;
-    assert_eq!(me["data"]["me"], json!({"name": "Ada", "email": "ada@example.org"}));
+    let me = app
+        .gql(Some(token), "{ me { name email } }", json!({}))
+        .await;
+    assert_eq!(
+        me["data"]["me"],
+        json!({"name": "Ada", "email": "ada@example.org"})
+    );
     let anonymous = app.gql(None, "{ me { name } }", json!({})).await;
     assert_eq!(anonymous["data"]["me"], serde_json::Value::Null);
 }
@@ -26,22 +46,47 @@ async fn a_taken_email_in_any_case_is_a_conflict_and_writes_nothing() {
     app.sign_up("bo@example.org", "Bo").await;
     let outbox_before = app.count("SELECT count(*) FROM outbox").await;
     let body = app
-        .gql(None, SIGN_UP, json!({"i": {"email": "BO@example.org", "name": "Other", "password": "password123"}}))
+        .gql(
+            None,
+            SIGN_UP,
+            json!({"i": {"email": "BO@example.org", "name": "Other", "password": "password123"}}),
+        )
         .await;
     assert_eq!(error_code(&body), "CONFLICT", "{body}");
     assert_eq!(app.count("SELECT count(*) FROM users").await, 1);
-    assert_eq!(app.count("SELECT count(*) FROM outbox").await, outbox_before);
+    assert_eq!(
+        app.count("SELECT count(*) FROM outbox").await,
+        outbox_before
+    );
 }
 
 #[tokio::test]
 async fn wrong_password_and_unknown_email_get_the_same_error() {
     let app = spawn_app().await;
     app.sign_up("cy@example.org", "Cy").await;
-    let wrong = app.gql(None, LOG_IN, json!({"e": "cy@example.org", "p": "not-the-password"})).await;
-    let unknown = app.gql(None, LOG_IN, json!({"e": "nobody@example.org", "p": "password123"})).await;
+    let wrong = app
+        .gql(
+            None,
+            LOG_IN,
+            json!({"e": "cy@example.org", "p": "not-the-password"}),
+        )
+        .await;
+    let unknown = app
+        .gql(
+            None,
+            LOG_IN,
+            json!({"e": "nobody@example.org", "p": "password123"}),
+        )
+        .await;
     assert_eq!(error_code(&wrong), "UNAUTHENTICATED");
-    assert_eq!(wrong["errors"][0]["message"], unknown["errors"][0]["message"]);
-    assert_eq!(wrong["errors"][0]["extensions"], unknown["errors"][0]["extensions"]);
+    assert_eq!(
+        wrong["errors"][0]["message"],
+        unknown["errors"][0]["message"]
+    );
+    assert_eq!(
+        wrong["errors"][0]["extensions"],
+        unknown["errors"][0]["extensions"]
+    );
 }
 
 #[tokio::test]
@@ -98,13 +143,26 @@ async fn users_change_only_their_own_profile_and_email_stays_private() {
     let (token, id) = app.sign_up("fi@example.org", "Fi").await;
     let (other, _) = app.sign_up("gu@example.org", "Gu").await;
     let body = app
-        .gql(Some(&token), "mutation { updateProfile(input: {name: \"Fiona\"}) { name } }", json!({}))
+        .gql(
+            Some(&token),
+            "mutation { updateProfile(input: {name: \"Fiona\"}) { name } }",
+            json!({}),
+        )
         .await;
     assert_eq!(body["data"]["updateProfile"]["name"], "Fiona");
     let seen = app
-        .gql(Some(&other), "query($id: ID!) { user(id: $id) { name email } }", json!({"id": id}))
+        .gql(
+            Some(&other),
+            "query($id: ID!) { user(id: $id) { name email } }",
+            json!({"id": id}),
+        )
         .await;
-    assert_eq!(seen["data"]["user"], json!({"name": "Fiona", "email": null}));
-    let version = app.count(&format!("SELECT version FROM users WHERE id = '{id}'")).await;
+    assert_eq!(
+        seen["data"]["user"],
+        json!({"name": "Fiona", "email": null})
+    );
+    let version = app
+        .count(&format!("SELECT version FROM users WHERE id = '{id}'"))
+        .await;
     assert_eq!(version, 2);
 }

@@ -54,7 +54,9 @@ pub async fn fresh_database() -> String {
         .await
         .expect("set isolation");
     let url = format!("{}/{name}", pg_base());
-    let db = Database::connect(&url).await.expect("connect test database");
+    let db = Database::connect(&url)
+        .await
+        .expect("connect test database");
     migration::Migrator::up(&db, None).await.expect("migrate");
     db.close().await.ok();
     url
@@ -105,7 +107,9 @@ pub async fn spawn_app_on(mongo_uri: &str, extra: &[&str]) -> TestApp {
     args.extend(extra.iter().map(|s| s.to_string()));
     let config = Config::from_args(args).expect("test config");
     let state = AppState::connect(config).await.expect("connect app");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
     let addr = listener.local_addr().expect("addr");
     let (tx, rx) = oneshot::channel();
     let server_state = state.clone();
@@ -145,7 +149,12 @@ impl TestApp {
     }
 
     /// Like [`Self::gql`], with the HTTP status.
-    pub async fn gql_full(&self, token: Option<&str>, query: &str, variables: Value) -> (u16, Value) {
+    pub async fn gql_full(
+        &self,
+        token: Option<&str>,
+        query: &str,
+        variables: Value,
+    ) -> (u16, Value) {
         let mut request = self
             .http
             .post(self.url("/graphql"))
@@ -171,7 +180,10 @@ impl TestApp {
             .as_str()
             .unwrap_or_else(|| panic!("sign up failed: {body}"))
             .to_owned();
-        let id = body["data"]["signUp"]["user"]["id"].as_str().expect("id").to_owned();
+        let id = body["data"]["signUp"]["user"]["id"]
+            .as_str()
+            .expect("id")
+            .to_owned();
         (token, id)
     }
 
@@ -192,7 +204,9 @@ impl TestApp {
 
 /// The `extensions.code` of the first error.
 pub fn error_code(body: &Value) -> &str {
-    body["errors"][0]["extensions"]["code"].as_str().unwrap_or_else(|| panic!("no error code in {body}"))
+    body["errors"][0]["extensions"]["code"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no error code in {body}"))
 }
 
 impl TestApp {

@@ -9,24 +9,49 @@ async fn a_study_session_updates_every_period_total_in_the_same_transaction() {
     let app = spawn_app().await;
     let (token, id) = app.sign_up("s@example.org", "Sam").await;
     let body = app
-        .gql(Some(&token), LOG, json!({"i": {"subject": "Maths", "minutes": 45, "startedAt": "2026-11-23T10:00:00Z"}}))
+        .gql(
+            Some(&token),
+            LOG,
+            json!({"i": {"subject": "Maths", "minutes": 45, "startedAt": "2026-11-23T10:00:00Z"}}),
+        )
         .await;
-    assert_eq!(body["data"]["logStudySession"]["user"]["name"], "Sam", "{body}");
-    app.gql(Some(&token), LOG, json!({"i": {"subject": "Maths", "minutes": 15, "startedAt": "2026-11-24T10:00:00Z"}}))
-        .await;
+    assert_eq!(
+        body["data"]["logStudySession"]["user"]["name"], "Sam",
+        "{body}"
+    );
+    app.gql(
+        Some(&token),
+        LOG,
+        json!({"i": {"subject": "Maths", "minutes": 15, "startedAt": "2026-11-24T10:00:00Z"}}),
+    )
+    .await;
     let week = app
         .count(&format!("SELECT minutes FROM study_totals WHERE user_id = '{id}' AND period = 'week' AND period_start = '2026-11-23'"))
         .await;
     assert_eq!(week, 60);
-    let days = app.count(&format!("SELECT count(*) FROM study_totals WHERE user_id = '{id}' AND period = 'day'")).await;
+    let days = app
+        .count(&format!(
+            "SELECT count(*) FROM study_totals WHERE user_id = '{id}' AND period = 'day'"
+        ))
+        .await;
     assert_eq!(days, 2);
     let all_version = app
-        .count(&format!("SELECT version FROM study_totals WHERE user_id = '{id}' AND period = 'all'"))
+        .count(&format!(
+            "SELECT version FROM study_totals WHERE user_id = '{id}' AND period = 'all'"
+        ))
         .await;
     assert_eq!(all_version, 2);
     // one event for each session, and one per touched total
-    assert_eq!(app.count("SELECT count(*) FROM outbox WHERE aggregate_type = 'study_session'").await, 2);
-    assert_eq!(app.count("SELECT count(*) FROM outbox WHERE aggregate_type = 'study_total'").await, 8);
+    assert_eq!(
+        app.count("SELECT count(*) FROM outbox WHERE aggregate_type = 'study_session'")
+            .await,
+        2
+    );
+    assert_eq!(
+        app.count("SELECT count(*) FROM outbox WHERE aggregate_type = 'study_total'")
+            .await,
+        8
+    );
 }
 
 #[tokio::test]
@@ -44,7 +69,11 @@ async fn invalid_study_sessions_are_rejected_and_write_nothing() {
     }
     assert_eq!(app.count("SELECT count(*) FROM study_sessions").await, 0);
     assert_eq!(app.count("SELECT count(*) FROM study_totals").await, 0);
-    assert_eq!(app.count("SELECT count(*) FROM outbox WHERE aggregate_type LIKE 'study%'").await, 0);
+    assert_eq!(
+        app.count("SELECT count(*) FROM outbox WHERE aggregate_type LIKE 'study%'")
+            .await,
+        0
+    );
 }
 
 #[tokio::test]
@@ -70,18 +99,28 @@ async fn concurrent_sessions_of_one_user_are_all_counted_through_serialization_r
     }
     for task in tasks {
         let body = task.await.expect("task");
-        assert!(body["errors"].is_null(), "a concurrent write failed: {body}");
+        assert!(
+            body["errors"].is_null(),
+            "a concurrent write failed: {body}"
+        );
     }
     let total = app
-        .count(&format!("SELECT minutes FROM study_totals WHERE user_id = '{id}' AND period = 'all'"))
+        .count(&format!(
+            "SELECT minutes FROM study_totals WHERE user_id = '{id}' AND period = 'all'"
+        ))
         .await;
     assert_eq!(total, (1..=12).sum::<i64>());
     let version = app
-        .count(&format!("SELECT version FROM study_totals WHERE user_id = '{id}' AND period = 'all'"))
+        .count(&format!(
+            "SELECT version FROM study_totals WHERE user_id = '{id}' AND period = 'all'"
+        ))
         .await;
     assert_eq!(version, 12);
     let distinct_versions = app
         .count("SELECT count(DISTINCT aggregate_version) FROM outbox o JOIN study_totals t ON t.id = o.aggregate_id WHERE t.period = 'all'")
         .await;
-    assert_eq!(distinct_versions, 12, "each committed total has its own version");
+    assert_eq!(
+        distinct_versions, 12,
+        "each committed total has its own version"
+    );
 }

@@ -8,10 +8,23 @@ use crate::helpers::{error_code, spawn_app};
 async fn every_mutation_writes_one_outbox_event_per_changed_aggregate_with_its_version() {
     let app = spawn_app().await;
     let (token, user_id) = app.sign_up("e@example.org", "Eve").await;
-    let created = app.gql(Some(&token), "mutation { createTodo(input: {title: \"a\"}) { id } }", json!({})).await;
-    let todo_id = created["data"]["createTodo"]["id"].as_str().expect("id").to_owned();
-    app.gql(Some(&token), "mutation($id: ID!) { updateTodo(id: $id, input: {title: \"b\"}) { id } }", json!({"id": todo_id}))
+    let created = app
+        .gql(
+            Some(&token),
+            "mutation { createTodo(input: {title: \"a\"}) { id } }",
+            json!({}),
+        )
         .await;
+    let todo_id = created["data"]["createTodo"]["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    app.gql(
+        Some(&token),
+        "mutation($id: ID!) { updateTodo(id: $id, input: {title: \"b\"}) { id } }",
+        json!({"id": todo_id}),
+    )
+    .await;
     let events = app
         .count(&format!(
             "SELECT count(*) FROM outbox o JOIN todos t ON t.id = o.aggregate_id WHERE o.aggregate_id = '{todo_id}' AND o.payload->>'title' IN ('a', 'b') AND o.processed_at IS NULL"
@@ -19,10 +32,22 @@ async fn every_mutation_writes_one_outbox_event_per_changed_aggregate_with_its_v
         .await;
     assert_eq!(events, 2);
     let latest = app
-        .count(&format!("SELECT max(aggregate_version) FROM outbox WHERE aggregate_id = '{todo_id}'"))
+        .count(&format!(
+            "SELECT max(aggregate_version) FROM outbox WHERE aggregate_id = '{todo_id}'"
+        ))
         .await;
-    assert_eq!(latest, app.count(&format!("SELECT version FROM todos WHERE id = '{todo_id}'")).await);
-    assert_eq!(app.count(&format!("SELECT count(*) FROM outbox WHERE aggregate_id = '{user_id}'")).await, 1);
+    assert_eq!(
+        latest,
+        app.count(&format!("SELECT version FROM todos WHERE id = '{todo_id}'"))
+            .await
+    );
+    assert_eq!(
+        app.count(&format!(
+            "SELECT count(*) FROM outbox WHERE aggregate_id = '{user_id}'"
+        ))
+        .await,
+        1
+    );
 }
 
 #[tokio::test]
@@ -34,17 +59,36 @@ async fn when_the_outbox_insert_fails_the_data_is_rolled_back_too() {
         .execute_unprepared("ALTER TABLE outbox ADD CONSTRAINT refuse_all CHECK (aggregate_type = 'none') NOT VALID")
         .await
         .expect("add constraint");
-    let body = app.gql(Some(&token), "mutation { createTodo(input: {title: \"lost?\"}) { id } }", json!({})).await;
+    let body = app
+        .gql(
+            Some(&token),
+            "mutation { createTodo(input: {title: \"lost?\"}) { id } }",
+            json!({}),
+        )
+        .await;
     assert_eq!(error_code(&body), "INTERNAL");
-    assert_eq!(body["errors"][0]["message"], "internal error", "no database detail leaks: {body}");
-    assert_eq!(app.count("SELECT count(*) FROM todos").await, 0, "the todo must not commit without its event");
+    assert_eq!(
+        body["errors"][0]["message"], "internal error",
+        "no database detail leaks: {body}"
+    );
+    assert_eq!(
+        app.count("SELECT count(*) FROM todos").await,
+        0,
+        "the todo must not commit without its event"
+    );
 }
 
 #[tokio::test]
 async fn a_mutation_response_carries_a_consistency_token() {
     let app = spawn_app().await;
     let (token, _) = app.sign_up("g@example.org", "Gil").await;
-    let body = app.gql(Some(&token), "mutation { createTodo(input: {title: \"a\"}) { id } }", json!({})).await;
+    let body = app
+        .gql(
+            Some(&token),
+            "mutation { createTodo(input: {title: \"a\"}) { id } }",
+            json!({}),
+        )
+        .await;
     assert!(body["extensions"]["consistencyToken"].is_string(), "{body}");
     let query = app.gql(Some(&token), "{ me { id } }", json!({})).await;
     assert!(query["extensions"]["consistencyToken"].is_null());
@@ -78,15 +122,36 @@ async fn mutations_over_get_are_refused_and_write_nothing() {
 #[tokio::test]
 async fn graphiql_and_its_assets_are_served_locally_and_health_answers() {
     let app = spawn_app().await;
-    let page = app.http.get(app.url("/graphql")).header("accept", "text/html").send().await.expect("page");
+    let page = app
+        .http
+        .get(app.url("/graphql"))
+        .header("accept", "text/html")
+        .send()
+        .await
+        .expect("page");
     let html = page.text().await.expect("text");
     assert!(html.contains("/graphiql/graphiql.min.js"));
     assert!(!html.contains("https://"), "no CDN");
-    for asset in ["graphiql.min.js", "graphiql.min.css", "react.production.min.js", "react-dom.production.min.js"] {
-        let res = app.http.get(app.url(&format!("/graphiql/{asset}"))).send().await.expect("asset");
+    for asset in [
+        "graphiql.min.js",
+        "graphiql.min.css",
+        "react.production.min.js",
+        "react-dom.production.min.js",
+    ] {
+        let res = app
+            .http
+            .get(app.url(&format!("/graphiql/{asset}")))
+            .send()
+            .await
+            .expect("asset");
         assert_eq!(res.status().as_u16(), 200, "{asset}");
         assert!(res.bytes().await.expect("bytes").len() > 1000);
     }
-    let health = app.http.get(app.url("/healthz")).send().await.expect("healthz");
+    let health = app
+        .http
+        .get(app.url("/healthz"))
+        .send()
+        .await
+        .expect("healthz");
     assert_eq!(health.status().as_u16(), 200);
 }
