@@ -81,14 +81,22 @@ pub enum WorkerAction {
 /// Runs the API and, unless disabled, the sync worker beside it until
 /// SIGINT/SIGTERM. Both get the same shutdown; whichever ends first is
 /// logged, the other is then asked to stop and awaited.
-pub async fn serve(app: AppState, listener: tokio::net::TcpListener, worker: bool) -> anyhow::Result<()> {
+pub async fn serve(
+    app: AppState,
+    listener: tokio::net::TcpListener,
+    worker: bool,
+) -> anyhow::Result<()> {
     let stop = tokio_util::sync::CancellationToken::new();
     let signal = stop.clone();
     tokio::spawn(async move {
         shutdown_signal().await;
         signal.cancel();
     });
-    let mut api = tokio::spawn(crate::http::serve(app.clone(), listener, stop.clone().cancelled_owned()));
+    let mut api = tokio::spawn(crate::http::serve(
+        app.clone(),
+        listener,
+        stop.clone().cancelled_owned(),
+    ));
     if !worker {
         tracing::info!("sync worker disabled (--no-worker)");
         let result = api.await.context("API task panicked")?;
@@ -96,7 +104,11 @@ pub async fn serve(app: AppState, listener: tokio::net::TcpListener, worker: boo
         return result.context("HTTP server failed");
     }
     let settings = app.config().sync.clone();
-    let mut sync = tokio::spawn(crate::sync::worker::run(app, settings, stop.clone().cancelled_owned()));
+    let mut sync = tokio::spawn(crate::sync::worker::run(
+        app,
+        settings,
+        stop.clone().cancelled_owned(),
+    ));
     let (api_result, sync_result) = tokio::select! {
         api_result = &mut api => {
             tracing::info!(result = ?api_result, "API stopped");
@@ -109,8 +121,12 @@ pub async fn serve(app: AppState, listener: tokio::net::TcpListener, worker: boo
             (api.await, sync_result)
         }
     };
-    api_result.context("API task panicked")?.context("HTTP server failed")?;
-    sync_result.context("sync worker panicked")?.context("sync worker failed")
+    api_result
+        .context("API task panicked")?
+        .context("HTTP server failed")?;
+    sync_result
+        .context("sync worker panicked")?
+        .context("sync worker failed")
 }
 
 /// The standalone `worker` command.
@@ -144,7 +160,10 @@ pub async fn verify(app: &AppState, repair: bool, batch_size: u64) -> anyhow::Re
         return Ok(());
     }
     if repair && report.repairs_enqueued() >= drift {
-        println!("enqueued {} repair event(s); a running worker applies them", report.repairs_enqueued());
+        println!(
+            "enqueued {} repair event(s); a running worker applies them",
+            report.repairs_enqueued()
+        );
         return Ok(());
     }
     anyhow::bail!("{drift} document(s) drifted from the source of truth")
@@ -152,7 +171,10 @@ pub async fn verify(app: &AppState, repair: bool, batch_size: u64) -> anyhow::Re
 
 /// `resync`: rebuilds the read model from the source, printing progress.
 pub async fn resync(app: &AppState, batch_size: u64) -> anyhow::Result<()> {
-    let options = crate::sync::resync::Options { batch_size, ..Default::default() };
+    let options = crate::sync::resync::Options {
+        batch_size,
+        ..Default::default()
+    };
     let done = crate::sync::resync::resync(app, options, |p| {
         eprintln!(
             "{:<16} rows {:>9}  written {:>9}  newer {:>7}  tombstoned {:>6}  failed {:>4}",

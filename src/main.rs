@@ -92,12 +92,19 @@ async fn main() -> anyhow::Result<()> {
             let app = AppState::connect(config).await?;
             cli::worker(app, action).await
         }
-        Command::Verify { config, repair, scan_batch_size } => {
+        Command::Verify {
+            config,
+            repair,
+            scan_batch_size,
+        } => {
             config.validate()?;
             let app = AppState::connect(config).await?;
             cli::verify(&app, repair, scan_batch_size).await
         }
-        Command::Resync { config, scan_batch_size } => {
+        Command::Resync {
+            config,
+            scan_batch_size,
+        } => {
             config.validate()?;
             let app = AppState::connect(config).await?;
             cli::resync(&app, scan_batch_size).await

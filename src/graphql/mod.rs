@@ -18,7 +18,12 @@ use async_graphql::{
 use crate::app::AppState;
 
 #[derive(MergedObject, Default)]
-pub struct Query(users::UserQuery, todos::TodoQuery, rooms::RoomQuery, sync::SyncQuery);
+pub struct Query(
+    users::UserQuery,
+    todos::TodoQuery,
+    rooms::RoomQuery,
+    sync::SyncQuery,
+);
 
 #[derive(MergedObject, Default)]
 pub struct Mutation(

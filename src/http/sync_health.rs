@@ -24,7 +24,12 @@ pub async fn sync_health(State(http): State<Http>) -> Response {
             // Without the source of truth nothing can be judged.
             tracing::error!(error = %err.chain(), "sync health unavailable");
             let body = serde_json::json!({"status": "unhealthy", "reasons": ["the outbox cannot be read"]});
-            (StatusCode::SERVICE_UNAVAILABLE, [(header::CACHE_CONTROL, "no-store")], Json(body)).into_response()
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                [(header::CACHE_CONTROL, "no-store")],
+                Json(body),
+            )
+                .into_response()
         }
     }
 }

@@ -46,12 +46,10 @@ pub async fn apply(db: &mongodb::Database, docs: &[Projected], guard: Guard) -> 
     for (index, projected) in docs.iter().enumerate() {
         groups.entry(projected.collection).or_default().push(index);
     }
-    let runs = groups
-        .into_iter()
-        .map(|(collection, indices)| async move {
-            let verdicts = apply_collection(db, collection, docs, &indices, guard).await;
-            indices.into_iter().zip(verdicts).collect::<Vec<_>>()
-        });
+    let runs = groups.into_iter().map(|(collection, indices)| async move {
+        let verdicts = apply_collection(db, collection, docs, &indices, guard).await;
+        indices.into_iter().zip(verdicts).collect::<Vec<_>>()
+    });
     let mut out = vec![Verdict::Unavailable("not attempted".to_owned()); docs.len()];
     for group in join_all(runs).await {
         for (index, verdict) in group {
@@ -98,10 +96,13 @@ async fn apply_collection(
     let mut verdicts = vec![Verdict::Applied; indices.len()];
     if let Ok(errors) = response.get_array("writeErrors") {
         for error in errors.iter().filter_map(Bson::as_document) {
-            let Some(index) = number(error.get("index")).and_then(|i| usize::try_from(i).ok()) else {
+            let Some(index) = number(error.get("index")).and_then(|i| usize::try_from(i).ok())
+            else {
                 continue;
             };
-            let Some(slot) = verdicts.get_mut(index) else { continue };
+            let Some(slot) = verdicts.get_mut(index) else {
+                continue;
+            };
             *slot = if is_stale(error) {
                 Verdict::Stale
             } else {
@@ -121,7 +122,9 @@ fn is_stale(error: &Document) -> bool {
     }
     match error.get_document("keyPattern") {
         Ok(pattern) => pattern.keys().eq(["_id"]),
-        Err(_) => error.get_str("errmsg").is_ok_and(|m| m.contains("index: _id_ ")),
+        Err(_) => error
+            .get_str("errmsg")
+            .is_ok_and(|m| m.contains("index: _id_ ")),
     }
 }
 
@@ -140,9 +143,17 @@ mod tests {
 
     #[test]
     fn only_a_duplicate_id_means_stale() {
-        assert!(is_stale(&doc! {"index": 0, "code": 11000, "keyPattern": {"_id": 1}}));
-        assert!(!is_stale(&doc! {"index": 0, "code": 11000, "keyPattern": {"title": 1}}));
-        assert!(is_stale(&doc! {"code": 11000, "errmsg": "E11000 duplicate key error collection: d.t index: _id_ dup key"}));
-        assert!(!is_stale(&doc! {"code": 121, "errmsg": "Document failed validation"}));
+        assert!(is_stale(
+            &doc! {"index": 0, "code": 11000, "keyPattern": {"_id": 1}}
+        ));
+        assert!(!is_stale(
+            &doc! {"index": 0, "code": 11000, "keyPattern": {"title": 1}}
+        ));
+        assert!(is_stale(
+            &doc! {"code": 11000, "errmsg": "E11000 duplicate key error collection: d.t index: _id_ dup key"}
+        ));
+        assert!(!is_stale(
+            &doc! {"code": 121, "errmsg": "Document failed validation"}
+        ));
     }
 }

@@ -132,10 +132,17 @@ pub fn judge(status: &mut SyncStatus, settings: &super::settings::WorkerSettings
         } else {
             return;
         };
-        status.reasons.push(format!("{what} is {value:.3} (degraded at {degraded}, unhealthy at {unhealthy})"));
+        status.reasons.push(format!(
+            "{what} is {value:.3} (degraded at {degraded}, unhealthy at {unhealthy})"
+        ));
         level = level.max(verdict);
     };
-    check(status.sync_lag, settings.lag_degraded_secs, settings.lag_unhealthy_secs, "sync lag in seconds");
+    check(
+        status.sync_lag,
+        settings.lag_degraded_secs,
+        settings.lag_unhealthy_secs,
+        "sync lag in seconds",
+    );
     check(
         status.queue_size as f64,
         settings.queue_degraded as f64,
@@ -143,7 +150,12 @@ pub fn judge(status: &mut SyncStatus, settings: &super::settings::WorkerSettings
         "queue size",
     );
     if status.error_rate > 0.0 {
-        check(status.error_rate, settings.error_rate_degraded, settings.error_rate_unhealthy, "error rate");
+        check(
+            status.error_rate,
+            settings.error_rate_degraded,
+            settings.error_rate_unhealthy,
+            "error rate",
+        );
     }
     if status.oldest_due >= settings.stall_secs {
         status.reasons.push(format!(
@@ -153,7 +165,9 @@ pub fn judge(status: &mut SyncStatus, settings: &super::settings::WorkerSettings
         level = level.max(Level::Degraded);
     }
     if status.parked > 0 {
-        status.reasons.push(format!("{} parked event(s) need attention", status.parked));
+        status
+            .reasons
+            .push(format!("{} parked event(s) need attention", status.parked));
         level = level.max(Level::Degraded);
     }
     status.status = level;

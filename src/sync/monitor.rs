@@ -32,7 +32,9 @@ impl Monitor {
     /// Records one batch's attempts and failures; `applied_any` moves
     /// `last_sync` forward.
     pub fn record(&self, attempted: u64, failed: u64, applied_any: bool) {
-        let Ok(mut state) = self.state.lock() else { return };
+        let Ok(mut state) = self.state.lock() else {
+            return;
+        };
         let now = Instant::now();
         if applied_any {
             state.last_sync = Some(Utc::now());

@@ -34,7 +34,10 @@ fn stmt(sql: &str, values: Vec<SqlValue>) -> Statement {
 
 /// `$from, $from+1, ...` for an `IN (...)` list of `n` values.
 fn placeholders(from: usize, n: usize) -> String {
-    (from..from + n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
+    (from..from + n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Runs one statement again when the database asks for a retry (40001):
@@ -60,7 +63,10 @@ where
 /// Claims up to `batch_size` due events for `settings.worker_id`, counting
 /// the attempt. `SKIP LOCKED` lets concurrent workers take disjoint batches.
 #[tracing::instrument(skip_all, fields(worker = %settings.worker_id))]
-pub async fn claim(db: &impl ConnectionTrait, settings: &WorkerSettings) -> AppResult<Vec<Claimed>> {
+pub async fn claim(
+    db: &impl ConnectionTrait,
+    settings: &WorkerSettings,
+) -> AppResult<Vec<Claimed>> {
     const SQL: &str = r#"
 UPDATE outbox
 SET next_attempt_at = now() + ($1::FLOAT8 * INTERVAL '1 millisecond'),
@@ -146,7 +152,10 @@ RETURNING parked_at"#,
     let rows = retrying(|| db.query_all(stmt(&sql, values()))).await?;
     let mut parked = 0;
     for row in rows {
-        if row.try_get::<Option<DateTime<Utc>>>("", "parked_at")?.is_some() {
+        if row
+            .try_get::<Option<DateTime<Utc>>>("", "parked_at")?
+            .is_some()
+        {
             parked += 1;
         }
     }
@@ -176,7 +185,10 @@ pub async fn replay_parked(db: &impl ConnectionTrait) -> AppResult<u64> {
 /// Deletes processed events older than the retention, `batch` rows per
 /// statement so no statement holds many locks. Returns rows deleted.
 #[tracing::instrument(skip_all)]
-pub async fn purge_processed(db: &impl ConnectionTrait, settings: &WorkerSettings) -> AppResult<u64> {
+pub async fn purge_processed(
+    db: &impl ConnectionTrait,
+    settings: &WorkerSettings,
+) -> AppResult<u64> {
     const SQL: &str = r#"
 DELETE FROM outbox WHERE id IN (
     SELECT id FROM outbox
@@ -191,7 +203,9 @@ DELETE FROM outbox WHERE id IN (
                 i64::from(settings.retention_batch).into(),
             ]
         };
-        let deleted = retrying(|| db.execute(stmt(SQL, values()))).await?.rows_affected();
+        let deleted = retrying(|| db.execute(stmt(SQL, values())))
+            .await?
+            .rows_affected();
         total += deleted;
         if deleted < u64::from(settings.retention_batch) {
             return Ok(total);

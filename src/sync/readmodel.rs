@@ -9,7 +9,11 @@ use crate::error::AppResult;
 
 /// The stored documents with these `_id`s, by `_id`.
 #[tracing::instrument(skip_all, fields(collection, ids = ids.len()))]
-pub async fn by_ids(db: &mongodb::Database, collection: &str, ids: &[String]) -> AppResult<HashMap<String, Document>> {
+pub async fn by_ids(
+    db: &mongodb::Database,
+    collection: &str,
+    ids: &[String],
+) -> AppResult<HashMap<String, Document>> {
     if ids.is_empty() {
         return Ok(HashMap::new());
     }

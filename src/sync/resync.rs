@@ -50,7 +50,10 @@ pub struct Options {
 
 impl Default for Options {
     fn default() -> Self {
-        Self { batch_size: 500, attempts: 10 }
+        Self {
+            batch_size: 500,
+            attempts: 10,
+        }
     }
 }
 
@@ -63,10 +66,15 @@ pub async fn resync(
 ) -> AppResult<Vec<CollectionProgress>> {
     let mut done = Vec::new();
     for table in Table::ALL {
-        let mut p = CollectionProgress { collection: table.collection(), ..Default::default() };
+        let mut p = CollectionProgress {
+            collection: table.collection(),
+            ..Default::default()
+        };
         let mut after = None;
         loop {
-            let rows = table.rows(state.sql(), Rows::After(after), options.batch_size).await?;
+            let rows = table
+                .rows(state.sql(), Rows::After(after), options.batch_size)
+                .await?;
             let Some(last) = rows.last() else { break };
             after = Some(last.id);
             p.rows += rows.len() as u64;
@@ -90,11 +98,22 @@ pub async fn resync(
     Ok(done)
 }
 
-async fn tombstone_extras(state: &AppState, table: Table, options: Options, p: &mut CollectionProgress) -> AppResult<()> {
+async fn tombstone_extras(
+    state: &AppState,
+    table: Table,
+    options: Options,
+    p: &mut CollectionProgress,
+) -> AppResult<()> {
     let limit = i64::try_from(options.batch_size).unwrap_or(500);
     let mut after: Option<String> = None;
     loop {
-        let page = readmodel::live_page(state.read_model(), table.collection(), after.as_deref(), limit).await?;
+        let page = readmodel::live_page(
+            state.read_model(),
+            table.collection(),
+            after.as_deref(),
+            limit,
+        )
+        .await?;
         let Some((last, _)) = page.last() else { break };
         after = Some(last.clone());
         let candidates: Vec<(Uuid, i64)> = page
@@ -109,9 +128,17 @@ async fn tombstone_extras(state: &AppState, table: Table, options: Options, p: &
             .map(|r| r.id)
             .collect();
         let mut docs = Vec::new();
-        for (id, version) in candidates.into_iter().filter(|(id, _)| !existing.contains(id)) {
-            let doc = project::project(table.aggregate(), id, version + 1, &tombstone(id, version + 1))
-                .map_err(|e| AppError::Internal(anyhow::anyhow!("tombstone: {e}")))?;
+        for (id, version) in candidates
+            .into_iter()
+            .filter(|(id, _)| !existing.contains(id))
+        {
+            let doc = project::project(
+                table.aggregate(),
+                id,
+                version + 1,
+                &tombstone(id, version + 1),
+            )
+            .map_err(|e| AppError::Internal(anyhow::anyhow!("tombstone: {e}")))?;
             docs.push(doc);
         }
         let before = p.written;
@@ -144,7 +171,9 @@ async fn write(
                 tokio::time::sleep(Duration::from_millis(200 * u64::from(attempt.min(10)))).await;
             }
             Some(error) => {
-                return Err(AppError::Internal(anyhow::anyhow!("read model unavailable: {error}")));
+                return Err(AppError::Internal(anyhow::anyhow!(
+                    "read model unavailable: {error}"
+                )));
             }
             None => {
                 for verdict in verdicts {

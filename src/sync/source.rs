@@ -3,9 +3,7 @@
 //! (built by the same `payload()` functions), in keyset-paginated batches.
 use std::collections::HashMap;
 
-use sea_orm::{
-    ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
-};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use uuid::Uuid;
 
 use super::project::{self, ProjectError, Projected};
@@ -82,28 +80,53 @@ impl Table {
 
     /// Reads up to `limit` rows, in id order.
     #[tracing::instrument(skip_all, fields(table = self.name()))]
-    pub async fn rows(self, db: &impl ConnectionTrait, which: Rows<'_>, limit: u64) -> AppResult<Vec<SourceRow>> {
+    pub async fn rows(
+        self,
+        db: &impl ConnectionTrait,
+        which: Rows<'_>,
+        limit: u64,
+    ) -> AppResult<Vec<SourceRow>> {
         let rows = match self {
             Table::Users => select::<users::Entity>(db, users::Column::Id, which, limit)
                 .await?
                 .iter()
-                .map(|m| SourceRow { id: m.id, version: m.version, payload: write::users::payload(m) })
+                .map(|m| SourceRow {
+                    id: m.id,
+                    version: m.version,
+                    payload: write::users::payload(m),
+                })
                 .collect(),
             Table::Todos => select::<todos::Entity>(db, todos::Column::Id, which, limit)
                 .await?
                 .iter()
-                .map(|m| SourceRow { id: m.id, version: m.version, payload: write::todos::payload(m) })
+                .map(|m| SourceRow {
+                    id: m.id,
+                    version: m.version,
+                    payload: write::todos::payload(m),
+                })
                 .collect(),
-            Table::StudySessions => select::<study_sessions::Entity>(db, study_sessions::Column::Id, which, limit)
-                .await?
-                .iter()
-                .map(|m| SourceRow { id: m.id, version: m.version, payload: write::study::payload(m) })
-                .collect(),
-            Table::StudyTotals => select::<study_totals::Entity>(db, study_totals::Column::Id, which, limit)
-                .await?
-                .iter()
-                .map(|m| SourceRow { id: m.id, version: m.version, payload: write::study::total_payload(m) })
-                .collect(),
+            Table::StudySessions => {
+                select::<study_sessions::Entity>(db, study_sessions::Column::Id, which, limit)
+                    .await?
+                    .iter()
+                    .map(|m| SourceRow {
+                        id: m.id,
+                        version: m.version,
+                        payload: write::study::payload(m),
+                    })
+                    .collect()
+            }
+            Table::StudyTotals => {
+                select::<study_totals::Entity>(db, study_totals::Column::Id, which, limit)
+                    .await?
+                    .iter()
+                    .map(|m| SourceRow {
+                        id: m.id,
+                        version: m.version,
+                        payload: write::study::total_payload(m),
+                    })
+                    .collect()
+            }
             Table::Rooms => {
                 let rooms = select::<rooms::Entity>(db, rooms::Column::Id, which, limit).await?;
                 let ids: Vec<Uuid> = rooms.iter().map(|r| r.id).collect();
@@ -113,14 +136,21 @@ impl Table {
                     .map(|m| SourceRow {
                         id: m.id,
                         version: m.version,
-                        payload: write::rooms::room_payload(m, &members.remove(&m.id).unwrap_or_default()),
+                        payload: write::rooms::room_payload(
+                            m,
+                            &members.remove(&m.id).unwrap_or_default(),
+                        ),
                     })
                     .collect()
             }
             Table::Messages => select::<messages::Entity>(db, messages::Column::Id, which, limit)
                 .await?
                 .iter()
-                .map(|m| SourceRow { id: m.id, version: m.version, payload: write::rooms::message_payload(m) })
+                .map(|m| SourceRow {
+                    id: m.id,
+                    version: m.version,
+                    payload: write::rooms::message_payload(m),
+                })
                 .collect(),
         };
         Ok(rows)
@@ -132,7 +162,12 @@ impl Table {
     }
 }
 
-async fn select<E>(db: &impl ConnectionTrait, id: E::Column, which: Rows<'_>, limit: u64) -> AppResult<Vec<E::Model>>
+async fn select<E>(
+    db: &impl ConnectionTrait,
+    id: E::Column,
+    which: Rows<'_>,
+    limit: u64,
+) -> AppResult<Vec<E::Model>>
 where
     E: EntityTrait,
 {
@@ -154,7 +189,10 @@ where
 
 /// Member ids per room, each list in user id order (as the write path
 /// builds room payloads).
-async fn members_of(db: &impl ConnectionTrait, rooms: &[Uuid]) -> AppResult<HashMap<Uuid, Vec<Uuid>>> {
+async fn members_of(
+    db: &impl ConnectionTrait,
+    rooms: &[Uuid],
+) -> AppResult<HashMap<Uuid, Vec<Uuid>>> {
     let mut out: HashMap<Uuid, Vec<Uuid>> = HashMap::new();
     if rooms.is_empty() {
         return Ok(out);

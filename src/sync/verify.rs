@@ -83,13 +83,29 @@ impl fmt::Display for Report {
         writeln!(
             f,
             "{:<16} {:>9} {:>9} {:>8} {:>8} {:>8} {:>8} {:>8} {:>9}",
-            "collection", "rows", "in_sync", "pending", "missing", "stale", "changed", "extra", "repairing"
+            "collection",
+            "rows",
+            "in_sync",
+            "pending",
+            "missing",
+            "stale",
+            "changed",
+            "extra",
+            "repairing"
         )?;
         for c in &self.collections {
             writeln!(
                 f,
                 "{:<16} {:>9} {:>9} {:>8} {:>8} {:>8} {:>8} {:>8} {:>9}",
-                c.collection, c.rows, c.in_sync, c.pending, c.missing, c.stale, c.changed, c.extra, c.repairs_enqueued
+                c.collection,
+                c.rows,
+                c.in_sync,
+                c.pending,
+                c.missing,
+                c.stale,
+                c.changed,
+                c.extra,
+                c.repairs_enqueued
             )?;
             for example in &c.examples {
                 writeln!(f, "    {example}")?;
@@ -108,7 +124,10 @@ pub struct Options {
 
 impl Default for Options {
     fn default() -> Self {
-        Self { repair: false, batch_size: 500 }
+        Self {
+            repair: false,
+            batch_size: 500,
+        }
     }
 }
 
@@ -118,7 +137,11 @@ enum Fix {
     /// Enqueue the row's current state; first lift its version above
     /// `bump_above` when MongoDB already holds that version (the guard would
     /// otherwise skip the event).
-    Current { id: Uuid, seen: i64, bump_above: Option<i64> },
+    Current {
+        id: Uuid,
+        seen: i64,
+        bump_above: Option<i64>,
+    },
     /// Tombstone a document that has no row.
     Tombstone { id: Uuid, version: i64 },
 }
@@ -128,17 +151,28 @@ enum Fix {
 pub async fn verify(state: &AppState, options: Options) -> AppResult<Report> {
     let mut report = Report::default();
     for table in Table::ALL {
-        report.collections.push(verify_table(state, table, options).await?);
+        report
+            .collections
+            .push(verify_table(state, table, options).await?);
     }
     Ok(report)
 }
 
-async fn verify_table(state: &AppState, table: Table, options: Options) -> AppResult<CollectionReport> {
+async fn verify_table(
+    state: &AppState,
+    table: Table,
+    options: Options,
+) -> AppResult<CollectionReport> {
     let collection = table.collection();
-    let mut report = CollectionReport { collection, ..Default::default() };
+    let mut report = CollectionReport {
+        collection,
+        ..Default::default()
+    };
     let mut after = None;
     loop {
-        let rows = table.rows(state.sql(), Rows::After(after), options.batch_size).await?;
+        let rows = table
+            .rows(state.sql(), Rows::After(after), options.batch_size)
+            .await?;
         let Some(last) = rows.last() else { break };
         after = Some(last.id);
         report.rows += rows.len() as u64;
@@ -171,7 +205,14 @@ async fn verify_table(state: &AppState, table: Table, options: Options) -> AppRe
                     }
                 }
             };
-            drifted.push((kind, Fix::Current { id: row.id, seen: row.version, bump_above }));
+            drifted.push((
+                kind,
+                Fix::Current {
+                    id: row.id,
+                    seen: row.version,
+                    bump_above,
+                },
+            ));
         }
         settle(state, table, &mut report, drifted, options).await?;
     }
@@ -221,11 +262,22 @@ fn fix_id(fix: &Fix) -> Uuid {
 }
 
 /// Live documents with no row (deleted rows leave tombstones, not these).
-async fn find_extras(state: &AppState, table: Table, report: &mut CollectionReport, options: Options) -> AppResult<()> {
+async fn find_extras(
+    state: &AppState,
+    table: Table,
+    report: &mut CollectionReport,
+    options: Options,
+) -> AppResult<()> {
     let limit = i64::try_from(options.batch_size).unwrap_or(500);
     let mut after: Option<String> = None;
     loop {
-        let page = readmodel::live_page(state.read_model(), table.collection(), after.as_deref(), limit).await?;
+        let page = readmodel::live_page(
+            state.read_model(),
+            table.collection(),
+            after.as_deref(),
+            limit,
+        )
+        .await?;
         let Some((last, _)) = page.last() else { break };
         after = Some(last.clone());
         let mut candidates = Vec::new();
@@ -249,7 +301,15 @@ async fn find_extras(state: &AppState, table: Table, report: &mut CollectionRepo
         let drifted = candidates
             .into_iter()
             .filter(|(id, _)| !existing.contains(id))
-            .map(|(id, version)| ("extra", Fix::Tombstone { id, version: version + 1 }))
+            .map(|(id, version)| {
+                (
+                    "extra",
+                    Fix::Tombstone {
+                        id,
+                        version: version + 1,
+                    },
+                )
+            })
             .collect();
         settle(state, table, report, drifted, options).await?;
     }
@@ -269,7 +329,11 @@ async fn repair(state: &AppState, table: Table, fixes: Vec<Fix>) -> AppResult<u6
                 let mut events = Vec::new();
                 for fix in &fixes {
                     match *fix {
-                        Fix::Current { id, seen, bump_above } => {
+                        Fix::Current {
+                            id,
+                            seen,
+                            bump_above,
+                        } => {
                             if let Some(above) = bump_above {
                                 // Guarded by the version seen: a concurrent
                                 // write has its own event and wins.
@@ -297,7 +361,9 @@ async fn repair(state: &AppState, table: Table, fixes: Vec<Fix>) -> AppResult<u6
                         }),
                     }
                 }
-                let rows = table.rows(tx.conn(), Rows::Ids(&current), current.len() as u64).await?;
+                let rows = table
+                    .rows(tx.conn(), Rows::Ids(&current), current.len() as u64)
+                    .await?;
                 events.extend(rows.into_iter().map(|row| NewEvent {
                     aggregate_type: table.aggregate(),
                     aggregate_id: row.id,

@@ -61,7 +61,9 @@ pub async fn process_batch(state: &AppState, settings: &WorkerSettings) -> AppRe
     let mut unavailable: HashMap<&str, Vec<Uuid>> = HashMap::new();
     let mut rejected: Vec<(Uuid, String)> = plan.unprojectable.clone();
     let now = Utc::now();
-    for ((verdict, event_id), created_at) in verdicts.iter().zip(&plan.doc_events).zip(&plan.doc_created) {
+    for ((verdict, event_id), created_at) in
+        verdicts.iter().zip(&plan.doc_events).zip(&plan.doc_created)
+    {
         match verdict {
             Verdict::Applied => {
                 outcome.applied += 1;
@@ -74,7 +76,10 @@ pub async fn process_batch(state: &AppState, settings: &WorkerSettings) -> AppRe
                 done.push(*event_id);
             }
             Verdict::Rejected(error) => rejected.push((*event_id, error.clone())),
-            Verdict::Unavailable(error) => unavailable.entry(error.as_str()).or_default().push(*event_id),
+            Verdict::Unavailable(error) => unavailable
+                .entry(error.as_str())
+                .or_default()
+                .push(*event_id),
         }
     }
     outbox::complete(state.sql(), &done).await?;
@@ -160,9 +165,11 @@ fn record(state: &AppState, outcome: &Outcome, started: Instant) {
     metrics::counter!("studysync_sync_events_stale_total").increment(outcome.stale as u64);
     metrics::counter!("studysync_sync_events_failed_total").increment(outcome.failed as u64);
     metrics::counter!("studysync_sync_events_parked_total").increment(outcome.parked as u64);
-    state
-        .sync_monitor()
-        .record(outcome.claimed as u64, outcome.failed as u64, outcome.applied + outcome.stale > 0);
+    state.sync_monitor().record(
+        outcome.claimed as u64,
+        outcome.failed as u64,
+        outcome.applied + outcome.stale > 0,
+    );
     let span = tracing::Span::current();
     span.record("claimed", outcome.claimed);
     span.record("applied", outcome.applied);
@@ -202,7 +209,9 @@ pub async fn run(
             result = step => result,
         };
         let pause = match result {
-            Ok(outcome) if outcome.claimed == settings.batch_size as usize && outcome.failed == 0 => {
+            Ok(outcome)
+                if outcome.claimed == settings.batch_size as usize && outcome.failed == 0 =>
+            {
                 idle_errors = 0;
                 continue;
             }
@@ -213,7 +222,9 @@ pub async fn run(
             Err(err) => {
                 idle_errors = idle_errors.saturating_add(1);
                 tracing::error!(error = %err.chain(), "sync batch failed; retrying");
-                settings.poll_interval().min(std::time::Duration::from_millis(100 << idle_errors.min(5)))
+                settings
+                    .poll_interval()
+                    .min(std::time::Duration::from_millis(100 << idle_errors.min(5)))
             }
         };
         if let Err(err) = super::health::refresh_gauges(&state).await {

@@ -256,7 +256,9 @@ impl WorkerHandle {
     pub async fn stop(mut self) {
         self.stop.cancel();
         let task = std::mem::replace(&mut self.task, tokio::spawn(async { Ok(()) }));
-        task.await.expect("worker task").expect("worker stopped cleanly");
+        task.await
+            .expect("worker task")
+            .expect("worker stopped cleanly");
     }
 }
 

@@ -8,17 +8,30 @@ use serde_json::Value;
 use crate::{
     helpers::{mongo_uri, spawn_app, spawn_app_on, TestApp},
     sync_support::{
-        assert_in_sync, burst, count, spawn_worker_process, terminate, unprocessed, wait_for_empty_outbox, MongoServer,
+        assert_in_sync, burst, count, spawn_worker_process, terminate, unprocessed,
+        wait_for_empty_outbox, MongoServer,
     },
 };
 
 async fn health(app: &TestApp) -> (u16, Value) {
-    let response = app.http.get(app.url("/api/health/sync")).send().await.expect("health");
-    (response.status().as_u16(), response.json().await.expect("json"))
+    let response = app
+        .http
+        .get(app.url("/api/health/sync"))
+        .send()
+        .await
+        .expect("health");
+    (
+        response.status().as_u16(),
+        response.json().await.expect("json"),
+    )
 }
 
 async fn claimed(app: &TestApp) -> i64 {
-    count(app, "SELECT count(*) FROM outbox WHERE claimed_by IS NOT NULL AND processed_at IS NULL").await
+    count(
+        app,
+        "SELECT count(*) FROM outbox WHERE claimed_by IS NOT NULL AND processed_at IS NULL",
+    )
+    .await
 }
 
 /// Waits (bounded) until some worker holds a claim.
@@ -33,7 +46,8 @@ async fn wait_for_a_claim(app: &TestApp) {
 }
 
 #[tokio::test]
-async fn with_mongodb_down_mutations_succeed_the_backlog_grows_health_degrades_and_it_drains_after_restart() {
+async fn with_mongodb_down_mutations_succeed_the_backlog_grows_health_degrades_and_it_drains_after_restart(
+) {
     let mut mongo = MongoServer::start().await;
     let app = spawn_app_on(
         &mongo.uri(),
@@ -59,7 +73,10 @@ async fn with_mongodb_down_mutations_succeed_the_backlog_grows_health_degrades_a
     let backlog = unprocessed(&app).await;
     assert!(backlog > 0, "the events wait in the outbox");
     burst(&app, "down-more", 1).await;
-    assert!(unprocessed(&app).await > backlog, "the backlog grows while MongoDB is down");
+    assert!(
+        unprocessed(&app).await > backlog,
+        "the backlog grows while MongoDB is down"
+    );
 
     let mut last = (0, Value::Null);
     // Health turns unhealthy on lag first, and shows the failures once the
@@ -73,16 +90,32 @@ async fn with_mongodb_down_mutations_succeed_the_backlog_grows_health_degrades_a
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let (status, body) = last;
-    assert_eq!((status, body["status"].as_str()), (503, Some("unhealthy")), "{body}");
+    assert_eq!(
+        (status, body["status"].as_str()),
+        (503, Some("unhealthy")),
+        "{body}"
+    );
     assert!(body["errorRate"].as_f64().unwrap_or(0.0) > 0.05, "{body}");
     assert!(body["queueSize"].as_i64().unwrap_or(0) >= backlog, "{body}");
-    assert_eq!(count(&app, "SELECT count(*) FROM outbox WHERE parked_at IS NOT NULL").await, 0, "an outage never parks events");
+    assert_eq!(
+        count(
+            &app,
+            "SELECT count(*) FROM outbox WHERE parked_at IS NOT NULL"
+        )
+        .await,
+        0,
+        "an outage never parks events"
+    );
 
     mongo.restart().await;
     wait_for_empty_outbox(&app, Duration::from_secs(60)).await;
     assert_in_sync(&app).await;
     let (_, body) = health(&app).await;
-    assert_eq!((body["queueSize"].as_i64(), body["syncLag"].as_f64()), (Some(0), Some(0.0)), "{body}");
+    assert_eq!(
+        (body["queueSize"].as_i64(), body["syncLag"].as_f64()),
+        (Some(0), Some(0.0)),
+        "{body}"
+    );
 }
 
 #[tokio::test]
@@ -96,7 +129,10 @@ async fn a_worker_task_aborted_mid_batch_is_made_good_by_the_next_worker() {
     wait_for_a_claim(&app).await;
     worker.task.abort();
     drop(worker);
-    assert!(claimed(&app).await > 0, "the aborted batch still holds its claims");
+    assert!(
+        claimed(&app).await > 0,
+        "the aborted batch still holds its claims"
+    );
 
     mongo.restart().await;
     let _next = app.start_worker();
@@ -115,7 +151,10 @@ async fn a_worker_process_killed_with_sigkill_is_made_good_by_another_process() 
     wait_for_a_claim(&app).await;
     victim.start_kill().expect("SIGKILL");
     victim.wait().await.expect("reaped");
-    assert!(claimed(&app).await > 0, "a killed process cannot release its claims");
+    assert!(
+        claimed(&app).await > 0,
+        "a killed process cannot release its claims"
+    );
 
     mongo.restart().await;
     let mut successor = spawn_worker_process(&app, &mongo.uri(), &[]);
@@ -136,21 +175,30 @@ async fn a_worker_process_stopped_with_sigterm_releases_its_claims() {
     wait_for_a_claim(&app).await;
     terminate(&worker);
     let status = worker.wait().await.expect("exit status");
-    assert!(status.success(), "the worker exits cleanly on SIGTERM: {status}");
+    assert!(
+        status.success(),
+        "the worker exits cleanly on SIGTERM: {status}"
+    );
     assert_eq!(claimed(&app).await, 0, "no claim outlives the worker");
     let due = count(
         &app,
         "SELECT count(*) FROM outbox WHERE processed_at IS NULL AND next_attempt_at <= now()",
     )
     .await;
-    assert_eq!(due, unprocessed(&app).await, "released events are due at once");
+    assert_eq!(
+        due,
+        unprocessed(&app).await,
+        "released events are due at once"
+    );
 }
 
 #[tokio::test]
 async fn three_worker_processes_on_one_outbox_process_every_event_under_writes() {
     let app = spawn_app().await;
     let env = [("SYNC_BATCH_SIZE", "7")];
-    let mut workers: Vec<_> = (0..3).map(|_| spawn_worker_process(&app, &mongo_uri(), &env)).collect();
+    let mut workers: Vec<_> = (0..3)
+        .map(|_| spawn_worker_process(&app, &mongo_uri(), &env))
+        .collect();
     for round in 0..3 {
         burst(&app, &format!("three{round}-"), 2).await;
     }

@@ -23,10 +23,13 @@ struct Event {
 
 async fn all_events(app: &TestApp) -> Vec<Event> {
     let sql = "SELECT aggregate_type, aggregate_id, aggregate_version, payload FROM outbox";
-    Event::find_by_statement(Statement::from_string(sea_orm::DatabaseBackend::Postgres, sql))
-        .all(app.sql())
-        .await
-        .expect("events")
+    Event::find_by_statement(Statement::from_string(
+        sea_orm::DatabaseBackend::Postgres,
+        sql,
+    ))
+    .all(app.sql())
+    .await
+    .expect("events")
 }
 
 /// Every document of every collection, sorted, for comparing two states.
@@ -61,7 +64,11 @@ async fn replaying_the_whole_outbox_changes_nothing_in_the_read_model() {
         .expect("re-deliver everything");
     let outcome = app.drain().await;
     assert!(outcome.claimed > 0);
-    assert_eq!((outcome.applied, outcome.failed), (0, 0), "a repeated event writes nothing: {outcome:?}");
+    assert_eq!(
+        (outcome.applied, outcome.failed),
+        (0, 0),
+        "a repeated event writes nothing: {outcome:?}"
+    );
     assert_eq!(outcome.stale, outcome.claimed);
     assert_eq!(snapshot(&app).await, before);
     assert_in_sync(&app).await;
@@ -73,26 +80,56 @@ async fn events_delivered_shuffled_and_twice_end_in_the_source_state_and_deletio
     let tokens = burst(&app, "shuffle", 2).await;
     // One more todo that is edited, then deleted: its oldest event comes last.
     let t = Some(tokens[0].as_str());
-    let created = app.gql(t, "mutation { createTodo(input: {title: \"ghost\"}) { id } }", json!({})).await;
-    let ghost = created["data"]["createTodo"]["id"].as_str().expect("id").to_owned();
-    app.gql(t, "mutation($id: ID!) { updateTodo(id: $id, input: {title: \"ghost 2\"}) { id } }", json!({"id": ghost}))
+    let created = app
+        .gql(
+            t,
+            "mutation { createTodo(input: {title: \"ghost\"}) { id } }",
+            json!({}),
+        )
         .await;
-    app.gql(t, "mutation($id: ID!) { deleteTodo(id: $id) }", json!({"id": ghost})).await;
+    let ghost = created["data"]["createTodo"]["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    app.gql(
+        t,
+        "mutation($id: ID!) { updateTodo(id: $id, input: {title: \"ghost 2\"}) { id } }",
+        json!({"id": ghost}),
+    )
+    .await;
+    app.gql(
+        t,
+        "mutation($id: ID!) { deleteTodo(id: $id) }",
+        json!({"id": ghost}),
+    )
+    .await;
 
     let mut events = all_events(&app).await;
     let mut twice: Vec<&Event> = events.iter().chain(events.iter()).collect();
     twice.shuffle(&mut rand::thread_rng());
     // Delivered one event per command, in a random order, each twice.
     for event in twice {
-        let p = project::project(&event.aggregate_type, event.aggregate_id, event.aggregate_version, &event.payload)
-            .expect("projects");
+        let p = project::project(
+            &event.aggregate_type,
+            event.aggregate_id,
+            event.aggregate_version,
+            &event.payload,
+        )
+        .expect("projects");
         let verdict = apply::apply(app.state.read_model(), &[p], Guard::Newer).await;
-        assert!(matches!(verdict[0], Verdict::Applied | Verdict::Stale), "{verdict:?}");
+        assert!(
+            matches!(verdict[0], Verdict::Applied | Verdict::Stale),
+            "{verdict:?}"
+        );
     }
     // Then the ghost's first version, very late, once more.
     events.retain(|e| e.aggregate_id.to_string() == ghost && e.aggregate_version == 1);
-    let late = project::project("todo", events[0].aggregate_id, 1, &events[0].payload).expect("projects");
-    assert_eq!(apply::apply(app.state.read_model(), &[late], Guard::Newer).await, [Verdict::Stale]);
+    let late =
+        project::project("todo", events[0].aggregate_id, 1, &events[0].payload).expect("projects");
+    assert_eq!(
+        apply::apply(app.state.read_model(), &[late], Guard::Newer).await,
+        [Verdict::Stale]
+    );
 
     let todo = app
         .state
@@ -102,9 +139,15 @@ async fn events_delivered_shuffled_and_twice_end_in_the_source_state_and_deletio
         .await
         .expect("read")
         .expect("tombstone");
-    assert_eq!(todo, doc! {"_id": &ghost, "version": 3_i64, "deleted": true});
+    assert_eq!(
+        todo,
+        doc! {"_id": &ghost, "version": 3_i64, "deleted": true}
+    );
 
-    app.sql().execute_unprepared("UPDATE outbox SET processed_at = now()").await.expect("mark delivered");
+    app.sql()
+        .execute_unprepared("UPDATE outbox SET processed_at = now()")
+        .await
+        .expect("mark delivered");
     assert_in_sync(&app).await;
 }
 
@@ -127,7 +170,12 @@ async fn a_poison_event_is_parked_without_blocking_others_and_replays_once_its_c
         .create_index(
             mongodb::IndexModel::builder()
                 .keys(doc! {"title": 1})
-                .options(mongodb::options::IndexOptions::builder().unique(true).name("title_unique".to_owned()).build())
+                .options(
+                    mongodb::options::IndexOptions::builder()
+                        .unique(true)
+                        .name("title_unique".to_owned())
+                        .build(),
+                )
                 .build(),
         )
         .await
@@ -135,7 +183,12 @@ async fn a_poison_event_is_parked_without_blocking_others_and_replays_once_its_c
     let (admin, _) = app.sign_up("admin@example.org", "Ada").await;
     let (token, _) = app.sign_up("p@example.org", "Pat").await;
     for who in [&admin, &token] {
-        app.gql(Some(who), "mutation { createTodo(input: {title: \"same\"}) { id } }", json!({})).await;
+        app.gql(
+            Some(who),
+            "mutation { createTodo(input: {title: \"same\"}) { id } }",
+            json!({}),
+        )
+        .await;
     }
     burst(&app, "others", 1).await;
 
@@ -153,27 +206,57 @@ async fn a_poison_event_is_parked_without_blocking_others_and_replays_once_its_c
         .expect("a parked event")
         .try_get::<String>("", "last_error")
         .expect("its last error");
-    assert!(error.contains("E11000") && error.contains("title"), "{error}");
-    let body = app.gql(None, "{ syncStatus { status parked reasons } }", json!({})).await;
+    assert!(
+        error.contains("E11000") && error.contains("title"),
+        "{error}"
+    );
+    let body = app
+        .gql(None, "{ syncStatus { status parked reasons } }", json!({}))
+        .await;
     let status = &body["data"]["syncStatus"];
     assert_eq!(status["parked"], 1, "{body}");
     assert_ne!(status["status"], "healthy", "{body}");
     assert!(status["reasons"].to_string().contains("parked"), "{body}");
 
-    todos.drop_index("title_unique").await.expect("fix the cause");
-    let replayed = app.gql(Some(&admin), "mutation { replayParkedEvents }", json!({})).await;
+    todos
+        .drop_index("title_unique")
+        .await
+        .expect("fix the cause");
+    let replayed = app
+        .gql(Some(&admin), "mutation { replayParkedEvents }", json!({}))
+        .await;
     assert_eq!(replayed["data"]["replayParkedEvents"], 1, "{replayed}");
     let outcome = app.drain().await;
     assert_eq!((outcome.applied, outcome.parked), (1, 0));
-    assert_eq!(count(&app, "SELECT count(*) FROM outbox WHERE processed_at IS NULL").await, 0);
+    assert_eq!(
+        count(
+            &app,
+            "SELECT count(*) FROM outbox WHERE processed_at IS NULL"
+        )
+        .await,
+        0
+    );
     assert_in_sync(&app).await;
 }
 
 #[tokio::test]
 async fn an_event_that_cannot_be_projected_is_parked_and_replayed_by_the_cli_after_a_fix() {
-    let app = spawn_app_with(&["--sync-park-after", "2", "--sync-backoff-base-ms", "0", "--sync-backoff-max-ms", "0"]).await;
+    let app = spawn_app_with(&[
+        "--sync-park-after",
+        "2",
+        "--sync-backoff-base-ms",
+        "0",
+        "--sync-backoff-max-ms",
+        "0",
+    ])
+    .await;
     let (token, _) = app.sign_up("q@example.org", "Quinn").await;
-    app.gql(Some(&token), "mutation { createTodo(input: {title: \"fine\"}) { id } }", json!({})).await;
+    app.gql(
+        Some(&token),
+        "mutation { createTodo(input: {title: \"fine\"}) { id } }",
+        json!({}),
+    )
+    .await;
     app.sql()
         .execute_unprepared(
             "UPDATE outbox SET payload = jsonb_set(payload, '{due_at}', '\"someday\"') WHERE aggregate_type = 'todo'",
@@ -181,7 +264,11 @@ async fn an_event_that_cannot_be_projected_is_parked_and_replayed_by_the_cli_aft
         .await
         .expect("corrupt one payload");
     let outcome = app.drain().await;
-    assert_eq!((outcome.parked, unprocessed(&app).await), (1, 1), "{outcome:?}");
+    assert_eq!(
+        (outcome.parked, unprocessed(&app).await),
+        (1, 1),
+        "{outcome:?}"
+    );
 
     app.sql()
         .execute_unprepared("UPDATE outbox SET payload = jsonb_set(payload, '{due_at}', 'null') WHERE aggregate_type = 'todo'")
@@ -196,7 +283,11 @@ async fn an_event_that_cannot_be_projected_is_parked_and_replayed_by_the_cli_aft
         .output()
         .await
         .expect("run replay-parked");
-    assert!(replay.status.success(), "{}", String::from_utf8_lossy(&replay.stderr));
+    assert!(
+        replay.status.success(),
+        "{}",
+        String::from_utf8_lossy(&replay.stderr)
+    );
     assert!(String::from_utf8_lossy(&replay.stdout).contains("1 parked event"));
     app.drain().await;
     assert_in_sync(&app).await;

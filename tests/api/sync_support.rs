@@ -27,7 +27,10 @@ fn server_binary() -> PathBuf {
             }
         }
     }
-    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/.local/venv/bin/secantusd-py"))
+    PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/.local/venv/bin/secantusd-py"
+    ))
 }
 
 impl MongoServer {
@@ -36,9 +39,14 @@ impl MongoServer {
             .and_then(|l| l.local_addr())
             .expect("free port")
             .port();
-        let dir = std::env::temp_dir().join(format!("studysync-mongo-{}", uuid::Uuid::new_v4().simple()));
+        let dir =
+            std::env::temp_dir().join(format!("studysync-mongo-{}", uuid::Uuid::new_v4().simple()));
         std::fs::create_dir_all(&dir).expect("storage dir");
-        let mut server = Self { child: None, port, dir };
+        let mut server = Self {
+            child: None,
+            port,
+            dir,
+        };
         server.launch().await;
         server
     }
@@ -55,7 +63,14 @@ impl MongoServer {
         let args: Vec<&str> = if is_mongod {
             vec!["--bind_ip", "127.0.0.1", "--port", &port, "--dbpath", &dir]
         } else {
-            vec!["--host", "127.0.0.1", "--port", &port, "--storage-path", &dir]
+            vec![
+                "--host",
+                "127.0.0.1",
+                "--port",
+                &port,
+                "--storage-path",
+                &dir,
+            ]
         };
         let child = Command::new(&bin)
             .args(args)
@@ -66,7 +81,10 @@ impl MongoServer {
             .unwrap_or_else(|e| panic!("starting {}: {e}", bin.display()));
         self.child = Some(child);
         for _ in 0..300 {
-            if tokio::net::TcpStream::connect(("127.0.0.1", self.port)).await.is_ok() {
+            if tokio::net::TcpStream::connect(("127.0.0.1", self.port))
+                .await
+                .is_ok()
+            {
                 return;
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
@@ -104,46 +122,97 @@ impl Drop for MongoServer {
 pub async fn burst(app: &TestApp, tag: &str, users: usize) -> Vec<String> {
     let mut tokens = Vec::new();
     for i in 0..users {
-        let (token, _) = app.sign_up(&format!("{tag}{i}@example.org"), &format!("Zoë {tag} {i}")).await;
+        let (token, _) = app
+            .sign_up(&format!("{tag}{i}@example.org"), &format!("Zoë {tag} {i}"))
+            .await;
         tokens.push(token);
     }
     let room = app
-        .gql(Some(&tokens[0]), "mutation($n: String!) { createRoom(name: $n) { id } }", json!({"n": format!("room {tag}")}))
+        .gql(
+            Some(&tokens[0]),
+            "mutation($n: String!) { createRoom(name: $n) { id } }",
+            json!({"n": format!("room {tag}")}),
+        )
         .await;
-    let room_id = room["data"]["createRoom"]["id"].as_str().unwrap_or_else(|| panic!("{room}")).to_owned();
+    let room_id = room["data"]["createRoom"]["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{room}"))
+        .to_owned();
     for (i, token) in tokens.iter().enumerate() {
         let t = Some(token.as_str());
         if i > 0 {
-            app.gql(t, "mutation($r: ID!) { joinRoom(roomId: $r) { id } }", json!({"r": room_id})).await;
+            app.gql(
+                t,
+                "mutation($r: ID!) { joinRoom(roomId: $r) { id } }",
+                json!({"r": room_id}),
+            )
+            .await;
         }
         let mut todo_ids = Vec::new();
         for n in 0..3 {
             let body = app
-                .gql(t, "mutation($t: String!) { createTodo(input: {title: $t}) { id } }", json!({"t": format!("todo {n}")}))
+                .gql(
+                    t,
+                    "mutation($t: String!) { createTodo(input: {title: $t}) { id } }",
+                    json!({"t": format!("todo {n}")}),
+                )
                 .await;
-            todo_ids.push(body["data"]["createTodo"]["id"].as_str().unwrap_or_else(|| panic!("{body}")).to_owned());
+            todo_ids.push(
+                body["data"]["createTodo"]["id"]
+                    .as_str()
+                    .unwrap_or_else(|| panic!("{body}"))
+                    .to_owned(),
+            );
         }
         app.gql(t, "mutation($id: ID!) { updateTodo(id: $id, input: {completed: true, title: \"done\"}) { id } }", json!({"id": todo_ids[0]}))
             .await;
-        app.gql(t, "mutation($id: ID!) { deleteTodo(id: $id) }", json!({"id": todo_ids[1]})).await;
-        app.gql(t, "mutation { logStudySession(input: {subject: \"math\", minutes: 25}) { id } }", json!({})).await;
-        app.gql(t, "mutation($r: ID!, $b: String!) { sendMessage(roomId: $r, body: $b) { id } }", json!({"r": room_id, "b": format!("hello from {i}")}))
-            .await;
-        app.gql(t, "mutation { updateProfile(input: {name: \"Renamed\"}) { id } }", json!({})).await;
+        app.gql(
+            t,
+            "mutation($id: ID!) { deleteTodo(id: $id) }",
+            json!({"id": todo_ids[1]}),
+        )
+        .await;
+        app.gql(
+            t,
+            "mutation { logStudySession(input: {subject: \"math\", minutes: 25}) { id } }",
+            json!({}),
+        )
+        .await;
+        app.gql(
+            t,
+            "mutation($r: ID!, $b: String!) { sendMessage(roomId: $r, body: $b) { id } }",
+            json!({"r": room_id, "b": format!("hello from {i}")}),
+        )
+        .await;
+        app.gql(
+            t,
+            "mutation { updateProfile(input: {name: \"Renamed\"}) { id } }",
+            json!({}),
+        )
+        .await;
     }
     tokens
 }
 
 /// The full comparison of CockroachDB with MongoDB.
 pub async fn verify(app: &TestApp) -> Report {
-    verify::verify(&app.state, verify::Options::default()).await.expect("verify runs")
+    verify::verify(&app.state, verify::Options::default())
+        .await
+        .expect("verify runs")
 }
 
 /// Asserts MongoDB equals CockroachDB: no drift and nothing pending.
 pub async fn assert_in_sync(app: &TestApp) {
     let report = verify(app).await;
-    assert_eq!((report.drift(), report.pending()), (0, 0), "read model differs from the source:\n{report}");
-    assert!(report.collections.iter().map(|c| c.rows).sum::<u64>() > 0, "nothing was compared");
+    assert_eq!(
+        (report.drift(), report.pending()),
+        (0, 0),
+        "read model differs from the source:\n{report}"
+    );
+    assert!(
+        report.collections.iter().map(|c| c.rows).sum::<u64>() > 0,
+        "nothing was compared"
+    );
 }
 
 /// A single number from SQL, retried when the database (SERIALIZABLE, with
@@ -151,7 +220,8 @@ pub async fn assert_in_sync(app: &TestApp) {
 pub async fn count(app: &TestApp, sql: &str) -> i64 {
     use sea_orm::ConnectionTrait;
     for _ in 0..20 {
-        let statement = sea_orm::Statement::from_string(sea_orm::DatabaseBackend::Postgres, sql.to_owned());
+        let statement =
+            sea_orm::Statement::from_string(sea_orm::DatabaseBackend::Postgres, sql.to_owned());
         match app.sql().query_one(statement).await {
             Ok(Some(row)) => return row.try_get_by_index::<i64>(0).expect("an integer"),
             Ok(None) => panic!("no row from {sql}"),
@@ -166,7 +236,11 @@ pub async fn count(app: &TestApp, sql: &str) -> i64 {
 
 /// Events not yet processed (pending, in backoff, claimed or parked).
 pub async fn unprocessed(app: &TestApp) -> i64 {
-    count(app, "SELECT count(*) FROM outbox WHERE processed_at IS NULL").await
+    count(
+        app,
+        "SELECT count(*) FROM outbox WHERE processed_at IS NULL",
+    )
+    .await
 }
 
 /// Waits (bounded) until every event is processed; panics with the
@@ -175,8 +249,15 @@ pub async fn wait_for_empty_outbox(app: &TestApp, limit: Duration) {
     let deadline = tokio::time::Instant::now() + limit;
     while unprocessed(app).await > 0 {
         if tokio::time::Instant::now() > deadline {
-            let claimed = count(app, "SELECT count(*) FROM outbox WHERE processed_at IS NULL AND claimed_by IS NOT NULL").await;
-            panic!("{} events still unprocessed ({claimed} claimed)", unprocessed(app).await);
+            let claimed = count(
+                app,
+                "SELECT count(*) FROM outbox WHERE processed_at IS NULL AND claimed_by IS NOT NULL",
+            )
+            .await;
+            panic!(
+                "{} events still unprocessed ({claimed} claimed)",
+                unprocessed(app).await
+            );
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -205,6 +286,9 @@ pub fn spawn_worker_process(app: &TestApp, mongo_uri: &str, extra_env: &[(&str, 
 /// Sends SIGTERM, as an orchestrator would.
 pub fn terminate(child: &Child) {
     if let Some(pid) = child.id() {
-        std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status().ok();
+        std::process::Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()
+            .ok();
     }
 }

@@ -11,7 +11,12 @@ use crate::{
 };
 
 async fn health(app: &TestApp) -> (u16, Value) {
-    let response = app.http.get(app.url("/api/health/sync")).send().await.expect("health");
+    let response = app
+        .http
+        .get(app.url("/api/health/sync"))
+        .send()
+        .await
+        .expect("health");
     let status = response.status().as_u16();
     (status, response.json().await.expect("json"))
 }
@@ -35,8 +40,15 @@ async fn after_a_burst_of_mixed_mutations_the_read_model_equals_the_source() {
     assert_in_sync(&app).await;
 
     let users = app.state.read_model().collection::<Document>("users");
-    let user = users.find_one(doc! {}).await.expect("read").expect("a user document");
-    assert!(user.get("password_hash").is_none() && user.get("role").is_none(), "no secret reaches MongoDB: {user}");
+    let user = users
+        .find_one(doc! {})
+        .await
+        .expect("read")
+        .expect("a user document");
+    assert!(
+        user.get("password_hash").is_none() && user.get("role").is_none(),
+        "no secret reaches MongoDB: {user}"
+    );
     let deleted = app
         .state
         .read_model()
@@ -52,15 +64,27 @@ async fn the_in_process_worker_applies_a_commit_without_being_asked() {
     let app = spawn_app_with(&["--sync-poll-interval-ms", "60000"]).await;
     let _worker = app.start_worker();
     let (token, _) = app.sign_up("w@example.org", "Wanda").await;
-    let body = app.gql(Some(&token), "mutation { createTodo(input: {title: \"fresh\"}) { id } }", json!({})).await;
-    let id = body["data"]["createTodo"]["id"].as_str().expect("id").to_owned();
+    let body = app
+        .gql(
+            Some(&token),
+            "mutation { createTodo(input: {title: \"fresh\"}) { id } }",
+            json!({}),
+        )
+        .await;
+    let id = body["data"]["createTodo"]["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
     // The poll is a minute away: only the commit's wake-up can bring it.
     let deadline = Instant::now() + Duration::from_secs(20);
     let doc = loop {
         if let Some(doc) = todo_doc(&app, &id).await {
             break doc;
         }
-        assert!(Instant::now() < deadline, "the todo never reached the read model");
+        assert!(
+            Instant::now() < deadline,
+            "the todo never reached the read model"
+        );
         tokio::time::sleep(Duration::from_millis(5)).await;
     };
     assert_eq!(doc.get_str("title").expect("title"), "fresh");
@@ -77,20 +101,32 @@ async fn health_turns_unhealthy_while_events_wait_and_healthy_once_applied() {
     ])
     .await;
     let (status, body) = health(&app).await;
-    assert_eq!((status, body["status"].as_str()), (200, Some("healthy")), "{body}");
+    assert_eq!(
+        (status, body["status"].as_str()),
+        (200, Some("healthy")),
+        "{body}"
+    );
 
     // No worker runs: a stuck worker must not look healthy.
     burst(&app, "h", 1).await;
     tokio::time::sleep(Duration::from_millis(400)).await;
     let (status, body) = health(&app).await;
-    assert_eq!((status, body["status"].as_str()), (503, Some("unhealthy")), "{body}");
+    assert_eq!(
+        (status, body["status"].as_str()),
+        (503, Some("unhealthy")),
+        "{body}"
+    );
     assert!(body["queueSize"].as_i64().unwrap_or(0) > 0, "{body}");
     assert!(body["syncLag"].as_f64().unwrap_or(0.0) >= 0.3, "{body}");
     assert!(body["lastSync"].is_null(), "{body}");
 
     app.drain().await;
     let (status, body) = health(&app).await;
-    assert_eq!((status, body["status"].as_str()), (200, Some("healthy")), "{body}");
+    assert_eq!(
+        (status, body["status"].as_str()),
+        (200, Some("healthy")),
+        "{body}"
+    );
     assert_eq!(body["queueSize"], 0);
     assert_eq!(body["syncLag"], 0.0);
     assert_eq!(body["parked"], 0);
@@ -120,11 +156,22 @@ async fn only_admins_may_replay_parked_events_or_start_a_resync() {
     let app = spawn_app_with(&["--admin-emails", "boss@example.org"]).await;
     let (user, _) = app.sign_up("u@example.org", "Uma").await;
     let (admin, _) = app.sign_up("boss@example.org", "Boss").await;
-    for mutation in ["mutation { replayParkedEvents }", "mutation { startResync }"] {
-        assert_eq!(error_code(&app.gql(Some(&user), mutation, json!({})).await), "FORBIDDEN");
-        assert_eq!(error_code(&app.gql(None, mutation, json!({})).await), "UNAUTHENTICATED");
+    for mutation in [
+        "mutation { replayParkedEvents }",
+        "mutation { startResync }",
+    ] {
+        assert_eq!(
+            error_code(&app.gql(Some(&user), mutation, json!({})).await),
+            "FORBIDDEN"
+        );
+        assert_eq!(
+            error_code(&app.gql(None, mutation, json!({})).await),
+            "UNAUTHENTICATED"
+        );
     }
-    let replayed = app.gql(Some(&admin), "mutation { replayParkedEvents }", json!({})).await;
+    let replayed = app
+        .gql(Some(&admin), "mutation { replayParkedEvents }", json!({}))
+        .await;
     assert_eq!(replayed["data"]["replayParkedEvents"], 0, "{replayed}");
 }
 
@@ -133,8 +180,20 @@ async fn metrics_count_applied_events_and_expose_the_queue() {
     let app = spawn_app().await;
     app.sign_up("m@example.org", "Mia").await;
     app.drain().await;
-    app.http.get(app.url("/api/health/sync")).send().await.expect("health");
-    let text = app.http.get(app.url("/metrics")).send().await.expect("metrics").text().await.expect("text");
+    app.http
+        .get(app.url("/api/health/sync"))
+        .send()
+        .await
+        .expect("health");
+    let text = app
+        .http
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
     for name in [
         "studysync_sync_events_applied_total",
         "studysync_sync_lag_seconds_bucket",
@@ -173,14 +232,24 @@ async fn commit_to_read_model_lag_is_measured_in_and_out_of_process() {
     worker.stop().await;
 
     let poll = "250";
-    let mut process = spawn_worker_process(&app, &crate::helpers::mongo_uri(), &[("SYNC_POLL_INTERVAL_MS", poll)]);
+    let mut process = spawn_worker_process(
+        &app,
+        &crate::helpers::mongo_uri(),
+        &[("SYNC_POLL_INTERVAL_MS", poll)],
+    );
     let out_of_process = measure(&app, &token, SAMPLES).await;
     terminate(&process);
     process.wait().await.ok();
 
     println!("commit -> visible in MongoDB, {SAMPLES} samples each");
-    println!("  in-process worker (woken on commit): {}", summary(&in_process));
-    println!("  worker process (polling every {poll} ms): {}", summary(&out_of_process));
+    println!(
+        "  in-process worker (woken on commit): {}",
+        summary(&in_process)
+    );
+    println!(
+        "  worker process (polling every {poll} ms): {}",
+        summary(&out_of_process)
+    );
 }
 
 async fn measure(app: &TestApp, token: &str, samples: usize) -> Vec<Duration> {
@@ -188,12 +257,22 @@ async fn measure(app: &TestApp, token: &str, samples: usize) -> Vec<Duration> {
     for i in 0..samples {
         let started = Instant::now();
         let body = app
-            .gql(Some(token), "mutation($t: String!) { createTodo(input: {title: $t}) { id } }", json!({"t": format!("lag {i}")}))
+            .gql(
+                Some(token),
+                "mutation($t: String!) { createTodo(input: {title: $t}) { id } }",
+                json!({"t": format!("lag {i}")}),
+            )
             .await;
-        let id = body["data"]["createTodo"]["id"].as_str().expect("id").to_owned();
+        let id = body["data"]["createTodo"]["id"]
+            .as_str()
+            .expect("id")
+            .to_owned();
         let deadline = Instant::now() + Duration::from_secs(30);
         while todo_doc(app, &id).await.is_none() {
-            assert!(Instant::now() < deadline, "todo {id} never reached the read model");
+            assert!(
+                Instant::now() < deadline,
+                "todo {id} never reached the read model"
+            );
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
         lags.push(started.elapsed());
@@ -205,5 +284,10 @@ fn summary(lags: &[Duration]) -> String {
     let mut ms: Vec<f64> = lags.iter().map(|d| d.as_secs_f64() * 1000.0).collect();
     ms.sort_by(f64::total_cmp);
     let pick = |q: f64| ms[((ms.len() - 1) as f64 * q).round() as usize];
-    format!("p50 {:.1} ms, p90 {:.1} ms, max {:.1} ms (includes the mutation's own round trip)", pick(0.5), pick(0.9), pick(1.0))
+    format!(
+        "p50 {:.1} ms, p90 {:.1} ms, max {:.1} ms (includes the mutation's own round trip)",
+        pick(0.5),
+        pick(0.9),
+        pick(1.0)
+    )
 }
