@@ -292,3 +292,38 @@ pub fn terminate(child: &Child) {
             .ok();
     }
 }
+
+/// Starts the real `studysync serve` binary against this app's databases;
+/// returns it and its base URL once it answers `/healthz`.
+pub async fn spawn_serve_process(app: &TestApp, args: &[&str]) -> (Child, String) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_studysync"));
+    command
+        .arg("serve")
+        .args(args)
+        .env("BIND_ADDR", format!("127.0.0.1:{port}"))
+        .env("DATABASE_URL", &app.database_url)
+        .env("MONGODB_URI", crate::helpers::mongo_uri())
+        .env("MONGODB_DB", &app.mongo_db)
+        .env("JWT_SECRET", JWT_SECRET)
+        .env("DATABASE_MAX_CONNECTIONS", "4")
+        .stdin(Stdio::null())
+        .kill_on_drop(true);
+    if std::env::var("TEST_LOG").is_err() {
+        command.stdout(Stdio::null()).stderr(Stdio::null());
+    }
+    let child = command.spawn().expect("spawn serve");
+    let base = format!("http://127.0.0.1:{port}");
+    for _ in 0..300 {
+        if let Ok(response) = app.http.get(format!("{base}/healthz")).send().await {
+            if response.status().is_success() {
+                return (child, base);
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("serve did not start");
+}

@@ -3,11 +3,15 @@
 use std::time::{Duration, Instant};
 
 use mongodb::bson::{doc, Document};
+use sea_orm::ConnectionTrait;
 use serde_json::{json, Value};
 
 use crate::{
     helpers::{error_code, spawn_app, spawn_app_with, TestApp},
-    sync_support::{assert_in_sync, burst, spawn_worker_process, terminate, unprocessed},
+    sync_support::{
+        assert_in_sync, burst, count, spawn_serve_process, spawn_worker_process, terminate,
+        unprocessed, wait_for_empty_outbox,
+    },
 };
 
 async fn health(app: &TestApp) -> (u16, Value) {
@@ -290,4 +294,103 @@ fn summary(lags: &[Duration]) -> String {
         pick(0.9),
         pick(1.0)
     )
+}
+
+async fn sign_up_at(app: &TestApp, base: &str, email: &str) {
+    let body: Value = app
+        .http
+        .post(format!("{base}/graphql"))
+        .json(&json!({
+            "query": "mutation($i: SignUpInput!) { signUp(input: $i) { token } }",
+            "variables": {"i": {"email": email, "name": "Served", "password": "password123"}}
+        }))
+        .send()
+        .await
+        .expect("request")
+        .json()
+        .await
+        .expect("json");
+    assert!(body["data"]["signUp"]["token"].is_string(), "{body}");
+}
+
+#[tokio::test]
+async fn serve_runs_the_worker_beside_the_api_and_stops_both_on_sigterm() {
+    let app = spawn_app().await;
+    let (mut server, base) = spawn_serve_process(&app, &[]).await;
+    sign_up_at(&app, &base, "served@example.org").await;
+    let users = app.state.read_model().collection::<Document>("users");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while users
+        .find_one(doc! {"email": "served@example.org"})
+        .await
+        .expect("read")
+        .is_none()
+    {
+        assert!(
+            Instant::now() < deadline,
+            "serve's worker never applied the sign-up"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    terminate(&server);
+    let status = server.wait().await.expect("exit");
+    assert!(status.success(), "{status}");
+    assert_eq!(
+        count(
+            &app,
+            "SELECT count(*) FROM outbox WHERE claimed_by IS NOT NULL AND processed_at IS NULL"
+        )
+        .await,
+        0
+    );
+}
+
+#[tokio::test]
+async fn serve_with_no_worker_leaves_events_for_a_worker_process() {
+    let app = spawn_app().await;
+    let (mut server, base) = spawn_serve_process(&app, &["--no-worker"]).await;
+    sign_up_at(&app, &base, "alone@example.org").await;
+    let health: Value = app
+        .http
+        .get(format!("{base}/api/health/sync"))
+        .send()
+        .await
+        .expect("health")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(health["queueSize"], 1, "{health}");
+    let mut worker = spawn_worker_process(&app, &crate::helpers::mongo_uri(), &[]);
+    wait_for_empty_outbox(&app, Duration::from_secs(30)).await;
+    for child in [&mut server, &mut worker] {
+        terminate(child);
+        assert!(child.wait().await.expect("exit").success());
+    }
+    assert_in_sync(&app).await;
+}
+
+#[tokio::test]
+async fn retention_deletes_old_processed_events_in_small_batches_and_keeps_pending_ones() {
+    let app = spawn_app().await;
+    burst(&app, "ret", 1).await;
+    app.drain().await;
+    let processed = count(&app, "SELECT count(*) FROM outbox").await;
+    app.sign_up("late@example.org", "Late").await;
+    app.sql()
+        .execute_unprepared("UPDATE outbox SET processed_at = processed_at - INTERVAL '8 days' WHERE processed_at IS NOT NULL")
+        .await
+        .expect("age the processed events");
+    let settings = studysync::sync::settings::WorkerSettings {
+        retention_batch: 4,
+        ..app.state.config().sync.clone()
+    };
+    let deleted = studysync::sync::outbox::purge_processed(app.sql(), &settings)
+        .await
+        .expect("purge");
+    assert_eq!(deleted as i64, processed);
+    assert_eq!(
+        count(&app, "SELECT count(*) FROM outbox").await,
+        1,
+        "the pending event stays"
+    );
 }
