@@ -81,7 +81,14 @@ async fn apply_collection(
             }
         })
         .collect();
-    let command = doc! { "update": collection, "updates": updates, "ordered": false };
+    // Events are marked processed once this returns, so the write must
+    // survive a crash of the server: journaled, on a majority.
+    let command = doc! {
+        "update": collection,
+        "updates": updates,
+        "ordered": false,
+        "writeConcern": { "w": "majority", "j": true },
+    };
     let response = match db.run_command(command).await {
         Ok(response) => response,
         Err(err) => {

@@ -6,6 +6,7 @@ mod schema;
 mod study;
 mod sync_faults;
 mod sync_order;
+mod sync_processes;
 mod sync_support;
 mod sync_verify;
 mod sync_worker;
