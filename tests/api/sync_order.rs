@@ -52,7 +52,8 @@ async fn snapshot(app: &TestApp) -> Vec<Document> {
 }
 
 #[tokio::test]
-async fn replaying_the_whole_outbox_changes_nothing_in_the_read_model() {
+async fn replaying_the_whole_outbox_changes_nothing_and_from_scratch_rebuilds_the_same_read_model()
+{
     let app = spawn_app().await;
     burst(&app, "replay", 2).await;
     app.drain().await;
@@ -71,6 +72,23 @@ async fn replaying_the_whole_outbox_changes_nothing_in_the_read_model() {
     );
     assert_eq!(outcome.stale, outcome.claimed);
     assert_eq!(snapshot(&app).await, before);
+
+    // From nothing: the whole outbox replayed into an empty read model.
+    app.state
+        .read_model()
+        .drop()
+        .await
+        .expect("drop the read model");
+    app.sql()
+        .execute_unprepared("UPDATE outbox SET processed_at = NULL, next_attempt_at = now()")
+        .await
+        .expect("re-deliver everything");
+    app.drain().await;
+    assert_eq!(
+        snapshot(&app).await,
+        before,
+        "a full replay rebuilds the same documents"
+    );
     assert_in_sync(&app).await;
 }
 
