@@ -166,7 +166,10 @@ RETURNING parked_at"#,
 /// instance can take them without waiting for the lease to run out.
 #[tracing::instrument(skip_all, fields(worker = %worker_id))]
 pub async fn release(db: &impl ConnectionTrait, worker_id: &str) -> AppResult<u64> {
-    const SQL: &str = "UPDATE outbox SET next_attempt_at = now(), claimed_by = NULL \
+    // The claim counted an attempt that never ran; give it back so a
+    // restart does not bring an event closer to parking.
+    const SQL: &str = "UPDATE outbox SET next_attempt_at = now(), claimed_by = NULL, \
+                       attempts = GREATEST(attempts - 1, 0) \
                        WHERE claimed_by = $1 AND processed_at IS NULL";
     let done = retrying(|| db.execute(stmt(SQL, vec![worker_id.into()]))).await?;
     Ok(done.rows_affected())

@@ -1,67 +1,55 @@
 //! Reading documents back from MongoDB, for verify and resync.
-use std::collections::HashMap;
-
 use futures::TryStreamExt;
 use mongodb::bson::{doc, Bson, Document};
 use sha2::{Digest, Sha256};
 
 use crate::error::AppResult;
 
-/// The stored documents with these `_id`s, by `_id`.
-#[tracing::instrument(skip_all, fields(collection, ids = ids.len()))]
-pub async fn by_ids(
-    db: &mongodb::Database,
-    collection: &str,
-    ids: &[String],
-) -> AppResult<HashMap<String, Document>> {
-    if ids.is_empty() {
-        return Ok(HashMap::new());
-    }
-    let docs: Vec<Document> = db
-        .collection::<Document>(collection)
-        .find(doc! { "_id": { "$in": ids } })
-        .await?
-        .try_collect()
-        .await?;
-    Ok(docs
-        .into_iter()
-        .filter_map(|d| d.get_str("_id").ok().map(str::to_owned).map(|id| (id, d)))
-        .collect())
-}
-
-/// A page of live (not tombstoned) documents after `after`, in `_id` order:
-/// `(_id, version)`.
+/// Documents with `after < _id <= upto` (an absent bound is open), in `_id`
+/// order, at most `limit` (0: no limit).
+///
+/// Row ids are UUIDs and documents store them as lowercase hyphenated
+/// strings, whose byte order is the UUID order of the SQL keyset pages: one
+/// range per page pairs every row with its document and reveals the
+/// documents in between that have no row, in one index range scan.
 #[tracing::instrument(skip_all, fields(collection))]
-pub async fn live_page(
+pub async fn range(
     db: &mongodb::Database,
     collection: &str,
     after: Option<&str>,
+    upto: Option<&str>,
     limit: i64,
-) -> AppResult<Vec<(String, i64)>> {
-    let mut filter = doc! { "deleted": { "$ne": true } };
+) -> AppResult<Vec<Document>> {
+    let mut bounds = Document::new();
     if let Some(after) = after {
-        filter.insert("_id", doc! { "$gt": after });
+        bounds.insert("$gt", after);
     }
-    let docs: Vec<Document> = db
+    if let Some(upto) = upto {
+        bounds.insert("$lte", upto);
+    }
+    let filter = if bounds.is_empty() {
+        doc! {}
+    } else {
+        doc! { "_id": bounds }
+    };
+    let docs = db
         .collection::<Document>(collection)
         .find(filter)
         .sort(doc! { "_id": 1 })
         .limit(limit)
-        .projection(doc! { "_id": 1, "version": 1 })
         .await?
         .try_collect()
         .await?;
-    Ok(docs
-        .into_iter()
-        .map(|d| {
-            let id = match d.get("_id") {
-                Some(Bson::String(s)) => s.clone(),
-                Some(other) => other.to_string(),
-                None => String::new(),
-            };
-            (id, version_of(&d))
-        })
-        .collect())
+    Ok(docs)
+}
+
+/// A document's `_id` as text.
+pub fn id_of(doc: &Document) -> String {
+    match doc.get("_id") {
+        Some(Bson::String(s)) => s.clone(),
+        Some(other) => other.to_string(),
+        None => String::new(),
+    }
 }
 
 /// A document's `version` (0 when it has none).

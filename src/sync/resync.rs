@@ -9,7 +9,9 @@
 //! Live documents without a row get a tombstone one version above them.
 //! Nothing is dropped first, so readers never see an empty collection, and
 //! an interrupted run is simply run again.
-use std::time::Duration;
+use std::{collections::HashSet, time::Duration};
+
+use mongodb::bson::Document;
 
 use serde::Serialize;
 use uuid::Uuid;
@@ -19,11 +21,12 @@ use super::{
     project::{self, Projected},
     readmodel,
     source::{Rows, Table},
+    verify::orphans,
 };
 use crate::{
     app::AppState,
     error::{AppError, AppResult},
-    write::outbox::tombstone,
+    write::outbox::tombstone as tombstone_payload,
 };
 
 /// What a rebuild did to one collection.
@@ -70,14 +73,29 @@ pub async fn resync(
             collection: table.collection(),
             ..Default::default()
         };
-        let mut after = None;
+        let mut after: Option<Uuid> = None;
         loop {
             let rows = table
                 .rows(state.sql(), Rows::After(after), options.batch_size)
                 .await?;
-            let Some(last) = rows.last() else { break };
+            let lower = after.map(|id| id.to_string());
+            let Some(last) = rows.last() else {
+                tombstone_tail(state, table, lower, options, &mut p).await?;
+                break;
+            };
+            let upto = last.id.to_string();
             after = Some(last.id);
             p.rows += rows.len() as u64;
+            // The documents of this id range, read before writing: those
+            // without a row are orphans.
+            let in_range = readmodel::range(
+                state.read_model(),
+                table.collection(),
+                lower.as_deref(),
+                Some(&upto),
+                0,
+            )
+            .await?;
             let mut docs = Vec::with_capacity(rows.len());
             for row in &rows {
                 match table.project(row) {
@@ -89,63 +107,72 @@ pub async fn resync(
                 }
             }
             write(state, &docs, Guard::NotOlder, options, &mut p).await?;
+            let with_row: HashSet<String> = rows.iter().map(|r| r.id.to_string()).collect();
+            let orphans = in_range
+                .into_iter()
+                .filter(|doc| !with_row.contains(&readmodel::id_of(doc)));
+            tombstone(state, table, orphans, options, &mut p).await?;
             progress(&p);
         }
-        tombstone_extras(state, table, options, &mut p).await?;
         progress(&p);
         done.push(p);
     }
     Ok(done)
 }
 
-async fn tombstone_extras(
+/// Tombstones the live documents after the last row, a page at a time.
+async fn tombstone_tail(
     state: &AppState,
     table: Table,
+    mut after: Option<String>,
     options: Options,
     p: &mut CollectionProgress,
 ) -> AppResult<()> {
     let limit = i64::try_from(options.batch_size).unwrap_or(500);
-    let mut after: Option<String> = None;
     loop {
-        let page = readmodel::live_page(
+        let docs = readmodel::range(
             state.read_model(),
             table.collection(),
             after.as_deref(),
+            None,
             limit,
         )
         .await?;
-        let Some((last, _)) = page.last() else { break };
-        after = Some(last.clone());
-        let candidates: Vec<(Uuid, i64)> = page
-            .iter()
-            .filter_map(|(id, version)| Uuid::parse_str(id).ok().map(|u| (u, *version)))
-            .collect();
-        let ids: Vec<Uuid> = candidates.iter().map(|(id, _)| *id).collect();
-        let existing: std::collections::HashSet<Uuid> = table
-            .rows(state.sql(), Rows::Ids(&ids), ids.len() as u64)
-            .await?
-            .into_iter()
-            .map(|r| r.id)
-            .collect();
-        let mut docs = Vec::new();
-        for (id, version) in candidates
-            .into_iter()
-            .filter(|(id, _)| !existing.contains(id))
-        {
-            let doc = project::project(
-                table.aggregate(),
-                id,
-                version + 1,
-                &tombstone(id, version + 1),
-            )
-            .map_err(|e| AppError::Internal(anyhow::anyhow!("tombstone: {e}")))?;
-            docs.push(doc);
-        }
-        let before = p.written;
-        write(state, &docs, Guard::Newer, options, p).await?;
-        p.tombstoned += p.written - before;
-        p.written = before;
+        let Some(last) = docs.last() else {
+            return Ok(());
+        };
+        after = Some(readmodel::id_of(last));
+        tombstone(state, table, docs, options, p).await?;
     }
+}
+
+/// Writes a tombstone one version above each orphan among `docs`.
+async fn tombstone(
+    state: &AppState,
+    table: Table,
+    docs: impl IntoIterator<Item = Document>,
+    options: Options,
+    p: &mut CollectionProgress,
+) -> AppResult<()> {
+    let (orphans, foreign) = orphans(state, table, docs).await?;
+    for id in foreign {
+        tracing::warn!(collection = table.collection(), %id, "document with a foreign _id left alone");
+    }
+    let mut docs = Vec::with_capacity(orphans.len());
+    for (id, version) in orphans {
+        let doc = project::project(
+            table.aggregate(),
+            id,
+            version + 1,
+            &tombstone_payload(id, version + 1),
+        )
+        .map_err(|e| AppError::Internal(anyhow::anyhow!("tombstone: {e}")))?;
+        docs.push(doc);
+    }
+    let before = p.written;
+    write(state, &docs, Guard::Newer, options, p).await?;
+    p.tombstoned += p.written - before;
+    p.written = before;
     Ok(())
 }
 

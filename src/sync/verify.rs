@@ -1,13 +1,19 @@
 //! `verify`: compares every source row with its MongoDB document, and
 //! `verify --repair`: enqueues events that make the worker fix the drift.
 //!
-//! Rows are read in id order, a batch at a time, with the matching
-//! documents fetched by `$in`; each row is projected exactly as the worker
-//! would project its event, so "in sync" means "what the worker would have
-//! written". A drifted document whose aggregate still has an event waiting
-//! counts as pending, not drift. A last pass over each collection finds
-//! live documents whose row does not exist.
-use std::{collections::HashSet, fmt};
+//! Rows are read in id order, a batch at a time, and the documents of the
+//! same `_id` range are read beside them (a merge join: one index range scan
+//! per page finds each row's document and the documents between rows that
+//! have none). Each row is projected exactly as the worker would project its
+//! event, so "in sync" means "what the worker would have written". A drifted
+//! document whose aggregate still has an event waiting counts as pending,
+//! not drift.
+use std::{
+    collections::{HashMap, HashSet},
+    fmt,
+};
+
+use mongodb::bson::Document;
 
 use sea_orm::{ConnectionTrait, DatabaseBackend, Statement};
 use serde::Serialize;
@@ -15,7 +21,7 @@ use uuid::Uuid;
 
 use super::{
     outbox as worker_outbox, readmodel,
-    source::{Rows, Table},
+    source::{Rows, SourceRow, Table},
 };
 use crate::{
     app::AppState,
@@ -168,56 +174,171 @@ async fn verify_table(
         collection,
         ..Default::default()
     };
-    let mut after = None;
+    let mut after: Option<Uuid> = None;
     loop {
         let rows = table
             .rows(state.sql(), Rows::After(after), options.batch_size)
             .await?;
-        let Some(last) = rows.last() else { break };
+        let lower = after.map(|id| id.to_string());
+        let Some(last) = rows.last() else {
+            // Past the last row, every live document is extra.
+            check_tail(state, table, &mut report, lower, options).await?;
+            break;
+        };
+        let upto = last.id.to_string();
         after = Some(last.id);
         report.rows += rows.len() as u64;
-        let ids: Vec<String> = rows.iter().map(|r| r.id.to_string()).collect();
-        let stored = readmodel::by_ids(state.read_model(), collection, &ids).await?;
+        let docs = readmodel::range(
+            state.read_model(),
+            collection,
+            lower.as_deref(),
+            Some(&upto),
+            0,
+        )
+        .await?;
+        let mut stored: HashMap<String, Document> = docs
+            .into_iter()
+            .map(|doc| (readmodel::id_of(&doc), doc))
+            .collect();
         let mut drifted: Vec<(&'static str, Fix)> = Vec::new();
         for row in &rows {
-            let stored = stored.get(&row.id.to_string());
-            let Ok(projected) = table.project(row) else {
-                report.changed += 1;
-                report.note("unprojectable", &row.id.to_string());
-                continue;
-            };
-            let (kind, bump_above) = match stored {
-                None => ("missing", None),
-                Some(doc) => {
-                    let version = readmodel::version_of(doc);
-                    if readmodel::is_tombstone(doc) {
-                        ("missing", (version >= row.version).then_some(version))
-                    } else if version < row.version {
-                        ("stale", None)
-                    } else if version > row.version
-                        || readmodel::fingerprint(doc, &projected.doc)
-                            != readmodel::fingerprint(&projected.doc, &projected.doc)
-                    {
-                        ("changed", Some(version))
-                    } else {
-                        report.in_sync += 1;
-                        continue;
-                    }
-                }
-            };
-            drifted.push((
-                kind,
-                Fix::Current {
-                    id: row.id,
-                    seen: row.version,
-                    bump_above,
-                },
-            ));
+            let doc = stored.remove(&row.id.to_string());
+            if let Some(drift) = compare(table, row, doc.as_ref(), &mut report) {
+                drifted.push(drift);
+            }
         }
+        drifted.extend(extras(state, table, stored.into_values(), &mut report).await?);
         settle(state, table, &mut report, drifted, options).await?;
     }
-    find_extras(state, table, &mut report, options).await?;
     Ok(report)
+}
+
+/// How `doc` differs from what the worker would write for `row`, if it does.
+fn compare(
+    table: Table,
+    row: &SourceRow,
+    doc: Option<&Document>,
+    report: &mut CollectionReport,
+) -> Option<(&'static str, Fix)> {
+    let Ok(projected) = table.project(row) else {
+        report.changed += 1;
+        report.note("unprojectable", &row.id.to_string());
+        return None;
+    };
+    let (kind, bump_above) = match doc {
+        None => ("missing", None),
+        Some(doc) => {
+            let version = readmodel::version_of(doc);
+            if readmodel::is_tombstone(doc) {
+                ("missing", (version >= row.version).then_some(version))
+            } else if version < row.version {
+                ("stale", None)
+            } else if version > row.version
+                || readmodel::fingerprint(doc, &projected.doc)
+                    != readmodel::fingerprint(&projected.doc, &projected.doc)
+            {
+                ("changed", Some(version))
+            } else {
+                report.in_sync += 1;
+                return None;
+            }
+        }
+    };
+    Some((
+        kind,
+        Fix::Current {
+            id: row.id,
+            seen: row.version,
+            bump_above,
+        },
+    ))
+}
+
+/// The live documents among `docs` that have no row, as fixes (and the
+/// ids no row can ever have, counted as extra).
+async fn extras(
+    state: &AppState,
+    table: Table,
+    docs: impl IntoIterator<Item = Document>,
+    report: &mut CollectionReport,
+) -> AppResult<Vec<(&'static str, Fix)>> {
+    let (orphans, foreign) = orphans(state, table, docs).await?;
+    for id in foreign {
+        // Only a human can remove these.
+        report.extra += 1;
+        report.note("extra (not a row id)", &id);
+    }
+    Ok(orphans
+        .into_iter()
+        .map(|(id, version)| {
+            let fix = Fix::Tombstone {
+                id,
+                version: version + 1,
+            };
+            ("extra", fix)
+        })
+        .collect())
+}
+
+/// Splits the live documents among `docs` that have no row into those with
+/// a row id (`(id, version)`) and those whose `_id` no row can have. Rows
+/// are looked up after the documents were read: a row committed after its
+/// page was read (whose document the worker then wrote) is no orphan.
+pub(crate) async fn orphans(
+    state: &AppState,
+    table: Table,
+    docs: impl IntoIterator<Item = Document>,
+) -> AppResult<(Vec<(Uuid, i64)>, Vec<String>)> {
+    let mut candidates = Vec::new();
+    let mut foreign = Vec::new();
+    for doc in docs {
+        if readmodel::is_tombstone(&doc) {
+            continue;
+        }
+        let id = readmodel::id_of(&doc);
+        match Uuid::parse_str(&id) {
+            Ok(uuid) if uuid.to_string() == id => {
+                candidates.push((uuid, readmodel::version_of(&doc)));
+            }
+            _ => foreign.push(id),
+        }
+    }
+    let ids: Vec<Uuid> = candidates.iter().map(|(id, _)| *id).collect();
+    let existing: HashSet<Uuid> = table
+        .rows(state.sql(), Rows::Ids(&ids), ids.len() as u64)
+        .await?
+        .into_iter()
+        .map(|row| row.id)
+        .collect();
+    candidates.retain(|(id, _)| !existing.contains(id));
+    Ok((candidates, foreign))
+}
+
+/// Documents after the last row, a page at a time.
+async fn check_tail(
+    state: &AppState,
+    table: Table,
+    report: &mut CollectionReport,
+    mut after: Option<String>,
+    options: Options,
+) -> AppResult<()> {
+    let limit = i64::try_from(options.batch_size).unwrap_or(500);
+    loop {
+        let docs = readmodel::range(
+            state.read_model(),
+            table.collection(),
+            after.as_deref(),
+            None,
+            limit,
+        )
+        .await?;
+        let Some(last) = docs.last() else {
+            return Ok(());
+        };
+        after = Some(readmodel::id_of(last));
+        let drifted = extras(state, table, docs, report).await?;
+        settle(state, table, report, drifted, options).await?;
+    }
 }
 
 /// Splits drift into pending and real, counts it, and repairs if asked.
@@ -259,61 +380,6 @@ fn fix_id(fix: &Fix) -> Uuid {
     match fix {
         Fix::Current { id, .. } | Fix::Tombstone { id, .. } => *id,
     }
-}
-
-/// Live documents with no row (deleted rows leave tombstones, not these).
-async fn find_extras(
-    state: &AppState,
-    table: Table,
-    report: &mut CollectionReport,
-    options: Options,
-) -> AppResult<()> {
-    let limit = i64::try_from(options.batch_size).unwrap_or(500);
-    let mut after: Option<String> = None;
-    loop {
-        let page = readmodel::live_page(
-            state.read_model(),
-            table.collection(),
-            after.as_deref(),
-            limit,
-        )
-        .await?;
-        let Some((last, _)) = page.last() else { break };
-        after = Some(last.clone());
-        let mut candidates = Vec::new();
-        for (id, version) in &page {
-            match Uuid::parse_str(id) {
-                Ok(uuid) => candidates.push((uuid, *version)),
-                Err(_) => {
-                    // No row can ever have this id; only a human can remove it.
-                    report.extra += 1;
-                    report.note("extra (not a uuid)", id);
-                }
-            }
-        }
-        let ids: Vec<Uuid> = candidates.iter().map(|(id, _)| *id).collect();
-        let existing: HashSet<Uuid> = table
-            .rows(state.sql(), Rows::Ids(&ids), ids.len() as u64)
-            .await?
-            .into_iter()
-            .map(|r| r.id)
-            .collect();
-        let drifted = candidates
-            .into_iter()
-            .filter(|(id, _)| !existing.contains(id))
-            .map(|(id, version)| {
-                (
-                    "extra",
-                    Fix::Tombstone {
-                        id,
-                        version: version + 1,
-                    },
-                )
-            })
-            .collect();
-        settle(state, table, report, drifted, options).await?;
-    }
-    Ok(())
 }
 
 /// Enqueues, in one write transaction, an event per fix: the row's current

@@ -79,29 +79,33 @@ async fn verify_detects_missing_stale_extra_and_changed_documents_and_repair_fix
         .update_one(doc! {}, doc! {"$set": {"body": "tampered"}})
         .await
         .expect("tamper");
-    // Extra: a document no row stands for.
-    let ghost = uuid::Uuid::new_v4().to_string();
-    todos
-        .insert_one(doc! {"_id": &ghost, "version": 4_i64, "title": "ghost"})
-        .await
-        .expect("insert");
+    // Extra: documents no row stands for, before the first row and after
+    // the last one.
+    let ghost = "ffffffff-ffff-4fff-bfff-ffffffffffff".to_owned();
+    let first = "00000000-0000-4000-8000-000000000000";
+    for (id, version) in [(ghost.as_str(), 4_i64), (first, 1_i64)] {
+        todos
+            .insert_one(doc! {"_id": id, "version": version, "title": "ghost"})
+            .await
+            .expect("insert");
+    }
 
     let report = verify(&app).await;
     assert_eq!(collection(&report, "todos").missing, 1, "{report}");
-    assert_eq!(collection(&report, "todos").extra, 1, "{report}");
+    assert_eq!(collection(&report, "todos").extra, 2, "{report}");
     assert_eq!(collection(&report, "users").stale, 1, "{report}");
     assert_eq!(collection(&report, "messages").changed, 1, "{report}");
-    assert_eq!(report.drift(), 4, "{report}");
+    assert_eq!(report.drift(), 5, "{report}");
     let (ok, out) = verify_cli(&app, &[]).await;
     assert!(
-        !ok && out.contains("drift: 4"),
+        !ok && out.contains("drift: 5"),
         "drift exits non-zero:\n{out}"
     );
 
     let (ok, out) = verify_cli(&app, &["--repair"]).await;
     assert!(ok, "every drift got a repair event:\n{out}");
     let outcome = app.drain().await;
-    assert_eq!(outcome.applied, 4, "{outcome:?}");
+    assert_eq!(outcome.applied, 5, "{outcome:?}");
     assert_in_sync(&app).await;
     let ghost_doc = todos
         .find_one(doc! {"_id": &ghost})
