@@ -174,6 +174,21 @@ async fn only_admins_may_replay_parked_events_or_start_a_resync() {
         .gql(Some(&admin), "mutation { replayParkedEvents }", json!({}))
         .await;
     assert_eq!(replayed["data"]["replayParkedEvents"], 0, "{replayed}");
+
+    // The admin's resync rebuilds the read model in the background.
+    let started = app
+        .gql(Some(&admin), "mutation { startResync }", json!({}))
+        .await;
+    assert_eq!(started["data"]["startResync"], true, "{started}");
+    let users = app.state.read_model().collection::<Document>("users");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while users.count_documents(doc! {}).await.expect("count") < 2 {
+        assert!(
+            Instant::now() < deadline,
+            "the resync never wrote the users"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 #[tokio::test]
