@@ -32,7 +32,8 @@ PYMONGO_SPEC="pymongo>=4.6,<5"
 MONGO_WAIT_SECS="${MONGO_WAIT_SECS:-30}"
 MONGO_DIR="$LOCAL_DIR/mongo"
 PID_FILE="$MONGO_DIR/pid"
-URI_FILE="$MONGO_DIR/uri"
+URI_FILE="$MONGO_DIR/uri"               # the URI to use (printed)
+SERVER_URI_FILE="$MONGO_DIR/server-uri" # the URI of the server we started
 LOG_FILE="$MONGO_DIR/server.log"
 VENV="$LOCAL_DIR/venv"
 VPY="$VENV/bin/python"
@@ -43,7 +44,7 @@ mkdir -p "$MONGO_DIR"
 # ---------------------------------------------------------------- python/venv
 
 py_ok() {
-  "$1" -c 'import sys, venv; sys.exit(0 if sys.version_info >= (3, 10) else 1)' >/dev/null 2>&1
+  "$1" -c 'import sys, venv, ensurepip; sys.exit(0 if sys.version_info >= (3, 10) else 1)' >/dev/null 2>&1
 }
 
 find_python() {
@@ -184,18 +185,33 @@ stop_server() {
       sleep 0.2
     fi
   fi
-  rm -f "$PID_FILE" "$URI_FILE"
+  if [[ -f "$SERVER_URI_FILE" && -f "$URI_FILE" ]] && cmp -s "$SERVER_URI_FILE" "$URI_FILE"; then
+    rm -f "$URI_FILE"
+  fi
+  rm -f "$PID_FILE" "$SERVER_URI_FILE"
 }
 
-# reuse_running: print the recorded URI if our server is still up and answers.
+# data_dir KIND: storage directory for that kind of server (files differ).
+data_dir() {
+  if [[ "$1" == "mongod" ]]; then
+    printf '%s\n' "$MONGO_DIR/mongod-data"
+  else
+    printf '%s\n' "$MONGO_DIR/data"
+  fi
+}
+
+# reuse_running KIND: print the recorded URI if our server of KIND is still up and answers.
 reuse_running() {
-  local pid uri
+  local kind="$1" pid uri cmd
   pid="$(our_pid)" || return 1
-  [[ -f "$URI_FILE" ]] || return 1
-  uri="$(head -n 1 "$URI_FILE")"
+  cmd="$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null || true)"
+  [[ "$cmd " == *" $(data_dir "$kind") "* ]] || return 1
+  [[ -f "$SERVER_URI_FILE" ]] || return 1
+  uri="$(head -n 1 "$SERVER_URI_FILE")"
   [[ -n "$uri" ]] || return 1
   if ping_wait "$uri" "$MONGO_WAIT_SECS" "$pid" 2>/dev/null; then
     log "reusing server pid $pid at $uri"
+    printf '%s\n' "$uri" >"$URI_FILE"
     printf '%s\n' "$uri"
     return 0
   fi
@@ -204,21 +220,24 @@ reuse_running() {
 }
 
 launch_secantus() {
-  local port="$1" data="$MONGO_DIR/data"
+  local port="$1" data
+  data="$(data_dir secantus)"
   mkdir -p "$data"
   printf '\n=== %s secantusd-py port %s\n' "$(date -u +%FT%TZ)" "$port" >>"$LOG_FILE"
-  # setsid: own session, so the server outlives the caller's process group.
+  # setsid: own session, so the server outlives the caller's process group;
+  # 9>&-: the server must not inherit (and so hold) our lock.
   nohup setsid "$SECANTUS_BIN" --host 127.0.0.1 --port "$port" --storage-path "$data" \
-    >>"$LOG_FILE" 2>&1 </dev/null &
+    >>"$LOG_FILE" 2>&1 </dev/null 9>&- &
   printf '%s\n' "$!" >"$PID_FILE"
 }
 
 launch_mongod() {
-  local port="$1" data="$MONGO_DIR/mongod-data" out
+  local port="$1" data out
+  data="$(data_dir mongod)"
   mkdir -p "$data"
   rm -f "$PID_FILE"
   out="$(mongod --fork --bind_ip 127.0.0.1 --port "$port" --dbpath "$data" \
-    --logpath "$LOG_FILE" --logappend --pidfilepath "$PID_FILE" 2>&1)" || {
+    --logpath "$LOG_FILE" --logappend --pidfilepath "$PID_FILE" 2>&1 9>&-)" || {
     printf '%s\n' "$out" >&2
     return 1
   }
@@ -238,6 +257,7 @@ start_local() {
     fi
     pid="$(tr -dc '0-9' <"$PID_FILE" 2>/dev/null || true)"
     if ping_wait "$uri" "$MONGO_WAIT_SECS" "$pid"; then
+      printf '%s\n' "$uri" >"$SERVER_URI_FILE"
       printf '%s\n' "$uri" >"$URI_FILE"
       log "$kind pid $pid answers at $uri"
       printf '%s\n' "$uri"
@@ -263,10 +283,10 @@ cmd_start() {
   fi
   if command -v mongod >/dev/null 2>&1; then
     ensure_pymongo
-    reuse_running || start_local mongod
+    reuse_running mongod || start_local mongod
   else
     ensure_secantus
-    reuse_running || start_local secantus
+    reuse_running secantus || start_local secantus
   fi
 }
 
@@ -284,7 +304,7 @@ main() {
   # One invocation at a time per checkout (parallel test runners may race).
   exec 9>"$MONGO_DIR/lock"
   if command -v flock >/dev/null 2>&1; then
-    flock -w 300 9 || die "timed out waiting for $MONGO_DIR/lock"
+    flock -w 120 9 || die "timed out waiting for $MONGO_DIR/lock"
   fi
   case "$cmd" in
     start) cmd_start ;;

@@ -6,7 +6,11 @@ use sea_orm::{ConnectOptions, Database, DatabaseConnection};
 use tokio::sync::{broadcast, Notify};
 
 use crate::{
-    auth::Tokens, config::Config, graphql::types::Message, read::cursor::Cursors, write::Writer,
+    auth::Tokens,
+    config::Config,
+    graphql::types::Message,
+    read::{cursor::Cursors, routing::ReadRouter},
+    write::Writer,
 };
 
 /// Cheap to clone; everything lives behind one `Arc`.
@@ -25,6 +29,7 @@ struct Inner {
     outbox_wake: Arc<Notify>,
     messages: broadcast::Sender<Message>,
     sync_monitor: crate::sync::monitor::Monitor,
+    reads: ReadRouter,
 }
 
 impl AppState {
@@ -42,6 +47,7 @@ impl AppState {
         let tokens = Tokens::new(&config.jwt_secret, config.jwt_ttl_seconds);
         let cursors = Cursors::new(config.jwt_secret.expose());
         let (messages, _) = broadcast::channel(1024);
+        let reads = ReadRouter::new(&config, sql.clone(), mongo.clone());
         Self {
             inner: Arc::new(Inner {
                 config,
@@ -53,6 +59,7 @@ impl AppState {
                 outbox_wake,
                 messages,
                 sync_monitor: Default::default(),
+                reads,
             }),
         }
     }
@@ -94,6 +101,11 @@ impl AppState {
     /// Committed messages, as this instance publishes them.
     pub fn message_feed(&self) -> broadcast::Receiver<Message> {
         self.inner.messages.subscribe()
+    }
+
+    /// Decides which store answers each routed read (see `read::routing`).
+    pub fn reads(&self) -> &ReadRouter {
+        &self.inner.reads
     }
 
     /// Signalled after every commit that wrote outbox events.

@@ -86,10 +86,80 @@ pub struct Config {
     /// Sync worker and sync health settings (`SYNC_*`).
     #[command(flatten)]
     pub sync: crate::sync::settings::WorkerSettings,
+    /// Deepest field nesting a query may have (introspection excluded: it is
+    /// bounded by `MAX_QUERY_NESTING` and the introspection rule instead).
+    #[arg(long, env = "MAX_QUERY_DEPTH", default_value_t = 12)]
+    pub max_query_depth: usize,
+    /// Budget for a query's estimated cost: each field costs 1, list fields
+    /// multiply their selection's cost by `first` (or the default page size).
+    #[arg(long, env = "MAX_QUERY_COMPLEXITY", default_value_t = 5_000)]
+    pub max_query_complexity: usize,
+    /// Most field selections in a document, fragments expanded. Checked before
+    /// validation, whose cost grows faster than linearly with the field count.
+    #[arg(long, env = "MAX_QUERY_FIELDS", default_value_t = 500)]
+    pub max_query_fields: usize,
+    /// Most aliases in a document; aliases multiply work (e.g. many `logIn`s
+    /// in one request).
+    #[arg(long, env = "MAX_QUERY_ALIASES", default_value_t = 30)]
+    pub max_query_aliases: usize,
+    /// Deepest nesting of braces, brackets and parentheses in the query text,
+    /// and of selection sets through fragments. Checked before parsing so a
+    /// pathological document cannot exhaust the parser's stack.
+    #[arg(long, env = "MAX_QUERY_NESTING", default_value_t = 32)]
+    pub max_query_nesting: usize,
+    /// Accept JSON arrays of operations in one POST.
+    #[arg(long, env = "BATCHING", default_value_t = true, action = clap::ArgAction::Set)]
+    pub batching: bool,
+    /// Most operations in one batch.
+    #[arg(long, env = "BATCH_MAX_OPERATIONS", default_value_t = 10)]
+    pub batch_max_operations: usize,
+    /// Browser origins allowed to call the API cross-origin (comma-separated,
+    /// e.g. `https://app.example.org`). Empty: no cross-origin access.
+    #[arg(
+        long,
+        env = "CORS_ALLOWED_ORIGINS",
+        value_delimiter = ',',
+        default_value = ""
+    )]
+    pub cors_allowed_origins: Vec<String>,
+    /// Take the client address from the last `X-Forwarded-For` entry (set this
+    /// only behind a proxy that appends it); otherwise the TCP peer address.
+    #[arg(long, env = "TRUST_FORWARDED_FOR", default_value_t = false, action = clap::ArgAction::Set)]
+    pub trust_forwarded_for: bool,
+    /// Failed `logIn`s allowed per email within `LOGIN_WINDOW_SECONDS`.
+    #[arg(long, env = "LOGIN_MAX_FAILURES_PER_EMAIL", default_value_t = 5)]
+    pub login_max_failures_per_email: u32,
+    /// Failed `logIn`s allowed per client address within `LOGIN_WINDOW_SECONDS`.
+    #[arg(long, env = "LOGIN_MAX_FAILURES_PER_ADDRESS", default_value_t = 20)]
+    pub login_max_failures_per_address: u32,
+    /// Window of the `logIn` limits, in seconds.
+    #[arg(long, env = "LOGIN_WINDOW_SECONDS", default_value_t = 900)]
+    pub login_window_seconds: u64,
+    /// `signUp` attempts allowed per client address within `SIGNUP_WINDOW_SECONDS`.
+    #[arg(long, env = "SIGNUP_MAX_PER_ADDRESS", default_value_t = 10)]
+    pub signup_max_per_address: u32,
+    /// Window of the `signUp` limit, in seconds.
+    #[arg(long, env = "SIGNUP_WINDOW_SECONDS", default_value_t = 3_600)]
+    pub signup_window_seconds: u64,
+    /// How long a MongoDB-routed field may take before it is answered from
+    /// CockroachDB instead (milliseconds).
+    #[arg(long, env = "READ_MODEL_TIMEOUT_MS", default_value_t = 300)]
+    pub read_model_timeout_ms: u64,
+    /// How long a request carrying `X-Consistency-Token` waits for MongoDB to
+    /// apply the named writes before answering from CockroachDB (milliseconds).
+    #[arg(long, env = "CONSISTENCY_WAIT_MS", default_value_t = 500)]
+    pub consistency_wait_ms: u64,
+    /// After MongoDB timed out or was unreachable, routed fields go straight
+    /// to CockroachDB for this long before MongoDB is tried again
+    /// (milliseconds; 0 tries MongoDB on every read).
+    #[arg(long, env = "READ_MODEL_RETRY_AFTER_MS", default_value_t = 1_000)]
+    pub read_model_retry_after_ms: u64,
 }
 
-/// Used only to parse a [`Config`] from an argument list (tests, tools).
+/// Used only to parse a [`Config`] from an argument list (tests, tools). A
+/// repeated flag overrides the earlier one, so callers can layer settings.
 #[derive(clap::Parser)]
+#[command(args_override_self = true)]
 struct Standalone {
     #[command(flatten)]
     config: Config,
@@ -136,6 +206,10 @@ impl Config {
             bail!("JWT_TTL_SECONDS, REQUEST_TIMEOUT_MS and TXN_MAX_ATTEMPTS must be positive");
         }
         self.sync.validate()?;
+        self.validate_limits()?;
+        if self.read_model_timeout_ms == 0 {
+            bail!("READ_MODEL_TIMEOUT_MS must be positive");
+        }
         Ok(())
     }
 
@@ -147,5 +221,41 @@ impl Config {
         self.admin_emails
             .iter()
             .any(|admin| !admin.is_empty() && admin.eq_ignore_ascii_case(email))
+    }
+
+    /// Every abuse limit must allow at least one request.
+    fn validate_limits(&self) -> anyhow::Result<()> {
+        let limits = [
+            ("BODY_LIMIT_BYTES", self.body_limit_bytes as u64),
+            ("MAX_QUERY_DEPTH", self.max_query_depth as u64),
+            ("MAX_QUERY_COMPLEXITY", self.max_query_complexity as u64),
+            ("MAX_QUERY_FIELDS", self.max_query_fields as u64),
+            ("MAX_QUERY_NESTING", self.max_query_nesting as u64),
+            ("BATCH_MAX_OPERATIONS", self.batch_max_operations as u64),
+            (
+                "LOGIN_MAX_FAILURES_PER_EMAIL",
+                u64::from(self.login_max_failures_per_email),
+            ),
+            (
+                "LOGIN_MAX_FAILURES_PER_ADDRESS",
+                u64::from(self.login_max_failures_per_address),
+            ),
+            ("LOGIN_WINDOW_SECONDS", self.login_window_seconds),
+            (
+                "SIGNUP_MAX_PER_ADDRESS",
+                u64::from(self.signup_max_per_address),
+            ),
+            ("SIGNUP_WINDOW_SECONDS", self.signup_window_seconds),
+        ];
+        if let Some((name, _)) = limits.iter().find(|(_, value)| *value == 0) {
+            bail!("{name} must be positive");
+        }
+        for origin in self.cors_allowed_origins.iter().filter(|o| !o.is_empty()) {
+            let scheme_ok = origin.starts_with("https://") || origin.starts_with("http://");
+            if !scheme_ok || axum::http::HeaderValue::from_str(origin).is_err() {
+                bail!("CORS_ALLOWED_ORIGINS must list origins such as https://app.example.org, not {origin:?}");
+            }
+        }
+        Ok(())
     }
 }

@@ -121,3 +121,24 @@ pub async fn require_admin(ctx: &Context<'_>) -> AppResult<users::Model> {
         ))
     }
 }
+
+/// Whether the caller holds the admin role, read from the source of truth at
+/// most once per request (a page of users asks for every row).
+#[derive(Default)]
+pub struct AdminCheck(tokio::sync::OnceCell<bool>);
+
+/// True when the caller is an admin; anonymous and invalid tokens are not.
+#[tracing::instrument(skip_all)]
+pub async fn viewer_is_admin(ctx: &Context<'_>) -> AppResult<bool> {
+    let Some(id) = ctx.viewer().user_id() else {
+        return Ok(false);
+    };
+    let lookup = || async {
+        let user = crate::read::sql::user(ctx.state().sql(), id).await?;
+        Ok::<_, AppError>(user.is_some_and(|u| u.is_admin()))
+    };
+    match ctx.data_opt::<std::sync::Arc<AdminCheck>>() {
+        Some(cache) => cache.0.get_or_try_init(lookup).await.copied(),
+        None => lookup().await,
+    }
+}

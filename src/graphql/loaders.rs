@@ -2,11 +2,11 @@
 //! crosses users. A page of N items costs one query per loader, not N.
 use std::{collections::HashMap, sync::Arc};
 
-use async_graphql::dataloader::{DataLoader, Loader};
-use sea_orm::DatabaseConnection;
+use async_graphql::dataloader::{DataLoader, HashMapCache, Loader};
 use uuid::Uuid;
 
 use crate::{
+    app::AppState,
     entity::{rooms, users},
     error::AppError,
     read::sql,
@@ -14,54 +14,92 @@ use crate::{
 
 pub type LoadError = Arc<AppError>;
 
-pub struct UserLoader(pub DatabaseConnection);
+pub struct UserLoader(pub AppState);
 
 impl Loader<Uuid> for UserLoader {
     type Value = users::Model;
     type Error = LoadError;
 
     async fn load(&self, keys: &[Uuid]) -> Result<HashMap<Uuid, Self::Value>, Self::Error> {
-        sql::users_by_ids(&self.0, keys).await.map_err(Arc::new)
+        self.0.reads().count_loader_batch();
+        sql::users_by_ids(self.0.sql(), keys)
+            .await
+            .map_err(Arc::new)
     }
 }
 
-pub struct RoomLoader(pub DatabaseConnection);
+pub struct RoomLoader(pub AppState);
 
 impl Loader<Uuid> for RoomLoader {
     type Value = rooms::Model;
     type Error = LoadError;
 
     async fn load(&self, keys: &[Uuid]) -> Result<HashMap<Uuid, Self::Value>, Self::Error> {
-        sql::rooms_by_ids(&self.0, keys).await.map_err(Arc::new)
+        self.0.reads().count_loader_batch();
+        sql::rooms_by_ids(self.0.sql(), keys)
+            .await
+            .map_err(Arc::new)
     }
 }
 
 /// Member ids per room.
-pub struct MembersLoader(pub DatabaseConnection);
+pub struct MembersLoader(pub AppState);
 
 impl Loader<Uuid> for MembersLoader {
     type Value = Vec<Uuid>;
     type Error = LoadError;
 
     async fn load(&self, keys: &[Uuid]) -> Result<HashMap<Uuid, Self::Value>, Self::Error> {
-        sql::members_of_rooms(&self.0, keys).await.map_err(Arc::new)
+        self.0.reads().count_loader_batch();
+        sql::members_of_rooms(self.0.sql(), keys)
+            .await
+            .map_err(Arc::new)
     }
 }
 
 /// The per-request set of loaders.
+///
+/// Values are cached for the request, so a list resolver can prefetch what
+/// its nodes will ask for in one batch per loader (see `graphql::prefetch`)
+/// and the nested fields then cost no round trip at all.
 pub struct Loaders {
-    pub users: DataLoader<UserLoader>,
-    pub rooms: DataLoader<RoomLoader>,
-    pub members: DataLoader<MembersLoader>,
+    pub users: DataLoader<UserLoader, HashMapCache>,
+    pub rooms: DataLoader<RoomLoader, HashMapCache>,
+    pub members: DataLoader<MembersLoader, HashMapCache>,
 }
 
 impl Loaders {
-    pub fn new(db: &DatabaseConnection) -> Self {
+    /// Every batch counts towards `AppState::reads().loader_batches()`.
+    pub fn new(state: &AppState) -> Self {
         Self {
-            users: DataLoader::new(UserLoader(db.clone()), tokio::spawn),
-            rooms: DataLoader::new(RoomLoader(db.clone()), tokio::spawn),
-            members: DataLoader::new(MembersLoader(db.clone()), tokio::spawn),
+            users: DataLoader::with_cache(
+                UserLoader(state.clone()),
+                tokio::spawn,
+                HashMapCache::default(),
+            ),
+            rooms: DataLoader::with_cache(
+                RoomLoader(state.clone()),
+                tokio::spawn,
+                HashMapCache::default(),
+            ),
+            members: DataLoader::with_cache(
+                MembersLoader(state.clone()),
+                tokio::spawn,
+                HashMapCache::default(),
+            ),
         }
+    }
+}
+
+impl Loaders {
+    /// Loaders that batch but never cache, for long-lived websocket
+    /// connections whose events must show current names and members.
+    pub fn uncached(state: &AppState) -> Self {
+        let loaders = Self::new(state);
+        loaders.users.enable_all_cache(false);
+        loaders.rooms.enable_all_cache(false);
+        loaders.members.enable_all_cache(false);
+        loaders
     }
 }
 

@@ -1,18 +1,26 @@
 //! The GraphQL API: one module per domain, merged into one schema.
+pub mod analytics;
+pub mod chat;
 pub mod context;
+pub mod leaderboard;
+pub mod limits;
 pub mod loaders;
+pub mod prefetch;
 pub mod rooms;
+pub mod routed;
+pub mod search;
 pub mod study;
 pub mod sync;
 pub mod todos;
 pub mod types;
 pub mod users;
+pub mod variables;
 
 use std::sync::Arc;
 
 use async_graphql::{
     extensions::{Extension, ExtensionContext, ExtensionFactory, NextExecute},
-    EmptySubscription, MergedObject, Response, Schema,
+    MergedObject, MergedSubscription, Response, Schema,
 };
 
 use crate::app::AppState;
@@ -22,6 +30,10 @@ pub struct Query(
     users::UserQuery,
     todos::TodoQuery,
     rooms::RoomQuery,
+    chat::ChatQuery,
+    search::SearchQuery,
+    leaderboard::LeaderboardQuery,
+    analytics::AnalyticsQuery,
     sync::SyncQuery,
 );
 
@@ -34,7 +46,8 @@ pub struct Mutation(
     sync::SyncMutation,
 );
 
-pub type Subscription = EmptySubscription;
+#[derive(MergedSubscription, Default)]
+pub struct Subscription(chat::ChatSubscription);
 
 pub type AppSchema = Schema<Query, Mutation, Subscription>;
 
@@ -51,6 +64,11 @@ pub fn build_schema(state: Option<AppState>) -> AppSchema {
         if !state.config().introspection {
             builder = builder.disable_introspection();
         }
+        let config = state.config();
+        builder = builder
+            .extension(limits::Limits(limits::QueryLimits::from_config(config)))
+            .limit_recursive_depth(config.max_query_nesting)
+            .data(Arc::new(crate::ratelimit::AuthLimits::new(config)));
         builder = builder.data(state);
     }
     builder.finish()
@@ -83,5 +101,23 @@ impl Extension for ErrorCodes {
             crate::error::classify(error);
         }
         response
+    }
+
+    /// Subscription events (and refusals) get codes too.
+    fn subscribe<'s>(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        stream: futures::stream::BoxStream<'s, Response>,
+        next: async_graphql::extensions::NextSubscribe<'_>,
+    ) -> futures::stream::BoxStream<'s, Response> {
+        use futures::StreamExt;
+        next.run(ctx, stream)
+            .map(|mut response| {
+                for error in &mut response.errors {
+                    crate::error::classify(error);
+                }
+                response
+            })
+            .boxed()
     }
 }

@@ -17,6 +17,7 @@ pub struct RoomQuery;
 #[Object]
 impl RoomQuery {
     /// Rooms the caller belongs to, oldest first.
+    #[graphql(complexity = "super::limits::list_cost(None, child_complexity)")]
     async fn rooms(&self, ctx: &Context<'_>) -> Result<Vec<Room>> {
         let user_id = ctx.require_user()?;
         let rows = sql::rooms_of(ctx.state().sql(), user_id).await?;

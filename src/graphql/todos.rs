@@ -47,6 +47,7 @@ impl TodoQuery {
     }
 
     /// The caller's todos, newest first.
+    #[graphql(complexity = "super::limits::list_cost(first, child_complexity)")]
     async fn todos(
         &self,
         ctx: &Context<'_>,
@@ -65,6 +66,7 @@ impl TodoQuery {
             sql::todos_page(ctx.state().sql(), user_id, completed, position, limit).await?;
         let has_next = rows.len() as u64 > limit;
         rows.truncate(limit as usize);
+        super::prefetch::users(ctx, "owner", rows.iter().map(|t| t.user_id)).await?;
         let mut page = Connection::new(position.is_some(), has_next);
         page.edges.extend(rows.into_iter().map(|t| {
             let cursor = cursors.encode(&(t.created_at, t.id));

@@ -56,9 +56,12 @@ impl User {
         &self.name
     }
 
-    /// Only the account's owner sees it.
-    async fn email(&self, ctx: &Context<'_>) -> Option<&str> {
-        (self.owner_view || ctx.viewer().user_id() == Some(self.id)).then_some(self.email.as_str())
+    /// Only the account's owner and admins see it; null for everyone else.
+    async fn email(&self, ctx: &Context<'_>) -> Result<Option<&str>> {
+        let visible = self.owner_view
+            || ctx.viewer().user_id() == Some(self.id)
+            || super::context::viewer_is_admin(ctx).await?;
+        Ok(visible.then_some(self.email.as_str()))
     }
 
     async fn created_at(&self) -> DateTime<Utc> {
@@ -178,6 +181,7 @@ impl Room {
     }
 
     /// Members in the order they joined.
+    #[graphql(complexity = "super::limits::list_cost(None, child_complexity)")]
     async fn members(&self, ctx: &Context<'_>) -> Result<Vec<User>> {
         let loaders = ctx.data_unchecked::<Loaders>();
         let ids = loaders

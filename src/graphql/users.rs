@@ -1,14 +1,17 @@
 //! Accounts: sign-up, log-in, profile; `me` and `user` read the source of truth.
+use std::sync::Arc;
+
 use async_graphql::{Context, InputObject, Object, Result, ID};
 
 use super::{
-    context::{current_user, parse_id, ContextExt, Viewer},
+    context::{current_user, parse_id, require_admin, ContextExt, Viewer},
     types::{AuthPayload, User},
 };
 use crate::{
     auth,
     domain::{Email, Password, UserName},
     error::AppError,
+    ratelimit::{AuthLimits, ClientAddr},
     read::sql,
     write,
 };
@@ -42,6 +45,17 @@ impl UserQuery {
         let id = parse_id(&id, "id")?;
         Ok(sql::user(ctx.state().sql(), id).await?.map(User::from))
     }
+
+    /// Admins only: finds an account by its email (support, operations).
+    async fn user_by_email(&self, ctx: &Context<'_>, email: String) -> Result<Option<User>> {
+        require_admin(ctx).await?;
+        let Ok(email) = Email::parse(&email) else {
+            return Ok(None);
+        };
+        Ok(sql::user_by_email(ctx.state().sql(), email.as_str())
+            .await?
+            .map(User::from))
+    }
 }
 
 #[derive(Default)]
@@ -51,6 +65,7 @@ pub struct UserMutation;
 impl UserMutation {
     /// Creates an account and logs it in.
     async fn sign_up(&self, ctx: &Context<'_>, input: SignUpInput) -> Result<AuthPayload> {
+        auth_limits(ctx)?.check_and_record_signup(client_addr(ctx))?;
         let email = Email::parse(&input.email)?;
         let name = UserName::parse(&input.name)?;
         let password = Password::parse(&input.password)?;
@@ -74,8 +89,18 @@ impl UserMutation {
         password: String,
     ) -> Result<AuthPayload> {
         let rejected = || AppError::Unauthenticated("invalid email or password");
-        let email = Email::parse(&email).map_err(|_| rejected())?;
-        let password = Password::parse(&password).map_err(|_| rejected())?;
+        let limits = auth_limits(ctx)?;
+        let client = client_addr(ctx);
+        let email = Email::parse(&email);
+        let key = email.as_ref().ok().map(Email::as_str);
+        limits.check_login(key, client)?;
+        let fail = || {
+            limits.record_login_failure(key, client);
+            Err(rejected().into())
+        };
+        let (Ok(email), Ok(password)) = (&email, Password::parse(&password)) else {
+            return fail();
+        };
         let state = ctx.state();
         let user = sql::user_by_email(state.sql(), email.as_str()).await?;
         let hash = user.as_ref().map(|u| u.password_hash.clone());
@@ -88,7 +113,7 @@ impl UserMutation {
                     user: User::for_owner(user),
                 })
             }
-            _ => Err(rejected().into()),
+            _ => fail(),
         }
     }
 
@@ -99,4 +124,21 @@ impl UserMutation {
         ctx.record_written(&done.events);
         Ok(done.value.into())
     }
+}
+
+/// The instance's authentication limits; a schema built without application
+/// state (printing the SDL) has none and serves no requests.
+fn auth_limits<'a>(ctx: &Context<'a>) -> Result<&'a AuthLimits, AppError> {
+    ctx.data_opt::<Arc<AuthLimits>>()
+        .map(Arc::as_ref)
+        .ok_or_else(|| {
+            AppError::Internal(anyhow::anyhow!("authentication limits are not configured"))
+        })
+}
+
+/// The caller's address, when the transport knows it.
+fn client_addr(ctx: &Context<'_>) -> ClientAddr {
+    ctx.data_opt::<ClientAddr>()
+        .copied()
+        .unwrap_or(ClientAddr(None))
 }

@@ -1,99 +1,57 @@
 //! GraphQL over HTTP: `POST /graphql` (queries and mutations) and
 //! `GET /graphql` (GraphiQL for browsers, queries only for clients).
+//!
+//! CSRF: a browser can send a cross-site GET, or a POST with a form or
+//! `text/plain` body, without asking the server first. None of those can run
+//! a mutation here: GET refuses mutations (405) and POST accepts only
+//! `application/json` (415 otherwise), which a cross-site page can only send
+//! after a CORS preflight that `CORS_ALLOWED_ORIGINS` decides.
 use std::sync::Arc;
 
-use async_graphql::{
-    parser::{parse_query, types::OperationType},
-    BatchRequest, BatchResponse, Request, Response, Value,
-};
+use async_graphql::{BatchRequest, BatchResponse, Request, Response, Value};
 use axum::{
     body::Bytes,
     extract::{RawQuery, State},
-    http::{header, HeaderMap, HeaderValue, StatusCode},
+    http::{header, request::Parts, HeaderMap, HeaderValue, StatusCode},
     response::{Html, IntoResponse},
 };
 
-use super::Http;
+use super::{
+    client::client_addr,
+    request::{self as params, BatchRules},
+    response::{self, JSON},
+    Http,
+};
 use crate::{
     graphql::{
-        context::{Viewer, Written},
+        context::{AdminCheck, Viewer, Written},
         loaders::Loaders,
     },
-    read::cursor::Cursors,
+    ratelimit::ClientAddr,
+    read::{cursor::Cursors, routing::ReadRequest},
     write::EventRef,
 };
 
-const GRAPHQL_RESPONSE: &str = "application/graphql-response+json";
-const JSON: &str = "application/json";
+/// Header carrying a mutation's `extensions.consistencyToken` back, so that
+/// MongoDB-routed fields reflect the writes it names.
+const CONSISTENCY_TOKEN: &str = "x-consistency-token";
+/// Longest accepted token; tokens name each aggregate once, so even large
+/// mutation batches stay well below it.
+const MAX_CONSISTENCY_TOKEN: usize = 8 * 1024;
 
-/// The response media type the client accepts, `None` if it accepts neither.
-fn negotiate(headers: &HeaderMap) -> Option<&'static str> {
-    let Some(accept) = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()) else {
-        return Some(JSON);
-    };
-    let mut json = false;
-    let mut any = false;
-    for part in accept.split(',') {
-        let media = part
-            .split(';')
-            .next()
-            .unwrap_or("")
-            .trim()
-            .to_ascii_lowercase();
-        match media.as_str() {
-            GRAPHQL_RESPONSE => return Some(GRAPHQL_RESPONSE),
-            JSON => json = true,
-            "*/*" | "application/*" => any = true,
-            _ => {}
-        }
-    }
-    (json || any).then_some(JSON)
-}
-
-/// A GraphQL-shaped error response for requests that never reached execution.
-fn request_error(
-    status: StatusCode,
-    media: &'static str,
-    message: &str,
-) -> axum::response::Response {
-    let body = serde_json::json!({
-        "errors": [{ "message": message, "extensions": { "code": "BAD_REQUEST" } }]
-    });
-    (
-        status,
-        [(header::CONTENT_TYPE, HeaderValue::from_static(media))],
-        body.to_string(),
+fn not_acceptable() -> axum::response::Response {
+    response::error(
+        StatusCode::NOT_ACCEPTABLE,
+        JSON,
+        "NOT_ACCEPTABLE",
+        "Accept must allow application/graphql-response+json or application/json",
     )
-        .into_response()
 }
 
-/// True when the operation `request` would run is a mutation (or a
-/// subscription, which plain HTTP cannot serve).
-fn is_write_operation(request: &Request) -> bool {
-    let Ok(doc) = parse_query(&request.query) else {
-        return false;
-    };
-    let wanted = request.operation_name.as_deref();
-    doc.operations.iter().any(|(name, op)| {
-        let selected = match wanted {
-            Some(w) => name.map(|n| n.as_str()) == Some(w),
-            None => true,
-        };
-        selected && op.node.ty != OperationType::Query
-    })
-}
-
-pub async fn post(
-    State(http): State<Http>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> axum::response::Response {
-    let Some(media) = negotiate(&headers) else {
-        return request_error(
-            StatusCode::NOT_ACCEPTABLE,
-            JSON,
-            "Accept must allow application/graphql-response+json or application/json",
-        );
+pub async fn post(State(http): State<Http>, parts: Parts, body: Bytes) -> axum::response::Response {
+    let headers = &parts.headers;
+    let Some(media) = response::negotiate(headers) else {
+        return not_acceptable();
     };
     let content_type = headers
         .get(header::CONTENT_TYPE)
@@ -106,30 +64,39 @@ pub async fn post(
         .trim()
         .to_ascii_lowercase();
     if essence != JSON {
-        return request_error(
+        return response::error(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             media,
+            "UNSUPPORTED_MEDIA_TYPE",
             "Content-Type must be application/json",
         );
     }
-    let batch: BatchRequest = match serde_json::from_slice(&body) {
+    let config = http.app.config();
+    let rules = BatchRules {
+        enabled: config.batching,
+        max_operations: config.batch_max_operations,
+    };
+    let batch = match params::from_body(&body, rules) {
         Ok(batch) => batch,
-        Err(_) => {
-            return request_error(
+        Err(rejection) => {
+            return response::error(
                 StatusCode::BAD_REQUEST,
                 media,
-                "request body is not a valid GraphQL request",
+                rejection.code,
+                &rejection.message,
             )
         }
     };
-    execute(&http, &headers, batch, media).await
+    let client = client_addr(&parts, config.trust_forwarded_for);
+    execute(&http, headers, client, batch, media).await
 }
 
 pub async fn get(
     State(http): State<Http>,
-    headers: HeaderMap,
+    parts: Parts,
     RawQuery(query): RawQuery,
 ) -> axum::response::Response {
+    let headers = &parts.headers;
     let query = query.unwrap_or_default();
     let wants_html = headers
         .get(header::ACCEPT)
@@ -138,40 +105,40 @@ pub async fn get(
     if wants_html && !query.contains("query=") {
         return Html(super::graphiql::page()).into_response();
     }
-    let Some(media) = negotiate(&headers) else {
-        return request_error(
-            StatusCode::NOT_ACCEPTABLE,
-            JSON,
-            "Accept must allow application/graphql-response+json or application/json",
-        );
+    let Some(media) = response::negotiate(headers) else {
+        return not_acceptable();
     };
-    let request = match async_graphql::http::parse_query_string(&query) {
+    let request = match params::from_query_string(&query) {
         Ok(request) => request,
-        Err(_) => {
-            return request_error(
+        Err(rejection) => {
+            return response::error(
                 StatusCode::BAD_REQUEST,
                 media,
-                "query string is not a valid GraphQL request",
+                rejection.code,
+                &rejection.message,
             )
         }
     };
-    if is_write_operation(&request) {
-        let mut response = request_error(
+    if params::is_write_operation(&request) {
+        let mut reply = response::error(
             StatusCode::METHOD_NOT_ALLOWED,
             media,
+            "METHOD_NOT_ALLOWED",
             "mutations must be sent with POST",
         );
-        response
+        reply
             .headers_mut()
             .insert(header::ALLOW, HeaderValue::from_static("POST"));
-        return response;
+        return reply;
     }
-    execute(&http, &headers, BatchRequest::Single(request), media).await
+    let client = client_addr(&parts, http.app.config().trust_forwarded_for);
+    execute(&http, headers, client, BatchRequest::Single(request), media).await
 }
 
 async fn execute(
     http: &Http,
     headers: &HeaderMap,
+    client: ClientAddr,
     batch: BatchRequest,
     media: &'static str,
 ) -> axum::response::Response {
@@ -181,17 +148,27 @@ async fn execute(
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok()),
     );
+    let token = match consistency_token(http, headers) {
+        Ok(token) => token,
+        Err(response) => return response::execution(&BatchResponse::Single(*response), media),
+    };
+    let admin = Arc::new(AdminCheck::default());
     let run = |request: Request| {
         let written = Arc::new(Written::default());
+        let reads = Arc::new(ReadRequest::new(token.clone()));
         let request = request
             .data(viewer.clone())
-            .data(Loaders::new(http.app.sql()))
-            .data(written.clone());
+            .data(Loaders::new(&http.app))
+            .data(written.clone())
+            .data(reads.clone())
+            .data(client)
+            .data(admin.clone());
         let schema = http.schema.clone();
         let cursors = http.app.cursors().clone();
         async move {
             let mut response = schema.execute(request).await;
             finish(&mut response, &written.take(), &cursors);
+            add_provenance(&mut response, &reads);
             response
         }
     };
@@ -205,40 +182,42 @@ async fn execute(
             BatchResponse::Batch(out)
         }
     };
-    let status = match (&response, media) {
-        (BatchResponse::Single(r), GRAPHQL_RESPONSE) if is_request_error(r) => {
-            StatusCode::BAD_REQUEST
-        }
-        _ => StatusCode::OK,
-    };
-    let body = serde_json::to_string(&response).unwrap_or_else(|_| {
-        r#"{"errors":[{"message":"internal error","extensions":{"code":"INTERNAL"}}]}"#.to_owned()
-    });
-    let mut out = (
-        status,
-        [(header::CONTENT_TYPE, HeaderValue::from_static(media))],
-        body,
-    )
-        .into_response();
-    if let Some(value) = response
-        .cache_control()
-        .value()
-        .and_then(|v| HeaderValue::from_str(&v).ok())
-    {
-        out.headers_mut().insert(header::CACHE_CONTROL, value);
-    }
-    out.headers_mut().insert(
-        header::VARY,
-        HeaderValue::from_static("Accept, Authorization"),
-    );
-    out
+    response::execution(&response, media)
 }
 
-/// Parse and validation failures: no data and no error from a resolver.
-fn is_request_error(response: &Response) -> bool {
-    !response.errors.is_empty()
-        && matches!(response.data, Value::Null)
-        && response.errors.iter().all(|e| e.path.is_empty())
+/// The writes named by `X-Consistency-Token` (none without the header); a
+/// token this server did not sign is `BAD_USER_INPUT`.
+fn consistency_token(http: &Http, headers: &HeaderMap) -> Result<Vec<EventRef>, Box<Response>> {
+    let Some(value) = headers.get(CONSISTENCY_TOKEN) else {
+        return Ok(Vec::new());
+    };
+    let decoded = value
+        .to_str()
+        .map_err(|_| crate::error::AppError::bad_input("invalid consistency token"))
+        .and_then(|v| {
+            http.app
+                .cursors()
+                .decode_bounded::<Vec<EventRef>>(v.trim(), MAX_CONSISTENCY_TOKEN)
+        });
+    decoded.map_err(|_| {
+        let mut error = async_graphql::ServerError::new("invalid consistency token", None);
+        error
+            .extensions
+            .get_or_insert_with(Default::default)
+            .set("code", "BAD_USER_INPUT");
+        Box::new(Response::from_errors(vec![error]))
+    })
+}
+
+/// Lists which store answered each routed field (`extensions.provenance`).
+fn add_provenance(response: &mut Response, reads: &ReadRequest) {
+    let provenance = reads.provenance();
+    if provenance.is_empty() {
+        return;
+    }
+    if let Ok(value) = Value::from_json(serde_json::to_value(provenance).unwrap_or_default()) {
+        response.extensions.insert("provenance".to_owned(), value);
+    }
 }
 
 /// Codes every error and attaches the consistency token naming what the
@@ -250,7 +229,22 @@ fn finish(response: &mut Response, written: &[EventRef], cursors: &Cursors) {
     if !written.is_empty() {
         response.extensions.insert(
             "consistencyToken".to_owned(),
-            Value::String(cursors.encode(&written)),
+            Value::String(cursors.encode(&latest_versions(written))),
         );
     }
+}
+
+/// One entry per aggregate, at the newest version written: waiting for it
+/// implies every older one.
+fn latest_versions(written: &[EventRef]) -> Vec<EventRef> {
+    let mut latest: Vec<EventRef> = Vec::with_capacity(written.len());
+    for event in written {
+        match latest.iter_mut().find(|e| {
+            e.aggregate_type == event.aggregate_type && e.aggregate_id == event.aggregate_id
+        }) {
+            Some(seen) => seen.version = seen.version.max(event.version),
+            None => latest.push(event.clone()),
+        }
+    }
+    latest
 }

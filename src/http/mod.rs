@@ -1,6 +1,11 @@
 //! The HTTP surface: GraphQL, GraphiQL, health and metrics.
+pub mod client;
 mod graphiql;
 mod graphql;
+pub mod limits;
+pub mod request;
+pub mod response;
+mod subscriptions;
 mod sync_health;
 
 use std::{future::Future, time::Duration};
@@ -8,6 +13,7 @@ use std::{future::Future, time::Duration};
 use axum::{
     extract::State,
     http::{header, StatusCode},
+    middleware,
     response::IntoResponse,
     routing::get,
     Router,
@@ -23,18 +29,31 @@ pub struct Http {
     pub schema: AppSchema,
 }
 
-/// All routes, with body limit, timeout and per-request trace spans.
+/// All routes, with body limit, timeout, CORS and per-request trace spans.
 pub fn router(app: AppState) -> Router {
     let schema = crate::graphql::build_schema(Some(app.clone()));
-    let body_limit = app.config().body_limit_bytes;
+    let config = app.config();
+    let body_limit = config.body_limit_bytes;
+    let guard = limits::Guard {
+        timeout: config.request_timeout(),
+        body_limit,
+    };
+    let cors = limits::cors(config);
     let http = Http { app, schema };
-    Router::new()
+    let router = Router::new()
         .route("/graphql", get(graphql::get).post(graphql::post))
+        .route("/graphql/ws", get(subscriptions::ws))
         .route("/graphiql/{file}", get(graphiql::asset))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .route("/api/health/sync", get(sync_health::sync_health))
         .layer(RequestBodyLimitLayer::new(body_limit))
+        .layer(middleware::from_fn_with_state(guard, limits::guard));
+    let router = match cors {
+        Some(cors) => router.layer(cors),
+        None => router,
+    };
+    router
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(|req: &axum::http::Request<_>| {

@@ -43,8 +43,18 @@ impl Cursors {
     }
 
     pub fn decode<T: DeserializeOwned>(&self, cursor: &str) -> AppResult<T> {
+        self.decode_bounded(cursor, 1024)
+    }
+
+    /// Like [`Self::decode`] for longer values (consistency tokens name
+    /// every aggregate a request wrote).
+    pub fn decode_bounded<T: DeserializeOwned>(
+        &self,
+        cursor: &str,
+        max_len: usize,
+    ) -> AppResult<T> {
         let invalid = || AppError::bad_input("invalid cursor");
-        if cursor.len() > 1024 {
+        if cursor.len() > max_len {
             return Err(invalid());
         }
         let raw = URL_SAFE_NO_PAD.decode(cursor).map_err(|_| invalid())?;

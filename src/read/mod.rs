@@ -1,6 +1,14 @@
 //! The read side. `sql` answers from the source of truth (auth, own data,
-//! read-your-writes, fallbacks).
+//! read-your-writes); `mongo` answers analytics, search, chat history and
+//! leaderboards from the read model, with `fallback` computing the same from
+//! CockroachDB; `routing` decides which of the two answers each field.
 pub mod cursor;
+pub mod fallback;
+pub mod freshness;
+pub mod model;
+pub mod mongo;
+pub mod provenance;
+pub mod routing;
 pub mod sql;
 
 /// Page size rules shared by every connection: 20 by default, at most 100.

@@ -81,15 +81,32 @@ impl Drop for TestApp {
 
 /// Extra settings for one test, as `--flag value` pairs.
 pub async fn spawn_app_with(extra: &[&str]) -> TestApp {
-    spawn_app_on(&mongo_uri(), extra).await
+    spawn_app_with_mongo(&mongo_uri(), extra).await
 }
 
 /// Like [`spawn_app_with`], against the MongoDB server at `mongo_uri` (a
 /// private one that a fault test may stop).
-pub async fn spawn_app_on(mongo_uri: &str, extra: &[&str]) -> TestApp {
+pub async fn spawn_app_with_mongo(mongo_uri: &str, extra: &[&str]) -> TestApp {
     init_logs();
     let database_url = fresh_database().await;
     let mongo_db = format!("t_{}", Uuid::new_v4().simple());
+    let app = spawn_app_on(&database_url, mongo_uri, &mongo_db, extra).await;
+    studysync::read::mongo::ensure_indexes(app.state.read_model())
+        .await
+        .expect("read model indexes");
+    app
+}
+
+/// A server on an existing database and MongoDB (e.g. a second instance, or
+/// one whose MongoDB is unreachable).
+pub async fn spawn_app_on(
+    database_url: &str,
+    mongo_uri: &str,
+    mongo_db: &str,
+    extra: &[&str],
+) -> TestApp {
+    init_logs();
+    let (database_url, mongo_db) = (database_url.to_owned(), mongo_db.to_owned());
     let mut args: Vec<String> = vec![
         "--database-url".into(),
         database_url.clone(),
@@ -103,6 +120,12 @@ pub async fn spawn_app_on(mongo_uri: &str, extra: &[&str]) -> TestApp {
         "8".into(),
         "--bind-addr".into(),
         "127.0.0.1:0".into(),
+        // Every test client is 127.0.0.1: per-address auth limits would trip
+        // on tests that sign up many users. Tests of the limits set their own.
+        "--signup-max-per-address".into(),
+        "100000".into(),
+        "--login-max-failures-per-address".into(),
+        "100000".into(),
     ];
     args.extend(extra.iter().map(|s| s.to_string()));
     let config = Config::from_args(args).expect("test config");
@@ -167,6 +190,33 @@ impl TestApp {
         (status, response.json().await.expect("json body"))
     }
 
+    /// Like [`Self::gql`], with extra request headers.
+    pub async fn gql_headers(
+        &self,
+        token: Option<&str>,
+        query: &str,
+        variables: Value,
+        headers: &[(&str, &str)],
+    ) -> Value {
+        let mut request = self
+            .http
+            .post(self.url("/graphql"))
+            .json(&json!({ "query": query, "variables": variables }));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        request
+            .send()
+            .await
+            .expect("request")
+            .json()
+            .await
+            .expect("json body")
+    }
+
     /// Signs up a user and returns (token, id).
     pub async fn sign_up(&self, email: &str, name: &str) -> (String, String) {
         let body = self
@@ -185,6 +235,43 @@ impl TestApp {
             .expect("id")
             .to_owned();
         (token, id)
+    }
+
+    /// Applies every unprocessed outbox event to MongoDB with the version
+    /// guard, as the sync worker does, and marks it processed.
+    pub async fn apply_outbox_for_tests(&self) {
+        use mongodb::bson::{doc, Document};
+        use sea_orm::{sea_query::Expr, ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
+        use studysync::entity::outbox;
+        let rows = outbox::Entity::find()
+            .filter(outbox::Column::ProcessedAt.is_null())
+            .order_by_asc(outbox::Column::CreatedAt)
+            .all(self.sql())
+            .await
+            .expect("read outbox");
+        for row in rows {
+            let p = studysync::sync::project::project(
+                &row.aggregate_type,
+                row.aggregate_id,
+                row.aggregate_version,
+                &row.payload,
+            )
+            .expect("project event");
+            let filter = doc! {"_id": &p.id, "version": {"$lt": p.version}};
+            let collection = self.state.read_model().collection::<Document>(p.collection);
+            if let Err(err) = collection.replace_one(filter, p.doc).upsert(true).await {
+                assert!(err.to_string().contains("11000"), "apply failed: {err}");
+            }
+            outbox::Entity::update_many()
+                .col_expr(
+                    outbox::Column::ProcessedAt,
+                    Expr::current_timestamp().into(),
+                )
+                .filter(outbox::Column::Id.eq(row.id))
+                .exec(self.sql())
+                .await
+                .expect("mark processed");
+        }
     }
 
     /// A single number from SQL, e.g. `SELECT count(*) FROM todos`.

@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::{
-    helpers::{mongo_uri, spawn_app, spawn_app_on, TestApp},
+    helpers::{mongo_uri, spawn_app, spawn_app_with_mongo, TestApp},
     sync_support::{
         assert_in_sync, burst, count, spawn_worker_process, terminate, unprocessed,
         wait_for_empty_outbox, MongoServer,
@@ -49,7 +49,7 @@ async fn wait_for_a_claim(app: &TestApp) {
 async fn with_mongodb_down_mutations_succeed_the_backlog_grows_health_degrades_and_it_drains_after_restart(
 ) {
     let mut mongo = MongoServer::start().await;
-    let app = spawn_app_on(
+    let app = spawn_app_with_mongo(
         &mongo.uri(),
         &[
             "--sync-backoff-base-ms",
@@ -121,7 +121,7 @@ async fn with_mongodb_down_mutations_succeed_the_backlog_grows_health_degrades_a
 #[tokio::test]
 async fn a_worker_task_aborted_mid_batch_is_made_good_by_the_next_worker() {
     let mut mongo = MongoServer::start().await;
-    let app = spawn_app_on(&mongo.uri(), &["--sync-lease-ms", "1000"]).await;
+    let app = spawn_app_with_mongo(&mongo.uri(), &["--sync-lease-ms", "1000"]).await;
     burst(&app, "abort", 2).await;
     // With MongoDB gone the batch hangs in the apply step, after its claim.
     mongo.stop().await;
@@ -144,7 +144,7 @@ async fn a_worker_task_aborted_mid_batch_is_made_good_by_the_next_worker() {
 #[tokio::test]
 async fn a_worker_process_killed_with_sigkill_is_made_good_by_another_process() {
     let mut mongo = MongoServer::start().await;
-    let app = spawn_app_on(&mongo.uri(), &[]).await;
+    let app = spawn_app_with_mongo(&mongo.uri(), &[]).await;
     burst(&app, "kill", 2).await;
     mongo.stop().await;
     let mut victim = spawn_worker_process(&app, &mongo.uri(), &[("SYNC_LEASE_MS", "1500")]);
@@ -168,7 +168,7 @@ async fn a_worker_process_killed_with_sigkill_is_made_good_by_another_process() 
 #[tokio::test]
 async fn a_worker_process_stopped_with_sigterm_releases_its_claims() {
     let mut mongo = MongoServer::start().await;
-    let app = spawn_app_on(&mongo.uri(), &[]).await;
+    let app = spawn_app_with_mongo(&mongo.uri(), &[]).await;
     burst(&app, "term", 1).await;
     mongo.stop().await;
     let mut worker = spawn_worker_process(&app, &mongo.uri(), &[]);

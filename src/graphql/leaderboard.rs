@@ -1,0 +1,142 @@
+//! Leaderboards of minutes studied in the current UTC day, ISO week, month or
+//! all time; routed reads (MongoDB, CockroachDB as fallback).
+use async_graphql::{
+    connection::{Connection, EmptyFields},
+    ComplexObject, Context, Enum, Object, Result, SimpleObject,
+};
+use uuid::Uuid;
+
+use super::{
+    context::ContextExt,
+    prefetch,
+    routed::{connection, routed, LeaderboardConnectionName, LeaderboardEdgeName},
+    types::{load_user, User},
+};
+use crate::{
+    domain::{self, Period},
+    read::{
+        self, fallback,
+        model::{BoardEntry, BoardPosition},
+        mongo,
+        routing::RoutedField,
+    },
+};
+
+/// A reporting period, in UTC: the current day, ISO week (from Monday),
+/// calendar month, or all time.
+#[derive(Enum, Clone, Copy, PartialEq, Eq)]
+#[graphql(name = "Period")]
+pub enum PeriodArg {
+    Day,
+    Week,
+    Month,
+    AllTime,
+}
+
+impl From<PeriodArg> for Period {
+    fn from(p: PeriodArg) -> Self {
+        match p {
+            PeriodArg::Day => Period::Day,
+            PeriodArg::Week => Period::Week,
+            PeriodArg::Month => Period::Month,
+            PeriodArg::AllTime => Period::AllTime,
+        }
+    }
+}
+
+/// One row of a leaderboard. Ties share a rank and the next rank skips
+/// (standard competition ranking, "1224").
+#[derive(SimpleObject, Clone, Debug)]
+#[graphql(complex)]
+pub struct LeaderboardEntry {
+    pub rank: i32,
+    #[graphql(skip)]
+    pub user_id: Uuid,
+    pub minutes: i32,
+}
+
+impl From<BoardEntry> for LeaderboardEntry {
+    fn from(e: BoardEntry) -> Self {
+        Self {
+            rank: i32::try_from(e.rank).unwrap_or(i32::MAX),
+            user_id: e.user_id,
+            minutes: i32::try_from(e.minutes).unwrap_or(i32::MAX),
+        }
+    }
+}
+
+#[ComplexObject]
+impl LeaderboardEntry {
+    async fn user(&self, ctx: &Context<'_>) -> Result<User> {
+        load_user(ctx, self.user_id).await
+    }
+}
+
+pub type LeaderboardConnection = Connection<
+    String,
+    LeaderboardEntry,
+    EmptyFields,
+    EmptyFields,
+    LeaderboardConnectionName,
+    LeaderboardEdgeName,
+>;
+
+#[derive(Default)]
+pub struct LeaderboardQuery;
+
+#[Object]
+impl LeaderboardQuery {
+    /// Most minutes first; equal minutes are ordered by user id, so pages are
+    /// stable.
+    #[graphql(complexity = "super::limits::list_cost(first, child_complexity)")]
+    async fn leaderboard(
+        &self,
+        ctx: &Context<'_>,
+        period: PeriodArg,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> Result<LeaderboardConnection> {
+        ctx.require_user()?;
+        let limit = read::page_size(first)?;
+        let state = ctx.state();
+        let after = after
+            .as_deref()
+            .map(|c| state.cursors().decode::<BoardPosition>(c))
+            .transpose()?;
+        let period = Period::from(period);
+        let start = period.bucket_start(domain::now());
+        let rows = routed(
+            ctx,
+            RoutedField::Leaderboard,
+            || mongo::leaderboard::page(state.read_model(), period, start, after, limit),
+            || fallback::leaderboard::page(state.sql(), period, start, after, limit),
+        )
+        .await?;
+        let rows: Vec<_> = rows
+            .into_iter()
+            .map(|(position, entry)| (position, LeaderboardEntry::from(entry)))
+            .collect();
+        prefetch::users(ctx, "user", rows.iter().map(|(_, e)| e.user_id)).await?;
+        Ok(connection(state.cursors(), rows, limit, after.is_some()))
+    }
+
+    /// The caller's place on the board; null before they study in the period.
+    async fn my_rank(
+        &self,
+        ctx: &Context<'_>,
+        period: PeriodArg,
+    ) -> Result<Option<LeaderboardEntry>> {
+        let user_id = ctx.require_user()?;
+        let state = ctx.state();
+        let period = Period::from(period);
+        let start = period.bucket_start(domain::now());
+        let entry = routed(
+            ctx,
+            RoutedField::MyRank,
+            || mongo::leaderboard::rank_of(state.read_model(), period, start, user_id),
+            || fallback::leaderboard::rank_of(state.sql(), period, start, user_id),
+        )
+        .await?;
+        Ok(entry.map(LeaderboardEntry::from))
+    }
+}

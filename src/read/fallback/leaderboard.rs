@@ -1,0 +1,97 @@
+//! Leaderboards from the `study_totals` table (index `study_totals_board_idx`).
+use chrono::NaiveDate;
+use sea_orm::{
+    sea_query::{Expr, IntoCondition},
+    ColumnTrait, Condition, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
+    QuerySelect, Select,
+};
+use uuid::Uuid;
+
+use crate::{
+    domain::Period,
+    entity::study_totals,
+    error::AppResult,
+    read::model::{BoardEntry, BoardPosition},
+};
+
+fn bucket(period: Period, start: NaiveDate) -> Select<study_totals::Entity> {
+    use study_totals::Column as C;
+    study_totals::Entity::find()
+        .filter(C::Period.eq(period.key()))
+        .filter(C::PeriodStart.eq(start))
+}
+
+/// Same contract as `read::mongo::leaderboard::page`.
+#[tracing::instrument(skip_all, fields(period = period.key()))]
+pub async fn page(
+    conn: &impl ConnectionTrait,
+    period: Period,
+    start: NaiveDate,
+    after: Option<BoardPosition>,
+    limit: u64,
+) -> AppResult<Vec<(BoardPosition, BoardEntry)>> {
+    use study_totals::Column as C;
+    let mut query = bucket(period, start);
+    if let Some(p) = after {
+        query = query.filter(
+            Condition::any().add(C::Minutes.lt(p.minutes)).add(
+                Expr::col(C::Minutes)
+                    .eq(p.minutes)
+                    .and(Expr::col(C::UserId).gt(p.user_id))
+                    .into_condition(),
+            ),
+        );
+    }
+    let rows: Vec<(Uuid, i64)> = query
+        .select_only()
+        .columns([C::UserId, C::Minutes])
+        .order_by_desc(C::Minutes)
+        .order_by_asc(C::UserId)
+        .limit(limit + 1)
+        .into_tuple()
+        .all(conn)
+        .await?;
+    let mut previous = after;
+    Ok(rows
+        .into_iter()
+        .map(|(user_id, minutes)| {
+            let position = BoardPosition::next(previous, minutes, user_id);
+            previous = Some(position);
+            (
+                position,
+                BoardEntry {
+                    rank: position.rank,
+                    user_id,
+                    minutes,
+                },
+            )
+        })
+        .collect())
+}
+
+/// Same contract as `read::mongo::leaderboard::rank_of`.
+#[tracing::instrument(skip_all, fields(period = period.key()))]
+pub async fn rank_of(
+    conn: &impl ConnectionTrait,
+    period: Period,
+    start: NaiveDate,
+    user_id: Uuid,
+) -> AppResult<Option<BoardEntry>> {
+    use study_totals::Column as C;
+    let Some(mine) = bucket(period, start)
+        .filter(C::UserId.eq(user_id))
+        .one(conn)
+        .await?
+    else {
+        return Ok(None);
+    };
+    let ahead = bucket(period, start)
+        .filter(C::Minutes.gt(mine.minutes))
+        .count(conn)
+        .await?;
+    Ok(Some(BoardEntry {
+        rank: i64::try_from(ahead).unwrap_or(i64::MAX).saturating_add(1),
+        user_id,
+        minutes: mine.minutes,
+    }))
+}

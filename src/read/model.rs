@@ -1,0 +1,180 @@
+//! Store-neutral answers of the routed reads. MongoDB queries and their
+//! CockroachDB fallbacks both produce these, so a test can compare them and
+//! the GraphQL layer does not care which store answered.
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::domain::search;
+
+/// A user as search shows them (no secrets: the read model has none).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UserRow {
+    pub id: Uuid,
+    pub name: String,
+    pub email: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// Position in a newest-first list: `(created_at, id)`, both descending.
+pub type TimePosition = (DateTime<Utc>, Uuid);
+
+/// Position in search results: rank (0 = an exact word matched, 1 = only a
+/// prefix matched), then newest first.
+pub type SearchPosition = (u8, DateTime<Utc>, Uuid);
+
+/// Exact word matches rank before prefix-only matches.
+pub const EXACT: u8 = 0;
+pub const PREFIX: u8 = 1;
+
+/// The folded words of a search query: at most [`MAX_QUERY_WORDS`], so a
+/// very long query costs a bounded `$in`, never a scan.
+pub fn query_words(query: &str) -> Vec<String> {
+    let mut words = search::words(query);
+    words.truncate(MAX_QUERY_WORDS);
+    words
+}
+
+pub const MAX_QUERY_WORDS: usize = 16;
+
+/// How a text matches the query words, by the same folding the read model
+/// stores (`search_words`, `search_prefixes`); `None` when it does not.
+pub fn match_rank(text: &str, query: &[String]) -> Option<u8> {
+    let words = search::words(text);
+    if words.iter().any(|w| query.contains(w)) {
+        return Some(EXACT);
+    }
+    let prefixes = search::prefixes(&words);
+    prefixes.iter().any(|p| query.contains(p)).then_some(PREFIX)
+}
+
+/// One leaderboard row.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BoardEntry {
+    pub rank: i64,
+    pub user_id: Uuid,
+    pub minutes: i64,
+}
+
+/// Where a leaderboard page ended: the last row's sort key, its 0-based
+/// position and its rank, so the next page ranks ties without counting.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BoardPosition {
+    pub minutes: i64,
+    pub user_id: Uuid,
+    pub index: i64,
+    pub rank: i64,
+}
+
+impl BoardPosition {
+    /// Standard competition ranking ("1224"): a row tied with the previous
+    /// one shares its rank, any other row's rank is its 1-based position.
+    pub fn next(previous: Option<BoardPosition>, minutes: i64, user_id: Uuid) -> BoardPosition {
+        match previous {
+            None => BoardPosition {
+                minutes,
+                user_id,
+                index: 0,
+                rank: 1,
+            },
+            Some(p) => {
+                let index = p.index + 1;
+                let rank = if p.minutes == minutes {
+                    p.rank
+                } else {
+                    index + 1
+                };
+                BoardPosition {
+                    minutes,
+                    user_id,
+                    index,
+                    rank,
+                }
+            }
+        }
+    }
+}
+
+/// Minutes per key (a day `YYYY-MM-DD` or a subject).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeyMinutes {
+    pub key: String,
+    pub minutes: i64,
+}
+
+#[derive(Clone, Debug, PartialEq, Default)]
+pub struct Stats {
+    pub total_minutes: i64,
+    pub sessions: i64,
+    /// Ascending by day.
+    pub by_day: Vec<KeyMinutes>,
+    /// Most minutes first, then by subject.
+    pub by_subject: Vec<KeyMinutes>,
+    pub todos_created: i64,
+    pub todos_completed: i64,
+}
+
+#[derive(Clone, Debug, PartialEq, Default)]
+pub struct DashboardRow {
+    pub active_users: i64,
+    pub total_minutes: i64,
+    pub sessions: i64,
+    pub todos_created: i64,
+    pub todos_completed: i64,
+    pub top_subjects: Vec<KeyMinutes>,
+}
+
+/// Subjects shown on the dashboard.
+pub const TOP_SUBJECTS: usize = 5;
+
+/// Completed share of created todos; 0 when none were created.
+pub fn completion_rate(created: i64, completed: i64) -> f64 {
+    if created <= 0 {
+        0.0
+    } else {
+        completed as f64 / created as f64
+    }
+}
+
+/// Sorts by minutes descending, then key ascending (ties stay stable across
+/// stores).
+pub fn sort_by_minutes(rows: &mut [KeyMinutes]) {
+    rows.sort_by(|a, b| b.minutes.cmp(&a.minutes).then_with(|| a.key.cmp(&b.key)));
+}
+
+/// A time range `[from, to)`; `None` is unbounded.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Range {
+    pub from: Option<DateTime<Utc>>,
+    pub to: Option<DateTime<Utc>>,
+}
+
+impl Range {
+    pub fn contains(&self, at: DateTime<Utc>) -> bool {
+        self.from.is_none_or(|f| at >= f) && self.to.is_none_or(|t| at < t)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ties_share_a_rank_and_the_next_rank_skips() {
+        let u = Uuid::nil();
+        let a = BoardPosition::next(None, 50, u);
+        let b = BoardPosition::next(Some(a), 30, u);
+        let c = BoardPosition::next(Some(b), 30, u);
+        let d = BoardPosition::next(Some(c), 10, u);
+        assert_eq!([a.rank, b.rank, c.rank, d.rank], [1, 2, 2, 4]);
+    }
+
+    #[test]
+    fn exact_words_outrank_prefixes() {
+        let q = query_words("alg");
+        assert_eq!(match_rank("Alg study", &q), Some(EXACT));
+        assert_eq!(match_rank("Algebra", &q), Some(PREFIX));
+        assert_eq!(match_rank("Biology", &q), None);
+        assert_eq!(query_words(&"w ".repeat(500)).len(), 1);
+    }
+}

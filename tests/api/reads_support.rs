@@ -1,0 +1,202 @@
+//! Shared set-up for the read-side tests: seeding through the API, a second
+//! instance whose MongoDB is unreachable, and a private MongoDB server that a
+//! test may stop.
+use std::{path::PathBuf, process::Child, time::Duration};
+
+use serde_json::{json, Value};
+
+use crate::helpers::{spawn_app_on, spawn_app_with, TestApp};
+
+pub async fn log_study(
+    app: &TestApp,
+    token: &str,
+    subject: &str,
+    minutes: i32,
+    started_at: Option<&str>,
+) -> Value {
+    let mut input = json!({"subject": subject, "minutes": minutes});
+    if let Some(at) = started_at {
+        input["startedAt"] = json!(at);
+    }
+    let body = app
+        .gql(
+            Some(token),
+            "mutation($i: LogStudySessionInput!) { logStudySession(input: $i) { id } }",
+            json!({"i": input}),
+        )
+        .await;
+    assert!(body["errors"].is_null(), "{body}");
+    body
+}
+
+pub async fn create_room(app: &TestApp, token: &str, name: &str) -> String {
+    let body = app
+        .gql(
+            Some(token),
+            "mutation($n: String!) { createRoom(name: $n) { id } }",
+            json!({"n": name}),
+        )
+        .await;
+    body["data"]["createRoom"]["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{body}"))
+        .to_owned()
+}
+
+pub async fn join_room(app: &TestApp, token: &str, room: &str) {
+    let body = app
+        .gql(
+            Some(token),
+            "mutation($r: ID!) { joinRoom(roomId: $r) { id } }",
+            json!({"r": room}),
+        )
+        .await;
+    assert!(body["errors"].is_null(), "{body}");
+}
+
+/// Sends a message and returns the full response (with its consistency token).
+pub async fn send(app: &TestApp, token: &str, room: &str, text: &str) -> Value {
+    let body = app
+        .gql(
+            Some(token),
+            "mutation($r: ID!, $b: String!) { sendMessage(roomId: $r, body: $b) { id body } }",
+            json!({"r": room, "b": text}),
+        )
+        .await;
+    assert!(body["errors"].is_null(), "{body}");
+    body
+}
+
+pub async fn create_todo(app: &TestApp, token: &str, title: &str, completed: bool) {
+    let body = app
+        .gql(
+            Some(token),
+            "mutation($t: String!) { createTodo(input: {title: $t}) { id } }",
+            json!({"t": title}),
+        )
+        .await;
+    let id = body["data"]["createTodo"]["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{body}"))
+        .to_owned();
+    if completed {
+        let body = app
+            .gql(
+                Some(token),
+                "mutation($id: ID!) { updateTodo(id: $id, input: {completed: true}) { id } }",
+                json!({"id": id}),
+            )
+            .await;
+        assert!(body["errors"].is_null(), "{body}");
+    }
+}
+
+/// An app whose MongoDB reads may take up to 10 s: tests that expect
+/// MongoDB to answer must not fall back just because the shared test server
+/// is slow under a parallel test run.
+pub async fn spawn_read_app() -> TestApp {
+    spawn_app_with(&["--read-model-timeout-ms", "10000"]).await
+}
+
+/// A second instance on the same CockroachDB whose MongoDB URI points at a
+/// port nobody listens on: every routed field must fall back.
+pub async fn without_mongo(app: &TestApp) -> TestApp {
+    let closed = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        listener.local_addr().expect("addr").port()
+    };
+    spawn_app_on(
+        &app.database_url,
+        &format!("mongodb://127.0.0.1:{closed}"),
+        &app.mongo_db,
+        &[],
+    )
+    .await
+}
+
+/// The stores named in `extensions.provenance`, in field order.
+pub fn stores(body: &Value) -> Vec<String> {
+    body["extensions"]["provenance"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no provenance in {body}"))
+        .iter()
+        .map(|p| p["store"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
+/// A MongoDB-wire server of this test's own, so the test can stop it.
+pub struct PrivateMongo {
+    child: Child,
+    pub uri: String,
+    dir: PathBuf,
+}
+
+impl PrivateMongo {
+    pub async fn start() -> Self {
+        let port = {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+            listener.local_addr().expect("addr").port()
+        };
+        let dir =
+            std::env::temp_dir().join(format!("studysync-mongo-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let mongod = std::env::var("MONGOD_BIN").ok().map(PathBuf::from);
+        let child = match mongod {
+            Some(bin) => std::process::Command::new(bin)
+                .args([
+                    "--bind_ip",
+                    "127.0.0.1",
+                    "--port",
+                    &port.to_string(),
+                    "--dbpath",
+                ])
+                .arg(&dir)
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn(),
+            None => std::process::Command::new(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/.local/venv/bin/secantusd-py"
+            ))
+            .args([
+                "--host",
+                "127.0.0.1",
+                "--port",
+                &port.to_string(),
+                "--storage-path",
+            ])
+            .arg(&dir)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn(),
+        }
+        .expect("start a private MongoDB-wire server");
+        for _ in 0..300 {
+            if tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .is_ok()
+            {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Self {
+            child,
+            uri: format!("mongodb://127.0.0.1:{port}"),
+            dir,
+        }
+    }
+
+    /// Kills the server, as a crash would.
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for PrivateMongo {
+    fn drop(&mut self) {
+        self.stop();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
