@@ -28,6 +28,7 @@ struct Inner {
     cursors: Cursors,
     outbox_wake: Arc<Notify>,
     messages: broadcast::Sender<Message>,
+    sync_monitor: crate::sync::monitor::Monitor,
     reads: ReadRouter,
 }
 
@@ -59,6 +60,7 @@ impl AppState {
                 cursors,
                 outbox_wake,
                 messages,
+                sync_monitor: Default::default(),
                 reads,
             }),
         }
@@ -111,6 +113,11 @@ impl AppState {
     /// Signalled after every commit that wrote outbox events.
     pub fn outbox_wake(&self) -> Arc<Notify> {
         self.inner.outbox_wake.clone()
+    }
+
+    /// This process's view of the sync worker (last apply, error rate).
+    pub fn sync_monitor(&self) -> &crate::sync::monitor::Monitor {
+        &self.inner.sync_monitor
     }
 }
 

@@ -108,3 +108,123 @@ pub async fn shutdown_signal() {
         () = term => tracing::info!("SIGTERM received"),
     }
 }
+
+#[derive(clap::Subcommand, Clone, Copy)]
+pub enum WorkerAction {
+    /// Make every parked event due again (after fixing its cause), then exit.
+    ReplayParked,
+}
+
+/// Runs the API and, unless disabled, the sync worker beside it until
+/// SIGINT/SIGTERM. Both get the same shutdown; whichever ends first is
+/// logged, the other is then asked to stop and awaited.
+pub async fn serve(
+    app: AppState,
+    listener: tokio::net::TcpListener,
+    worker: bool,
+) -> anyhow::Result<()> {
+    let stop = tokio_util::sync::CancellationToken::new();
+    let signal = stop.clone();
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        signal.cancel();
+    });
+    let mut api = tokio::spawn(crate::http::serve(
+        app.clone(),
+        listener,
+        stop.clone().cancelled_owned(),
+    ));
+    if !worker {
+        tracing::info!("sync worker disabled (--no-worker)");
+        let result = api.await.context("API task panicked")?;
+        tracing::info!(?result, "API stopped");
+        return result.context("HTTP server failed");
+    }
+    let settings = app.config().sync.clone();
+    let mut sync = tokio::spawn(crate::sync::worker::run(
+        app,
+        settings,
+        stop.clone().cancelled_owned(),
+    ));
+    let (api_result, sync_result) = tokio::select! {
+        api_result = &mut api => {
+            tracing::info!(result = ?api_result, "API stopped");
+            stop.cancel();
+            (api_result, sync.await)
+        }
+        sync_result = &mut sync => {
+            tracing::info!(result = ?sync_result, "sync worker stopped");
+            stop.cancel();
+            (api.await, sync_result)
+        }
+    };
+    api_result
+        .context("API task panicked")?
+        .context("HTTP server failed")?;
+    sync_result
+        .context("sync worker panicked")?
+        .context("sync worker failed")
+}
+
+/// The standalone `worker` command.
+pub async fn worker(app: AppState, action: Option<WorkerAction>) -> anyhow::Result<()> {
+    match action {
+        Some(WorkerAction::ReplayParked) => {
+            let replayed = crate::sync::outbox::replay_parked(app.sql())
+                .await
+                .map_err(|e| anyhow::anyhow!("{}", e.chain()))?;
+            println!("{replayed} parked event(s) are due again");
+            Ok(())
+        }
+        None => {
+            let settings = app.config().sync.clone();
+            crate::sync::worker::run(app, settings, shutdown_signal()).await
+        }
+    }
+}
+
+/// `verify [--repair]`: prints the per-collection report. Fails (non-zero
+/// exit) on drift, unless `--repair` enqueued a fix for every drifted
+/// document.
+pub async fn verify(app: &AppState, repair: bool, batch_size: u64) -> anyhow::Result<()> {
+    let options = crate::sync::verify::Options { repair, batch_size };
+    let report = crate::sync::verify::verify(app, options)
+        .await
+        .map_err(|e| anyhow::anyhow!("{}", e.chain()))?;
+    println!("{report}");
+    let drift = report.drift();
+    if drift == 0 {
+        return Ok(());
+    }
+    if repair && report.repairs_enqueued() >= drift {
+        println!(
+            "enqueued {} repair event(s); a running worker applies them",
+            report.repairs_enqueued()
+        );
+        return Ok(());
+    }
+    anyhow::bail!("{drift} document(s) drifted from the source of truth")
+}
+
+/// `resync`: rebuilds the read model from the source, printing progress.
+pub async fn resync(app: &AppState, batch_size: u64) -> anyhow::Result<()> {
+    let options = crate::sync::resync::Options {
+        batch_size,
+        ..Default::default()
+    };
+    let done = crate::sync::resync::resync(app, options, |p| {
+        eprintln!(
+            "{:<16} rows {:>9}  written {:>9}  newer {:>7}  tombstoned {:>6}  failed {:>4}",
+            p.collection, p.rows, p.written, p.newer_in_read_model, p.tombstoned, p.failed
+        );
+    })
+    .await
+    .map_err(|e| anyhow::anyhow!("{}", e.chain()))?;
+    let failed: u64 = done.iter().map(|p| p.failed).sum();
+    let rows: u64 = done.iter().map(|p| p.rows).sum();
+    println!("resync done: {rows} row(s), {failed} failure(s)");
+    if failed > 0 {
+        anyhow::bail!("{failed} row(s) could not be written; see the log, fix, and run again");
+    }
+    Ok(())
+}

@@ -83,6 +83,9 @@ pub struct Config {
     /// Most attempts a write transaction makes when the database asks for a retry.
     #[arg(long, env = "TXN_MAX_ATTEMPTS", default_value_t = 8)]
     pub txn_max_attempts: u32,
+    /// Sync worker and sync health settings (`SYNC_*`).
+    #[command(flatten)]
+    pub sync: crate::sync::settings::WorkerSettings,
     /// Deepest field nesting a query may have (introspection excluded: it is
     /// bounded by `MAX_QUERY_NESTING` and the introspection rule instead).
     #[arg(long, env = "MAX_QUERY_DEPTH", default_value_t = 12)]
@@ -207,6 +210,7 @@ impl Config {
         if self.jwt_ttl_seconds == 0 || self.request_timeout_ms == 0 || self.txn_max_attempts == 0 {
             bail!("JWT_TTL_SECONDS, REQUEST_TIMEOUT_MS and TXN_MAX_ATTEMPTS must be positive");
         }
+        self.sync.validate()?;
         self.validate_limits()?;
         if self.read_model_timeout_ms == 0 {
             bail!("READ_MODEL_TIMEOUT_MS must be positive");

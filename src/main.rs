@@ -17,10 +17,39 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the HTTP API.
+    /// Run the HTTP API and, beside it, the sync worker.
     Serve {
         #[command(flatten)]
         config: Config,
+        /// Do not run the sync worker in this process (run `worker` instead).
+        #[arg(long, env = "NO_WORKER")]
+        no_worker: bool,
+    },
+    /// Run the sync worker alone (any number may run at once).
+    Worker {
+        #[command(flatten)]
+        config: Config,
+        #[command(subcommand)]
+        action: Option<cli::WorkerAction>,
+    },
+    /// Compare every source row with its read-model document.
+    Verify {
+        #[command(flatten)]
+        config: Config,
+        /// Enqueue events that make the worker fix each drifted document.
+        #[arg(long)]
+        repair: bool,
+        /// Rows read (and documents fetched) per batch.
+        #[arg(long, default_value_t = 500)]
+        scan_batch_size: u64,
+    },
+    /// Rebuild the read model from the source of truth (safe while serving).
+    Resync {
+        #[command(flatten)]
+        config: Config,
+        /// Rows read (and documents fetched) per batch.
+        #[arg(long, default_value_t = 500)]
+        scan_batch_size: u64,
     },
     /// Apply or inspect schema migrations.
     Migrate {
@@ -71,7 +100,29 @@ async fn main() -> anyhow::Result<()> {
             let app = AppState::connect(config).await?;
             cli::seed(&app, &sizes).await
         }
-        Command::Serve { config } => {
+        Command::Worker { config, action } => {
+            config.validate()?;
+            let app = AppState::connect(config).await?;
+            cli::worker(app, action).await
+        }
+        Command::Verify {
+            config,
+            repair,
+            scan_batch_size,
+        } => {
+            config.validate()?;
+            let app = AppState::connect(config).await?;
+            cli::verify(&app, repair, scan_batch_size).await
+        }
+        Command::Resync {
+            config,
+            scan_batch_size,
+        } => {
+            config.validate()?;
+            let app = AppState::connect(config).await?;
+            cli::resync(&app, scan_batch_size).await
+        }
+        Command::Serve { config, no_worker } => {
             config.validate()?;
             let app = AppState::connect(config).await?;
             migration::Migrator::up(app.sql(), None)
@@ -88,9 +139,7 @@ async fn main() -> anyhow::Result<()> {
                 .await
                 .with_context(|| format!("binding {}", app.config().bind_addr))?;
             tracing::info!(addr = %listener.local_addr()?, "serving GraphQL on /graphql");
-            let result = studysync::http::serve(app, listener, cli::shutdown_signal()).await;
-            tracing::info!(?result, "API stopped");
-            result.context("HTTP server failed")
+            cli::serve(app, listener, !no_worker).await
         }
     }
 }

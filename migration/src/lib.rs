@@ -10,6 +10,7 @@ mod m20261127_000003_create_study_sessions;
 mod m20261127_000004_create_rooms;
 mod m20261127_000005_create_messages;
 mod m20261127_000006_create_outbox;
+mod m20261127_101500_index_outbox_pending;
 
 /// Declares a migration from plain SQL, so each file reads as the DDL it runs.
 /// The migration's name is its module name (`mYYYYMMDD_HHMMSS_verb_noun`).
@@ -53,6 +54,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261127_000004_create_rooms::Migration),
             Box::new(m20261127_000005_create_messages::Migration),
             Box::new(m20261127_000006_create_outbox::Migration),
+            Box::new(m20261127_101500_index_outbox_pending::Migration),
         ]
     }
 }

@@ -10,6 +10,7 @@ pub mod rooms;
 pub mod routed;
 pub mod search;
 pub mod study;
+pub mod sync;
 pub mod todos;
 pub mod types;
 pub mod users;
@@ -33,6 +34,7 @@ pub struct Query(
     search::SearchQuery,
     leaderboard::LeaderboardQuery,
     analytics::AnalyticsQuery,
+    sync::SyncQuery,
 );
 
 #[derive(MergedObject, Default)]
@@ -41,6 +43,7 @@ pub struct Mutation(
     todos::TodoMutation,
     study::StudyMutation,
     rooms::RoomMutation,
+    sync::SyncMutation,
 );
 
 #[derive(MergedSubscription, Default)]

@@ -6,6 +6,7 @@ pub mod limits;
 pub mod request;
 pub mod response;
 mod subscriptions;
+mod sync_health;
 
 use std::{future::Future, time::Duration};
 
@@ -45,6 +46,7 @@ pub fn router(app: AppState) -> Router {
         .route("/graphiql/{file}", get(graphiql::asset))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
+        .route("/api/health/sync", get(sync_health::sync_health))
         .layer(RequestBodyLimitLayer::new(body_limit))
         .layer(middleware::from_fn_with_state(guard, limits::guard));
     let router = match cors {

@@ -81,10 +81,16 @@ impl Drop for TestApp {
 
 /// Extra settings for one test, as `--flag value` pairs.
 pub async fn spawn_app_with(extra: &[&str]) -> TestApp {
+    spawn_app_with_mongo(&mongo_uri(), extra).await
+}
+
+/// Like [`spawn_app_with`], against the MongoDB server at `mongo_uri` (a
+/// private one that a fault test may stop).
+pub async fn spawn_app_with_mongo(mongo_uri: &str, extra: &[&str]) -> TestApp {
     init_logs();
     let database_url = fresh_database().await;
     let mongo_db = format!("t_{}", Uuid::new_v4().simple());
-    let app = spawn_app_on(&database_url, &mongo_uri(), &mongo_db, extra).await;
+    let app = spawn_app_on(&database_url, mongo_uri, &mongo_db, extra).await;
     studysync::read::mongo::ensure_indexes(app.state.read_model())
         .await
         .expect("read model indexes");
@@ -288,4 +294,63 @@ pub fn error_code(body: &Value) -> &str {
     body["errors"][0]["extensions"]["code"]
         .as_str()
         .unwrap_or_else(|| panic!("no error code in {body}"))
+}
+
+impl TestApp {
+    /// Runs the sync worker's single step until no event is due, so a test
+    /// can read MongoDB right after its writes. Returns the summed outcome.
+    pub async fn drain(&self) -> studysync::sync::worker::Outcome {
+        let settings = &self.state.config().sync;
+        let mut total = studysync::sync::worker::Outcome::default();
+        for _ in 0..10_000 {
+            let outcome = studysync::sync::worker::process_batch(&self.state, settings)
+                .await
+                .expect("a sync batch");
+            if outcome.claimed == 0 {
+                return total;
+            }
+            total.claimed += outcome.claimed;
+            total.applied += outcome.applied;
+            total.stale += outcome.stale;
+            total.failed += outcome.failed;
+            total.parked += outcome.parked;
+        }
+        panic!("the outbox never ran dry: {total:?}");
+    }
+
+    /// Starts the real worker loop in this process (woken by this app's
+    /// commits); it stops when the handle is dropped.
+    pub fn start_worker(&self) -> WorkerHandle {
+        let stop = tokio_util::sync::CancellationToken::new();
+        let task = tokio::spawn(studysync::sync::worker::run(
+            self.state.clone(),
+            self.state.config().sync.clone(),
+            stop.clone().cancelled_owned(),
+        ));
+        WorkerHandle { task, stop }
+    }
+}
+
+/// A running in-process worker. Dropping it aborts the task (like a crash);
+/// [`WorkerHandle::stop`] shuts it down gracefully.
+pub struct WorkerHandle {
+    pub task: tokio::task::JoinHandle<anyhow::Result<()>>,
+    stop: tokio_util::sync::CancellationToken,
+}
+
+impl WorkerHandle {
+    /// Asks the worker to stop (it releases its claims) and waits for it.
+    pub async fn stop(mut self) {
+        self.stop.cancel();
+        let task = std::mem::replace(&mut self.task, tokio::spawn(async { Ok(()) }));
+        task.await
+            .expect("worker task")
+            .expect("worker stopped cleanly");
+    }
+}
+
+impl Drop for WorkerHandle {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
 }

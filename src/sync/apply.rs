@@ -1,0 +1,166 @@
+//! Writing projected documents into MongoDB: one unordered `update` command
+//! per collection, every statement a version-guarded replacement upsert.
+//!
+//! The guard (`{_id, version: {$lt: v}}` with `upsert: true`) matches only an
+//! older document; when the stored one is as new or newer, the upsert tries
+//! to insert a second document with the same `_id` and MongoDB answers
+//! duplicate key (E11000) on the `_id` index: that statement was stale and is
+//! skipped. Tombstones are ordinary documents, so a deleted row stays deleted.
+use std::collections::BTreeMap;
+
+use futures::future::join_all;
+use mongodb::bson::{doc, Bson, Document};
+
+use super::project::Projected;
+
+/// Which stored documents an upsert may replace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Guard {
+    /// Only older ones (`$lt`): live events, where an equal version is a
+    /// duplicate delivery.
+    Newer,
+    /// Older or equal ones (`$lte`): rebuilding from the source rows, which
+    /// hold exactly the state their version names, so rewriting an equal
+    /// version also repairs a document whose content was damaged.
+    NotOlder,
+}
+
+/// What happened to one document.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    Applied,
+    /// MongoDB already holds this version or a newer one.
+    Stale,
+    /// MongoDB refused this document (e.g. a unique index): retrying the
+    /// same document will not help, so it counts towards parking.
+    Rejected(String),
+    /// The command did not complete (server down, timeout): retry later.
+    Unavailable(String),
+}
+
+/// Applies `docs` (at most one per `(collection, _id)`) and returns one
+/// verdict per document, in order. Collections are written concurrently.
+#[tracing::instrument(skip_all, fields(docs = docs.len(), ?guard))]
+pub async fn apply(db: &mongodb::Database, docs: &[Projected], guard: Guard) -> Vec<Verdict> {
+    let mut groups: BTreeMap<&'static str, Vec<usize>> = BTreeMap::new();
+    for (index, projected) in docs.iter().enumerate() {
+        groups.entry(projected.collection).or_default().push(index);
+    }
+    let runs = groups.into_iter().map(|(collection, indices)| async move {
+        let verdicts = apply_collection(db, collection, docs, &indices, guard).await;
+        indices.into_iter().zip(verdicts).collect::<Vec<_>>()
+    });
+    let mut out = vec![Verdict::Unavailable("not attempted".to_owned()); docs.len()];
+    for group in join_all(runs).await {
+        for (index, verdict) in group {
+            out[index] = verdict;
+        }
+    }
+    out
+}
+
+async fn apply_collection(
+    db: &mongodb::Database,
+    collection: &str,
+    docs: &[Projected],
+    indices: &[usize],
+    guard: Guard,
+) -> Vec<Verdict> {
+    let op = match guard {
+        Guard::Newer => "$lt",
+        Guard::NotOlder => "$lte",
+    };
+    let updates: Vec<Document> = indices
+        .iter()
+        .map(|&i| {
+            let p = &docs[i];
+            doc! {
+                "q": { "_id": &p.id, "version": { op: p.version } },
+                "u": p.doc.clone(),
+                "upsert": true,
+            }
+        })
+        .collect();
+    // Events are marked processed once this returns, so the write must
+    // survive a crash of the server: journaled, on a majority.
+    let command = doc! {
+        "update": collection,
+        "updates": updates,
+        "ordered": false,
+        "writeConcern": { "w": "majority", "j": true },
+    };
+    let response = match db.run_command(command).await {
+        Ok(response) => response,
+        Err(err) => {
+            let text = format!("update {collection}: {err}");
+            return vec![Verdict::Unavailable(text); indices.len()];
+        }
+    };
+    if let Ok(concern) = response.get_document("writeConcernError") {
+        let text = format!("update {collection}: write concern error {concern}");
+        return vec![Verdict::Unavailable(text); indices.len()];
+    }
+    let mut verdicts = vec![Verdict::Applied; indices.len()];
+    if let Ok(errors) = response.get_array("writeErrors") {
+        for error in errors.iter().filter_map(Bson::as_document) {
+            let Some(index) = number(error.get("index")).and_then(|i| usize::try_from(i).ok())
+            else {
+                continue;
+            };
+            let Some(slot) = verdicts.get_mut(index) else {
+                continue;
+            };
+            *slot = if is_stale(error) {
+                Verdict::Stale
+            } else {
+                let message = error.get_str("errmsg").unwrap_or("write error");
+                Verdict::Rejected(format!("update {collection}: {message}"))
+            };
+        }
+    }
+    verdicts
+}
+
+/// Duplicate key on `_id` only: a unique index on another field is a real
+/// rejection, not a newer stored version.
+fn is_stale(error: &Document) -> bool {
+    if number(error.get("code")) != Some(11000) {
+        return false;
+    }
+    match error.get_document("keyPattern") {
+        Ok(pattern) => pattern.keys().eq(["_id"]),
+        Err(_) => error
+            .get_str("errmsg")
+            .is_ok_and(|m| m.contains("index: _id_ ")),
+    }
+}
+
+fn number(value: Option<&Bson>) -> Option<i64> {
+    match value? {
+        Bson::Int32(n) => Some(i64::from(*n)),
+        Bson::Int64(n) => Some(*n),
+        Bson::Double(n) => Some(*n as i64),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_duplicate_id_means_stale() {
+        assert!(is_stale(
+            &doc! {"index": 0, "code": 11000, "keyPattern": {"_id": 1}}
+        ));
+        assert!(!is_stale(
+            &doc! {"index": 0, "code": 11000, "keyPattern": {"title": 1}}
+        ));
+        assert!(is_stale(
+            &doc! {"code": 11000, "errmsg": "E11000 duplicate key error collection: d.t index: _id_ dup key"}
+        ));
+        assert!(!is_stale(
+            &doc! {"code": 121, "errmsg": "Document failed validation"}
+        ));
+    }
+}

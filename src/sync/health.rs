@@ -1,0 +1,187 @@
+//! The sync health verdict: how far behind the read model is, how much is
+//! waiting, how often applying fails, what is parked.
+//!
+//! Everything that any worker's progress changes is read from the outbox
+//! table, so an API process shows the state of a separate `worker` process
+//! too; the in-process monitor adds its own recent error rate and last apply.
+use chrono::{DateTime, Utc};
+use sea_orm::{ConnectionTrait, DatabaseBackend, FromQueryResult, Statement};
+use serde::Serialize;
+
+use crate::{app::AppState, error::AppResult};
+
+/// The verdict, worst first when compared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Level {
+    Healthy,
+    Degraded,
+    Unhealthy,
+}
+
+impl Level {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Healthy => "healthy",
+            Self::Degraded => "degraded",
+            Self::Unhealthy => "unhealthy",
+        }
+    }
+}
+
+/// The health report (`GET /api/health/sync`, GraphQL `syncStatus`).
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SyncStatus {
+    pub status: Level,
+    /// Seconds since the oldest event not yet applied was committed (0 when
+    /// nothing waits): how stale the read model may be.
+    pub sync_lag: f64,
+    /// Events waiting to be applied (due, in backoff or being applied).
+    pub queue_size: i64,
+    /// Failed share of recent attempts (last minute), 0..1.
+    pub error_rate: f64,
+    /// When a worker last applied an event.
+    pub last_sync: Option<DateTime<Utc>>,
+    /// Events set aside after repeated non-transient failures.
+    pub parked: i64,
+    /// Events claimed by a worker right now.
+    pub in_flight: i64,
+    /// Seconds the longest-due event has waited for a worker to claim it.
+    pub oldest_due: f64,
+    /// Why the status is not healthy.
+    pub reasons: Vec<String>,
+}
+
+#[derive(Debug, FromQueryResult)]
+struct Figures {
+    queue: i64,
+    parked: i64,
+    in_flight: i64,
+    lag: Option<f64>,
+    oldest_due: Option<f64>,
+    last_sync: Option<DateTime<Utc>>,
+    failing: i64,
+    recent: i64,
+}
+
+const FIGURES: &str = r#"
+SELECT
+  (SELECT count(*) FROM outbox WHERE processed_at IS NULL AND parked_at IS NULL) AS queue,
+  (SELECT count(*) FROM outbox WHERE parked_at IS NOT NULL AND processed_at IS NULL) AS parked,
+  (SELECT count(*) FROM outbox WHERE processed_at IS NULL AND parked_at IS NULL
+      AND claimed_by IS NOT NULL AND next_attempt_at > now()) AS in_flight,
+  (SELECT EXTRACT(EPOCH FROM now() - min(created_at))::FLOAT8 FROM outbox
+      WHERE processed_at IS NULL AND parked_at IS NULL) AS lag,
+  (SELECT EXTRACT(EPOCH FROM now() - min(next_attempt_at))::FLOAT8 FROM outbox
+      WHERE processed_at IS NULL AND parked_at IS NULL AND next_attempt_at <= now()) AS oldest_due,
+  (SELECT max(processed_at) FROM outbox WHERE processed_at IS NOT NULL) AS last_sync,
+  (SELECT count(*) FROM outbox WHERE processed_at IS NULL AND parked_at IS NULL
+      AND last_error IS NOT NULL) AS failing,
+  (SELECT count(*) FROM outbox WHERE processed_at IS NOT NULL
+      AND processed_at > now() - INTERVAL '60 seconds') AS recent"#;
+
+/// Reads the outbox and judges it against the configured thresholds.
+#[tracing::instrument(skip_all)]
+pub async fn status(state: &AppState) -> AppResult<SyncStatus> {
+    let figures = figures(state.sql()).await?;
+    let monitor = state.sync_monitor();
+    // Pending events whose last attempt failed, against recent successes:
+    // what every worker is going through, seen from the table.
+    let table_rate = if figures.failing == 0 {
+        0.0
+    } else {
+        figures.failing as f64 / (figures.failing + figures.recent) as f64
+    };
+    let error_rate = monitor.error_rate().unwrap_or(0.0).max(table_rate);
+    let last_sync = match (figures.last_sync, monitor.last_sync()) {
+        (Some(a), Some(b)) => Some(a.max(b)),
+        (a, b) => a.or(b),
+    };
+    let mut status = SyncStatus {
+        status: Level::Healthy,
+        sync_lag: figures.lag.unwrap_or(0.0).max(0.0),
+        queue_size: figures.queue,
+        error_rate,
+        last_sync,
+        parked: figures.parked,
+        in_flight: figures.in_flight,
+        oldest_due: figures.oldest_due.unwrap_or(0.0).max(0.0),
+        reasons: Vec::new(),
+    };
+    judge(&mut status, &state.config().sync);
+    publish(&status);
+    Ok(status)
+}
+
+async fn figures(db: &impl ConnectionTrait) -> AppResult<Figures> {
+    let statement = || Statement::from_string(DatabaseBackend::Postgres, FIGURES);
+    super::outbox::retrying(|| Figures::find_by_statement(statement()).one(db))
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("the health query returned no row").into())
+}
+
+/// Applies the thresholds; every exceeded one adds a reason.
+pub fn judge(status: &mut SyncStatus, settings: &super::settings::WorkerSettings) {
+    let mut level = Level::Healthy;
+    let mut check = |value: f64, degraded: f64, unhealthy: f64, what: &str| {
+        let verdict = if value >= unhealthy {
+            Level::Unhealthy
+        } else if value >= degraded {
+            Level::Degraded
+        } else {
+            return;
+        };
+        status.reasons.push(format!(
+            "{what} is {value:.3} (degraded at {degraded}, unhealthy at {unhealthy})"
+        ));
+        level = level.max(verdict);
+    };
+    check(
+        status.sync_lag,
+        settings.lag_degraded_secs,
+        settings.lag_unhealthy_secs,
+        "sync lag in seconds",
+    );
+    check(
+        status.queue_size as f64,
+        settings.queue_degraded as f64,
+        settings.queue_unhealthy as f64,
+        "queue size",
+    );
+    if status.error_rate > 0.0 {
+        check(
+            status.error_rate,
+            settings.error_rate_degraded,
+            settings.error_rate_unhealthy,
+            "error rate",
+        );
+    }
+    if status.oldest_due >= settings.stall_secs {
+        status.reasons.push(format!(
+            "events have been due for {:.1} s without a worker claiming them",
+            status.oldest_due
+        ));
+        level = level.max(Level::Degraded);
+    }
+    if status.parked > 0 {
+        status
+            .reasons
+            .push(format!("{} parked event(s) need attention", status.parked));
+        level = level.max(Level::Degraded);
+    }
+    status.status = level;
+}
+
+fn publish(status: &SyncStatus) {
+    metrics::gauge!("studysync_sync_queue_size").set(status.queue_size as f64);
+    metrics::gauge!("studysync_sync_parked").set(status.parked as f64);
+    metrics::gauge!("studysync_sync_lag_current_seconds").set(status.sync_lag);
+    metrics::gauge!("studysync_sync_error_rate").set(status.error_rate);
+}
+
+/// Updates the queue, parked and lag gauges (the worker calls this between
+/// batches so `/metrics` stays current without anyone asking for health).
+pub async fn refresh_gauges(state: &AppState) -> AppResult<()> {
+    status(state).await.map(|_| ())
+}

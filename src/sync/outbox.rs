@@ -1,0 +1,248 @@
+//! The worker's side of the outbox table: claiming (leases), completing,
+//! failing with backoff, parking, releasing, replaying and retention.
+//!
+//! Every statement is a single statement valid on CockroachDB. Claims are
+//! leases: `next_attempt_at` moves to the lease's end, so a crashed worker's
+//! events become due again on their own. Backoff lives in the same column,
+//! so the claim query (`next_attempt_at <= now()`) is the only scheduler.
+use std::{future::Future, time::Duration};
+
+use chrono::{DateTime, Utc};
+use sea_orm::{
+    ConnectionTrait, DatabaseBackend, DbErr, FromQueryResult, Statement, Value as SqlValue,
+};
+use uuid::Uuid;
+
+use super::settings::WorkerSettings;
+use crate::{error::AppResult, write::is_retryable};
+
+/// A claimed event, as the worker needs it.
+#[derive(Debug, Clone, FromQueryResult)]
+pub struct Claimed {
+    pub id: Uuid,
+    pub aggregate_type: String,
+    pub aggregate_id: Uuid,
+    pub aggregate_version: i64,
+    pub payload: serde_json::Value,
+    pub created_at: DateTime<Utc>,
+    pub attempts: i32,
+}
+
+fn stmt(sql: &str, values: Vec<SqlValue>) -> Statement {
+    Statement::from_sql_and_values(DatabaseBackend::Postgres, sql, values)
+}
+
+/// `$from, $from+1, ...` for an `IN (...)` list of `n` values.
+fn placeholders(from: usize, n: usize) -> String {
+    (from..from + n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Runs one statement again when the database asks for a retry (40001):
+/// under SERIALIZABLE even single statements can be chosen as victims.
+pub(crate) async fn retrying<T, F, Fut>(mut run: F) -> Result<T, DbErr>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, DbErr>>,
+{
+    let mut attempt = 0u32;
+    loop {
+        attempt += 1;
+        match run().await {
+            Err(err) if is_retryable(&err) && attempt < 10 => {
+                let millis = 2u64.saturating_pow(attempt.min(8)) + rand::random::<u64>() % 10;
+                tokio::time::sleep(Duration::from_millis(millis)).await;
+            }
+            other => return other,
+        }
+    }
+}
+
+/// Claims up to `batch_size` due events for `settings.worker_id`, counting
+/// the attempt. `SKIP LOCKED` lets concurrent workers take disjoint batches.
+#[tracing::instrument(skip_all, fields(worker = %settings.worker_id))]
+pub async fn claim(
+    db: &impl ConnectionTrait,
+    settings: &WorkerSettings,
+) -> AppResult<Vec<Claimed>> {
+    const SQL: &str = r#"
+UPDATE outbox
+SET next_attempt_at = now() + ($1::FLOAT8 * INTERVAL '1 millisecond'),
+    claimed_by = $2,
+    attempts = attempts + 1
+WHERE id IN (
+    SELECT id FROM outbox
+    WHERE processed_at IS NULL AND parked_at IS NULL AND next_attempt_at <= now()
+    ORDER BY next_attempt_at, created_at
+    LIMIT $3
+    FOR UPDATE SKIP LOCKED
+)
+RETURNING id, aggregate_type, aggregate_id, aggregate_version, payload, created_at, attempts"#;
+    let values = || {
+        vec![
+            (settings.lease_ms as f64).into(),
+            settings.worker_id.clone().into(),
+            i64::from(settings.batch_size).into(),
+        ]
+    };
+    let rows = retrying(|| Claimed::find_by_statement(stmt(SQL, values())).all(db)).await?;
+    Ok(rows)
+}
+
+/// Marks events applied (or superseded) in one statement.
+#[tracing::instrument(skip_all, fields(events = ids.len()))]
+pub async fn complete(db: &impl ConnectionTrait, ids: &[Uuid]) -> AppResult<()> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let sql = format!(
+        "UPDATE outbox SET processed_at = now(), claimed_by = NULL, last_error = NULL WHERE id IN ({})",
+        placeholders(1, ids.len())
+    );
+    let values = || ids.iter().map(|id| SqlValue::from(*id)).collect::<Vec<_>>();
+    retrying(|| db.execute(stmt(&sql, values()))).await?;
+    Ok(())
+}
+
+/// Schedules a retry with capped exponential backoff and per-row jitter
+/// (`base * 2^(attempts-1)`, capped, times a random factor in [0.5, 1)).
+/// With `parkable`, events that have used up their attempts are parked
+/// instead. Only claims this worker still holds are touched. Returns how
+/// many events were parked.
+#[tracing::instrument(skip_all, fields(events = ids.len(), parkable))]
+pub async fn fail(
+    db: &impl ConnectionTrait,
+    settings: &WorkerSettings,
+    ids: &[Uuid],
+    error: &str,
+    parkable: bool,
+) -> AppResult<u64> {
+    if ids.is_empty() {
+        return Ok(0);
+    }
+    let sql = format!(
+        r#"
+UPDATE outbox
+SET next_attempt_at = now() + (
+        LEAST($1::FLOAT8, $2::FLOAT8 * power(2::FLOAT8, LEAST(attempts - 1, 30)::FLOAT8))
+        * (0.5 + random() / 2) * INTERVAL '1 millisecond'),
+    last_error = $3,
+    claimed_by = NULL,
+    parked_at = CASE WHEN $4 AND attempts >= $5 THEN now() ELSE NULL END
+WHERE claimed_by = $6 AND processed_at IS NULL AND id IN ({})
+RETURNING parked_at"#,
+        placeholders(7, ids.len())
+    );
+    // Errors are kept for operators; a bounded length keeps rows small.
+    let error: String = error.chars().take(2_000).collect();
+    let values = || {
+        let mut values: Vec<SqlValue> = vec![
+            (settings.backoff_max_ms as f64).into(),
+            (settings.backoff_base_ms as f64).into(),
+            error.clone().into(),
+            parkable.into(),
+            settings.park_after.into(),
+            settings.worker_id.clone().into(),
+        ];
+        values.extend(ids.iter().map(|id| SqlValue::from(*id)));
+        values
+    };
+    let rows = retrying(|| db.query_all(stmt(&sql, values()))).await?;
+    let mut parked = 0;
+    for row in rows {
+        if row
+            .try_get::<Option<DateTime<Utc>>>("", "parked_at")?
+            .is_some()
+        {
+            parked += 1;
+        }
+    }
+    Ok(parked)
+}
+
+/// Gives back every claim this worker holds, due at once, so another
+/// instance can take them without waiting for the lease to run out.
+#[tracing::instrument(skip_all, fields(worker = %worker_id))]
+pub async fn release(db: &impl ConnectionTrait, worker_id: &str) -> AppResult<u64> {
+    // The claim counted an attempt that never ran; give it back so a
+    // restart does not bring an event closer to parking.
+    const SQL: &str = "UPDATE outbox SET next_attempt_at = now(), claimed_by = NULL, \
+                       attempts = GREATEST(attempts - 1, 0) \
+                       WHERE claimed_by = $1 AND processed_at IS NULL";
+    let done = retrying(|| db.execute(stmt(SQL, vec![worker_id.into()]))).await?;
+    Ok(done.rows_affected())
+}
+
+/// Makes every parked event due again with a fresh attempt count. Returns
+/// how many were released.
+#[tracing::instrument(skip_all)]
+pub async fn replay_parked(db: &impl ConnectionTrait) -> AppResult<u64> {
+    const SQL: &str = "UPDATE outbox SET parked_at = NULL, attempts = 0, next_attempt_at = now(), claimed_by = NULL \
+                       WHERE parked_at IS NOT NULL AND processed_at IS NULL";
+    let done = retrying(|| db.execute(stmt(SQL, Vec::new()))).await?;
+    Ok(done.rows_affected())
+}
+
+/// Deletes processed events older than the retention, `batch` rows per
+/// statement so no statement holds many locks. Returns rows deleted.
+#[tracing::instrument(skip_all)]
+pub async fn purge_processed(
+    db: &impl ConnectionTrait,
+    settings: &WorkerSettings,
+) -> AppResult<u64> {
+    const SQL: &str = r#"
+DELETE FROM outbox WHERE id IN (
+    SELECT id FROM outbox
+    WHERE processed_at IS NOT NULL AND processed_at < now() - ($1::FLOAT8 * INTERVAL '1 hour')
+    LIMIT $2
+)"#;
+    let mut total = 0;
+    loop {
+        let values = || {
+            vec![
+                (settings.retention_hours as f64).into(),
+                i64::from(settings.retention_batch).into(),
+            ]
+        };
+        let deleted = retrying(|| db.execute(stmt(SQL, values())))
+            .await?
+            .rows_affected();
+        total += deleted;
+        if deleted < u64::from(settings.retention_batch) {
+            return Ok(total);
+        }
+        // Let live traffic in between deletion batches.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The aggregates among `ids` that still have an event waiting (pending or
+/// being retried; parked ones are not waiting, they are stuck).
+#[tracing::instrument(skip_all, fields(aggregate_type, ids = ids.len()))]
+pub async fn pending_aggregates(
+    db: &impl ConnectionTrait,
+    aggregate_type: &str,
+    ids: &[Uuid],
+) -> AppResult<std::collections::HashSet<Uuid>> {
+    if ids.is_empty() {
+        return Ok(Default::default());
+    }
+    let sql = format!(
+        "SELECT DISTINCT aggregate_id FROM outbox WHERE processed_at IS NULL AND parked_at IS NULL \
+         AND aggregate_type = $1 AND aggregate_id IN ({})",
+        placeholders(2, ids.len())
+    );
+    let values = || {
+        let mut values: Vec<SqlValue> = vec![aggregate_type.into()];
+        values.extend(ids.iter().map(|id| SqlValue::from(*id)));
+        values
+    };
+    let rows = retrying(|| db.query_all(stmt(&sql, values()))).await?;
+    let mut pending = std::collections::HashSet::new();
+    for row in rows {
+        pending.insert(row.try_get::<Uuid>("", "aggregate_id")?);
+    }
+    Ok(pending)
+}

@@ -1,0 +1,447 @@
+//! `verify`: compares every source row with its MongoDB document, and
+//! `verify --repair`: enqueues events that make the worker fix the drift.
+//!
+//! Rows are read in id order, a batch at a time, and the documents of the
+//! same `_id` range are read beside them (a merge join: one index range scan
+//! per page finds each row's document and the documents between rows that
+//! have none). Each row is projected exactly as the worker would project its
+//! event, so "in sync" means "what the worker would have written". A drifted
+//! document whose aggregate still has an event waiting counts as pending,
+//! not drift.
+use std::{
+    collections::{HashMap, HashSet},
+    fmt,
+};
+
+use mongodb::bson::Document;
+
+use sea_orm::{ConnectionTrait, DatabaseBackend, Statement};
+use serde::Serialize;
+use uuid::Uuid;
+
+use super::{
+    outbox as worker_outbox, readmodel,
+    source::{Rows, SourceRow, Table},
+};
+use crate::{
+    app::AppState,
+    error::AppResult,
+    write::outbox::{self, NewEvent},
+};
+
+/// What `verify` found in one collection.
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct CollectionReport {
+    pub collection: &'static str,
+    /// Source rows compared.
+    pub rows: u64,
+    pub in_sync: u64,
+    /// Drifted, but an event that will fix it is waiting.
+    pub pending: u64,
+    /// No document, or a tombstone older than the row.
+    pub missing: u64,
+    /// A document with an older version.
+    pub stale: u64,
+    /// Same version, different content (or a version ahead of the source).
+    pub changed: u64,
+    /// A live document without a source row.
+    pub extra: u64,
+    /// Repair events enqueued (`--repair`).
+    pub repairs_enqueued: u64,
+    /// A few drifted ids, for the operator.
+    pub examples: Vec<String>,
+}
+
+impl CollectionReport {
+    pub fn drift(&self) -> u64 {
+        self.missing + self.stale + self.changed + self.extra
+    }
+
+    fn note(&mut self, kind: &str, id: &str) {
+        if self.examples.len() < 5 {
+            self.examples.push(format!("{kind} {id}"));
+        }
+    }
+}
+
+/// The whole comparison.
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct Report {
+    pub collections: Vec<CollectionReport>,
+}
+
+impl Report {
+    pub fn drift(&self) -> u64 {
+        self.collections.iter().map(CollectionReport::drift).sum()
+    }
+
+    pub fn pending(&self) -> u64 {
+        self.collections.iter().map(|c| c.pending).sum()
+    }
+
+    pub fn repairs_enqueued(&self) -> u64 {
+        self.collections.iter().map(|c| c.repairs_enqueued).sum()
+    }
+}
+
+impl fmt::Display for Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "{:<16} {:>9} {:>9} {:>8} {:>8} {:>8} {:>8} {:>8} {:>9}",
+            "collection",
+            "rows",
+            "in_sync",
+            "pending",
+            "missing",
+            "stale",
+            "changed",
+            "extra",
+            "repairing"
+        )?;
+        for c in &self.collections {
+            writeln!(
+                f,
+                "{:<16} {:>9} {:>9} {:>8} {:>8} {:>8} {:>8} {:>8} {:>9}",
+                c.collection,
+                c.rows,
+                c.in_sync,
+                c.pending,
+                c.missing,
+                c.stale,
+                c.changed,
+                c.extra,
+                c.repairs_enqueued
+            )?;
+            for example in &c.examples {
+                writeln!(f, "    {example}")?;
+            }
+        }
+        write!(f, "drift: {}, pending: {}", self.drift(), self.pending())
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct Options {
+    pub repair: bool,
+    /// Rows per SQL page and per `$in` lookup.
+    pub batch_size: u64,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            repair: false,
+            batch_size: 500,
+        }
+    }
+}
+
+/// How one drifted document gets fixed.
+#[derive(Debug, Clone, Copy)]
+enum Fix {
+    /// Enqueue the row's current state; first lift its version above
+    /// `bump_above` when MongoDB already holds that version (the guard would
+    /// otherwise skip the event).
+    Current {
+        id: Uuid,
+        seen: i64,
+        bump_above: Option<i64>,
+    },
+    /// Tombstone a document that has no row.
+    Tombstone { id: Uuid, version: i64 },
+}
+
+/// Compares every table with its collection (and repairs if asked).
+#[tracing::instrument(skip_all, fields(repair = options.repair))]
+pub async fn verify(state: &AppState, options: Options) -> AppResult<Report> {
+    let mut report = Report::default();
+    for table in Table::ALL {
+        report
+            .collections
+            .push(verify_table(state, table, options).await?);
+    }
+    Ok(report)
+}
+
+async fn verify_table(
+    state: &AppState,
+    table: Table,
+    options: Options,
+) -> AppResult<CollectionReport> {
+    let collection = table.collection();
+    let mut report = CollectionReport {
+        collection,
+        ..Default::default()
+    };
+    let mut after: Option<Uuid> = None;
+    loop {
+        let rows = table
+            .rows(state.sql(), Rows::After(after), options.batch_size)
+            .await?;
+        let lower = after.map(|id| id.to_string());
+        let Some(last) = rows.last() else {
+            // Past the last row, every live document is extra.
+            check_tail(state, table, &mut report, lower, options).await?;
+            break;
+        };
+        let upto = last.id.to_string();
+        after = Some(last.id);
+        report.rows += rows.len() as u64;
+        let docs = readmodel::range(
+            state.read_model(),
+            collection,
+            lower.as_deref(),
+            Some(&upto),
+            0,
+        )
+        .await?;
+        let mut stored: HashMap<String, Document> = docs
+            .into_iter()
+            .map(|doc| (readmodel::id_of(&doc), doc))
+            .collect();
+        let mut drifted: Vec<(&'static str, Fix)> = Vec::new();
+        for row in &rows {
+            let doc = stored.remove(&row.id.to_string());
+            if let Some(drift) = compare(table, row, doc.as_ref(), &mut report) {
+                drifted.push(drift);
+            }
+        }
+        drifted.extend(extras(state, table, stored.into_values(), &mut report).await?);
+        settle(state, table, &mut report, drifted, options).await?;
+    }
+    Ok(report)
+}
+
+/// How `doc` differs from what the worker would write for `row`, if it does.
+fn compare(
+    table: Table,
+    row: &SourceRow,
+    doc: Option<&Document>,
+    report: &mut CollectionReport,
+) -> Option<(&'static str, Fix)> {
+    let Ok(projected) = table.project(row) else {
+        report.changed += 1;
+        report.note("unprojectable", &row.id.to_string());
+        return None;
+    };
+    let (kind, bump_above) = match doc {
+        None => ("missing", None),
+        Some(doc) => {
+            let version = readmodel::version_of(doc);
+            if readmodel::is_tombstone(doc) {
+                ("missing", (version >= row.version).then_some(version))
+            } else if version < row.version {
+                ("stale", None)
+            } else if version > row.version
+                || readmodel::fingerprint(doc, &projected.doc)
+                    != readmodel::fingerprint(&projected.doc, &projected.doc)
+            {
+                ("changed", Some(version))
+            } else {
+                report.in_sync += 1;
+                return None;
+            }
+        }
+    };
+    Some((
+        kind,
+        Fix::Current {
+            id: row.id,
+            seen: row.version,
+            bump_above,
+        },
+    ))
+}
+
+/// The live documents among `docs` that have no row, as fixes (and the
+/// ids no row can ever have, counted as extra).
+async fn extras(
+    state: &AppState,
+    table: Table,
+    docs: impl IntoIterator<Item = Document>,
+    report: &mut CollectionReport,
+) -> AppResult<Vec<(&'static str, Fix)>> {
+    let (orphans, foreign) = orphans(state, table, docs).await?;
+    for id in foreign {
+        // Only a human can remove these.
+        report.extra += 1;
+        report.note("extra (not a row id)", &id);
+    }
+    Ok(orphans
+        .into_iter()
+        .map(|(id, version)| {
+            let fix = Fix::Tombstone {
+                id,
+                version: version + 1,
+            };
+            ("extra", fix)
+        })
+        .collect())
+}
+
+/// Splits the live documents among `docs` that have no row into those with
+/// a row id (`(id, version)`) and those whose `_id` no row can have. Rows
+/// are looked up after the documents were read: a row committed after its
+/// page was read (whose document the worker then wrote) is no orphan.
+pub(crate) async fn orphans(
+    state: &AppState,
+    table: Table,
+    docs: impl IntoIterator<Item = Document>,
+) -> AppResult<(Vec<(Uuid, i64)>, Vec<String>)> {
+    let mut candidates = Vec::new();
+    let mut foreign = Vec::new();
+    for doc in docs {
+        if readmodel::is_tombstone(&doc) {
+            continue;
+        }
+        let id = readmodel::id_of(&doc);
+        match Uuid::parse_str(&id) {
+            Ok(uuid) if uuid.to_string() == id => {
+                candidates.push((uuid, readmodel::version_of(&doc)));
+            }
+            _ => foreign.push(id),
+        }
+    }
+    let ids: Vec<Uuid> = candidates.iter().map(|(id, _)| *id).collect();
+    let existing: HashSet<Uuid> = table
+        .rows(state.sql(), Rows::Ids(&ids), ids.len() as u64)
+        .await?
+        .into_iter()
+        .map(|row| row.id)
+        .collect();
+    candidates.retain(|(id, _)| !existing.contains(id));
+    Ok((candidates, foreign))
+}
+
+/// Documents after the last row, a page at a time.
+async fn check_tail(
+    state: &AppState,
+    table: Table,
+    report: &mut CollectionReport,
+    mut after: Option<String>,
+    options: Options,
+) -> AppResult<()> {
+    let limit = i64::try_from(options.batch_size).unwrap_or(500);
+    loop {
+        let docs = readmodel::range(
+            state.read_model(),
+            table.collection(),
+            after.as_deref(),
+            None,
+            limit,
+        )
+        .await?;
+        let Some(last) = docs.last() else {
+            return Ok(());
+        };
+        after = Some(readmodel::id_of(last));
+        let drifted = extras(state, table, docs, report).await?;
+        settle(state, table, report, drifted, options).await?;
+    }
+}
+
+/// Splits drift into pending and real, counts it, and repairs if asked.
+async fn settle(
+    state: &AppState,
+    table: Table,
+    report: &mut CollectionReport,
+    drifted: Vec<(&'static str, Fix)>,
+    options: Options,
+) -> AppResult<()> {
+    if drifted.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<Uuid> = drifted.iter().map(|(_, fix)| fix_id(fix)).collect();
+    let pending = worker_outbox::pending_aggregates(state.sql(), table.aggregate(), &ids).await?;
+    let mut fixes = Vec::new();
+    for (kind, fix) in drifted {
+        let id = fix_id(&fix);
+        if pending.contains(&id) {
+            report.pending += 1;
+            continue;
+        }
+        match kind {
+            "missing" => report.missing += 1,
+            "stale" => report.stale += 1,
+            "changed" => report.changed += 1,
+            _ => report.extra += 1,
+        }
+        report.note(kind, &id.to_string());
+        fixes.push(fix);
+    }
+    if options.repair && !fixes.is_empty() {
+        report.repairs_enqueued += repair(state, table, fixes).await?;
+    }
+    Ok(())
+}
+
+fn fix_id(fix: &Fix) -> Uuid {
+    match fix {
+        Fix::Current { id, .. } | Fix::Tombstone { id, .. } => *id,
+    }
+}
+
+/// Enqueues, in one write transaction, an event per fix: the row's current
+/// state (version lifted above MongoDB's where needed) or a tombstone.
+#[tracing::instrument(skip_all, fields(table = table.name(), fixes = fixes.len()))]
+async fn repair(state: &AppState, table: Table, fixes: Vec<Fix>) -> AppResult<u64> {
+    let done = state
+        .writer()
+        .transact(|tx| {
+            let fixes = fixes.clone();
+            Box::pin(async move {
+                let mut current = Vec::new();
+                let mut events = Vec::new();
+                for fix in &fixes {
+                    match *fix {
+                        Fix::Current {
+                            id,
+                            seen,
+                            bump_above,
+                        } => {
+                            if let Some(above) = bump_above {
+                                // Guarded by the version seen: a concurrent
+                                // write has its own event and wins.
+                                let sql = format!(
+                                    "UPDATE {} SET version = $1 WHERE id = $2 AND version = $3",
+                                    table.name()
+                                );
+                                let version = above.max(seen) + 1;
+                                tx.conn()
+                                    .execute(Statement::from_sql_and_values(
+                                        DatabaseBackend::Postgres,
+                                        sql,
+                                        vec![version.into(), id.into(), seen.into()],
+                                    ))
+                                    .await?;
+                            }
+                            current.push(id);
+                        }
+                        Fix::Tombstone { id, version } => events.push(NewEvent {
+                            aggregate_type: table.aggregate(),
+                            aggregate_id: id,
+                            version,
+                            event_type: "sync.repaired",
+                            payload: outbox::tombstone(id, version),
+                        }),
+                    }
+                }
+                let rows = table
+                    .rows(tx.conn(), Rows::Ids(&current), current.len() as u64)
+                    .await?;
+                events.extend(rows.into_iter().map(|row| NewEvent {
+                    aggregate_type: table.aggregate(),
+                    aggregate_id: row.id,
+                    version: row.version,
+                    event_type: "sync.repaired",
+                    payload: row.payload,
+                }));
+                let count = events.len() as u64;
+                outbox::enqueue_all(tx, events).await?;
+                Ok(count)
+            })
+        })
+        .await?;
+    Ok(done.value)
+}

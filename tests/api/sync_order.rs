@@ -1,0 +1,312 @@
+//! Idempotent and order-proof: repeated, reordered and poisoned events.
+use mongodb::bson::{doc, Document};
+use rand::seq::SliceRandom;
+use sea_orm::{ConnectionTrait, FromQueryResult, Statement};
+use serde_json::json;
+use studysync::sync::{
+    apply::{self, Guard, Verdict},
+    project,
+};
+
+use crate::{
+    helpers::{spawn_app, spawn_app_with, TestApp},
+    sync_support::{assert_in_sync, burst, count, unprocessed},
+};
+
+#[derive(FromQueryResult)]
+struct Event {
+    aggregate_type: String,
+    aggregate_id: uuid::Uuid,
+    aggregate_version: i64,
+    payload: serde_json::Value,
+}
+
+async fn all_events(app: &TestApp) -> Vec<Event> {
+    let sql = "SELECT aggregate_type, aggregate_id, aggregate_version, payload FROM outbox";
+    Event::find_by_statement(Statement::from_string(
+        sea_orm::DatabaseBackend::Postgres,
+        sql,
+    ))
+    .all(app.sql())
+    .await
+    .expect("events")
+}
+
+/// Every document of every collection, sorted, for comparing two states.
+async fn snapshot(app: &TestApp) -> Vec<Document> {
+    let mut all = Vec::new();
+    for collection in project::COLLECTIONS {
+        let mut cursor = app
+            .state
+            .read_model()
+            .collection::<Document>(collection)
+            .find(doc! {})
+            .sort(doc! {"_id": 1})
+            .await
+            .expect("find");
+        while cursor.advance().await.expect("cursor") {
+            all.push(cursor.deserialize_current().expect("document"));
+        }
+    }
+    all
+}
+
+#[tokio::test]
+async fn replaying_the_whole_outbox_changes_nothing_and_from_scratch_rebuilds_the_same_read_model()
+{
+    let app = spawn_app().await;
+    burst(&app, "replay", 2).await;
+    app.drain().await;
+    let before = snapshot(&app).await;
+
+    app.sql()
+        .execute_unprepared("UPDATE outbox SET processed_at = NULL, next_attempt_at = now()")
+        .await
+        .expect("re-deliver everything");
+    let outcome = app.drain().await;
+    assert!(outcome.claimed > 0);
+    assert_eq!(
+        (outcome.applied, outcome.failed),
+        (0, 0),
+        "a repeated event writes nothing: {outcome:?}"
+    );
+    assert_eq!(outcome.stale, outcome.claimed);
+    assert_eq!(snapshot(&app).await, before);
+
+    // From nothing: the whole outbox replayed into an empty read model.
+    app.state
+        .read_model()
+        .drop()
+        .await
+        .expect("drop the read model");
+    app.sql()
+        .execute_unprepared("UPDATE outbox SET processed_at = NULL, next_attempt_at = now()")
+        .await
+        .expect("re-deliver everything");
+    app.drain().await;
+    assert_eq!(
+        snapshot(&app).await,
+        before,
+        "a full replay rebuilds the same documents"
+    );
+    assert_in_sync(&app).await;
+}
+
+#[tokio::test]
+async fn events_delivered_shuffled_and_twice_end_in_the_source_state_and_deletions_stick() {
+    let app = spawn_app().await;
+    let tokens = burst(&app, "shuffle", 2).await;
+    // One more todo that is edited, then deleted: its oldest event comes last.
+    let t = Some(tokens[0].as_str());
+    let created = app
+        .gql(
+            t,
+            "mutation { createTodo(input: {title: \"ghost\"}) { id } }",
+            json!({}),
+        )
+        .await;
+    let ghost = created["data"]["createTodo"]["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    app.gql(
+        t,
+        "mutation($id: ID!) { updateTodo(id: $id, input: {title: \"ghost 2\"}) { id } }",
+        json!({"id": ghost}),
+    )
+    .await;
+    app.gql(
+        t,
+        "mutation($id: ID!) { deleteTodo(id: $id) }",
+        json!({"id": ghost}),
+    )
+    .await;
+
+    let mut events = all_events(&app).await;
+    let mut twice: Vec<&Event> = events.iter().chain(events.iter()).collect();
+    twice.shuffle(&mut rand::thread_rng());
+    // Delivered one event per command, in a random order, each twice.
+    for event in twice {
+        let p = project::project(
+            &event.aggregate_type,
+            event.aggregate_id,
+            event.aggregate_version,
+            &event.payload,
+        )
+        .expect("projects");
+        let verdict = apply::apply(app.state.read_model(), &[p], Guard::Newer).await;
+        assert!(
+            matches!(verdict[0], Verdict::Applied | Verdict::Stale),
+            "{verdict:?}"
+        );
+    }
+    // Then the ghost's first version, very late, once more.
+    events.retain(|e| e.aggregate_id.to_string() == ghost && e.aggregate_version == 1);
+    let late =
+        project::project("todo", events[0].aggregate_id, 1, &events[0].payload).expect("projects");
+    assert_eq!(
+        apply::apply(app.state.read_model(), &[late], Guard::Newer).await,
+        [Verdict::Stale]
+    );
+
+    let todo = app
+        .state
+        .read_model()
+        .collection::<Document>("todos")
+        .find_one(doc! {"_id": &ghost})
+        .await
+        .expect("read")
+        .expect("tombstone");
+    assert_eq!(
+        todo,
+        doc! {"_id": &ghost, "version": 3_i64, "deleted": true}
+    );
+
+    app.sql()
+        .execute_unprepared("UPDATE outbox SET processed_at = now()")
+        .await
+        .expect("mark delivered");
+    assert_in_sync(&app).await;
+}
+
+#[tokio::test]
+async fn a_poison_event_is_parked_without_blocking_others_and_replays_once_its_cause_is_fixed() {
+    let app = spawn_app_with(&[
+        "--sync-park-after",
+        "3",
+        "--sync-backoff-base-ms",
+        "0",
+        "--sync-backoff-max-ms",
+        "0",
+        "--admin-emails",
+        "admin@example.org",
+    ])
+    .await;
+    let todos = app.state.read_model().collection::<Document>("todos");
+    // A real refusal from MongoDB: an operator's unique index on titles.
+    todos
+        .create_index(
+            mongodb::IndexModel::builder()
+                .keys(doc! {"title": 1})
+                .options(
+                    mongodb::options::IndexOptions::builder()
+                        .unique(true)
+                        .name("title_unique".to_owned())
+                        .build(),
+                )
+                .build(),
+        )
+        .await
+        .expect("index");
+    let (admin, _) = app.sign_up("admin@example.org", "Ada").await;
+    let (token, _) = app.sign_up("p@example.org", "Pat").await;
+    for who in [&admin, &token] {
+        app.gql(
+            Some(who),
+            "mutation { createTodo(input: {title: \"same\"}) { id } }",
+            json!({}),
+        )
+        .await;
+    }
+    burst(&app, "others", 1).await;
+
+    let outcome = app.drain().await;
+    assert_eq!(outcome.parked, 1, "{outcome:?}");
+    assert_eq!(unprocessed(&app).await, 1, "every other event went through");
+    let error = app
+        .sql()
+        .query_one(Statement::from_string(
+            sea_orm::DatabaseBackend::Postgres,
+            "SELECT last_error FROM outbox WHERE parked_at IS NOT NULL",
+        ))
+        .await
+        .expect("query")
+        .expect("a parked event")
+        .try_get::<String>("", "last_error")
+        .expect("its last error");
+    assert!(
+        error.contains("E11000") && error.contains("title"),
+        "{error}"
+    );
+    let body = app
+        .gql(None, "{ syncStatus { status parked reasons } }", json!({}))
+        .await;
+    let status = &body["data"]["syncStatus"];
+    assert_eq!(status["parked"], 1, "{body}");
+    assert_ne!(status["status"], "healthy", "{body}");
+    assert!(status["reasons"].to_string().contains("parked"), "{body}");
+
+    todos
+        .drop_index("title_unique")
+        .await
+        .expect("fix the cause");
+    let replayed = app
+        .gql(Some(&admin), "mutation { replayParkedEvents }", json!({}))
+        .await;
+    assert_eq!(replayed["data"]["replayParkedEvents"], 1, "{replayed}");
+    let outcome = app.drain().await;
+    assert_eq!((outcome.applied, outcome.parked), (1, 0));
+    assert_eq!(
+        count(
+            &app,
+            "SELECT count(*) FROM outbox WHERE processed_at IS NULL"
+        )
+        .await,
+        0
+    );
+    assert_in_sync(&app).await;
+}
+
+#[tokio::test]
+async fn an_event_that_cannot_be_projected_is_parked_and_replayed_by_the_cli_after_a_fix() {
+    let app = spawn_app_with(&[
+        "--sync-park-after",
+        "2",
+        "--sync-backoff-base-ms",
+        "0",
+        "--sync-backoff-max-ms",
+        "0",
+    ])
+    .await;
+    let (token, _) = app.sign_up("q@example.org", "Quinn").await;
+    app.gql(
+        Some(&token),
+        "mutation { createTodo(input: {title: \"fine\"}) { id } }",
+        json!({}),
+    )
+    .await;
+    app.sql()
+        .execute_unprepared(
+            "UPDATE outbox SET payload = jsonb_set(payload, '{due_at}', '\"someday\"') WHERE aggregate_type = 'todo'",
+        )
+        .await
+        .expect("corrupt one payload");
+    let outcome = app.drain().await;
+    assert_eq!(
+        (outcome.parked, unprocessed(&app).await),
+        (1, 1),
+        "{outcome:?}"
+    );
+
+    app.sql()
+        .execute_unprepared("UPDATE outbox SET payload = jsonb_set(payload, '{due_at}', 'null') WHERE aggregate_type = 'todo'")
+        .await
+        .expect("fix it");
+    let replay = tokio::process::Command::new(env!("CARGO_BIN_EXE_studysync"))
+        .args(["worker", "replay-parked"])
+        .env("DATABASE_URL", &app.database_url)
+        .env("MONGODB_URI", crate::helpers::mongo_uri())
+        .env("MONGODB_DB", &app.mongo_db)
+        .env("JWT_SECRET", crate::helpers::JWT_SECRET)
+        .output()
+        .await
+        .expect("run replay-parked");
+    assert!(
+        replay.status.success(),
+        "{}",
+        String::from_utf8_lossy(&replay.stderr)
+    );
+    assert!(String::from_utf8_lossy(&replay.stdout).contains("1 parked event"));
+    app.drain().await;
+    assert_in_sync(&app).await;
+}

@@ -1,0 +1,171 @@
+//! The real binary: `serve` with its worker, `serve --no-worker` beside a
+//! `worker` process, and the commit-to-read-model lag of each.
+use std::time::{Duration, Instant};
+
+use mongodb::bson::{doc, Document};
+use serde_json::{json, Value};
+
+use crate::{
+    helpers::{spawn_app, spawn_app_with, TestApp},
+    sync_support::{
+        assert_in_sync, count, spawn_serve_process, spawn_worker_process, terminate,
+        wait_for_empty_outbox,
+    },
+};
+
+async fn todo_doc(app: &TestApp, id: &str) -> Option<Document> {
+    app.state
+        .read_model()
+        .collection::<Document>("todos")
+        .find_one(doc! {"_id": id})
+        .await
+        .expect("read model")
+}
+
+/// Not an assertion on speed: prints how long a committed write takes to
+/// become visible in MongoDB, with the in-process worker (woken by the
+/// commit) and with a separate `worker` process (which polls).
+#[tokio::test]
+async fn commit_to_read_model_lag_is_measured_in_and_out_of_process() {
+    const SAMPLES: usize = 15;
+    let app = spawn_app_with(&["--sync-poll-interval-ms", "60000"]).await;
+    let (token, _) = app.sign_up("lag@example.org", "Lou").await;
+    app.drain().await;
+
+    let worker = app.start_worker();
+    let in_process = measure(&app, &token, SAMPLES).await;
+    worker.stop().await;
+
+    let poll = "250";
+    let mut process = spawn_worker_process(
+        &app,
+        &crate::helpers::mongo_uri(),
+        &[("SYNC_POLL_INTERVAL_MS", poll)],
+    );
+    let out_of_process = measure(&app, &token, SAMPLES).await;
+    terminate(&process);
+    process.wait().await.ok();
+
+    println!("commit -> visible in MongoDB, {SAMPLES} samples each");
+    println!(
+        "  in-process worker (woken on commit): {}",
+        summary(&in_process)
+    );
+    println!(
+        "  worker process (polling every {poll} ms): {}",
+        summary(&out_of_process)
+    );
+}
+
+async fn measure(app: &TestApp, token: &str, samples: usize) -> Vec<Duration> {
+    let mut lags = Vec::new();
+    for i in 0..samples {
+        let started = Instant::now();
+        let body = app
+            .gql(
+                Some(token),
+                "mutation($t: String!) { createTodo(input: {title: $t}) { id } }",
+                json!({"t": format!("lag {i}")}),
+            )
+            .await;
+        let id = body["data"]["createTodo"]["id"]
+            .as_str()
+            .expect("id")
+            .to_owned();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while todo_doc(app, &id).await.is_none() {
+            assert!(
+                Instant::now() < deadline,
+                "todo {id} never reached the read model"
+            );
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        lags.push(started.elapsed());
+    }
+    lags
+}
+
+fn summary(lags: &[Duration]) -> String {
+    let mut ms: Vec<f64> = lags.iter().map(|d| d.as_secs_f64() * 1000.0).collect();
+    ms.sort_by(f64::total_cmp);
+    let pick = |q: f64| ms[((ms.len() - 1) as f64 * q).round() as usize];
+    format!(
+        "p50 {:.1} ms, p90 {:.1} ms, max {:.1} ms (includes the mutation's own round trip)",
+        pick(0.5),
+        pick(0.9),
+        pick(1.0)
+    )
+}
+
+async fn sign_up_at(app: &TestApp, base: &str, email: &str) {
+    let body: Value = app
+        .http
+        .post(format!("{base}/graphql"))
+        .json(&json!({
+            "query": "mutation($i: SignUpInput!) { signUp(input: $i) { token } }",
+            "variables": {"i": {"email": email, "name": "Served", "password": "password123"}}
+        }))
+        .send()
+        .await
+        .expect("request")
+        .json()
+        .await
+        .expect("json");
+    assert!(body["data"]["signUp"]["token"].is_string(), "{body}");
+}
+
+#[tokio::test]
+async fn serve_runs_the_worker_beside_the_api_and_stops_both_on_sigterm() {
+    let app = spawn_app().await;
+    let (mut server, base) = spawn_serve_process(&app, &[]).await;
+    sign_up_at(&app, &base, "served@example.org").await;
+    let users = app.state.read_model().collection::<Document>("users");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while users
+        .find_one(doc! {"email": "served@example.org"})
+        .await
+        .expect("read")
+        .is_none()
+    {
+        assert!(
+            Instant::now() < deadline,
+            "serve's worker never applied the sign-up"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    terminate(&server);
+    let status = server.wait().await.expect("exit");
+    assert!(status.success(), "{status}");
+    assert_eq!(
+        count(
+            &app,
+            "SELECT count(*) FROM outbox WHERE claimed_by IS NOT NULL AND processed_at IS NULL"
+        )
+        .await,
+        0
+    );
+}
+
+#[tokio::test]
+async fn serve_with_no_worker_leaves_events_for_a_worker_process() {
+    let app = spawn_app().await;
+    let (mut server, base) = spawn_serve_process(&app, &["--no-worker"]).await;
+    sign_up_at(&app, &base, "alone@example.org").await;
+    let health: Value = app
+        .http
+        .get(format!("{base}/api/health/sync"))
+        .send()
+        .await
+        .expect("health")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(health["queueSize"], 1, "{health}");
+    let mut worker = spawn_worker_process(&app, &crate::helpers::mongo_uri(), &[]);
+    wait_for_empty_outbox(&app, Duration::from_secs(30)).await;
+    for child in [&mut server, &mut worker] {
+        terminate(child);
+        assert!(child.wait().await.expect("exit").success());
+    }
+    assert_in_sync(&app).await;
+}

@@ -1,0 +1,260 @@
+//! The sync worker carries every committed write into MongoDB, and its
+//! health says how far behind it is.
+use std::time::{Duration, Instant};
+
+use mongodb::bson::{doc, Document};
+use sea_orm::ConnectionTrait;
+use serde_json::{json, Value};
+
+use crate::{
+    helpers::{error_code, spawn_app, spawn_app_with, TestApp},
+    sync_support::{assert_in_sync, burst, count, unprocessed},
+};
+
+async fn health(app: &TestApp) -> (u16, Value) {
+    let response = app
+        .http
+        .get(app.url("/api/health/sync"))
+        .send()
+        .await
+        .expect("health");
+    let status = response.status().as_u16();
+    (status, response.json().await.expect("json"))
+}
+
+async fn todo_doc(app: &TestApp, id: &str) -> Option<Document> {
+    app.state
+        .read_model()
+        .collection::<Document>("todos")
+        .find_one(doc! {"_id": id})
+        .await
+        .expect("read model")
+}
+
+#[tokio::test]
+async fn after_a_burst_of_mixed_mutations_the_read_model_equals_the_source() {
+    let app = spawn_app().await;
+    burst(&app, "b", 3).await;
+    let outcome = app.drain().await;
+    assert!(outcome.applied > 0 && outcome.failed == 0, "{outcome:?}");
+    assert_eq!(unprocessed(&app).await, 0);
+    assert_in_sync(&app).await;
+
+    let users = app.state.read_model().collection::<Document>("users");
+    let user = users
+        .find_one(doc! {})
+        .await
+        .expect("read")
+        .expect("a user document");
+    assert!(
+        user.get("password_hash").is_none() && user.get("role").is_none(),
+        "no secret reaches MongoDB: {user}"
+    );
+    let deleted = app
+        .state
+        .read_model()
+        .collection::<Document>("todos")
+        .count_documents(doc! {"deleted": true})
+        .await
+        .expect("count");
+    assert_eq!(deleted, 3, "each deleted todo leaves a tombstone");
+}
+
+#[tokio::test]
+async fn the_in_process_worker_applies_a_commit_without_being_asked() {
+    let app = spawn_app_with(&["--sync-poll-interval-ms", "60000"]).await;
+    let _worker = app.start_worker();
+    let (token, _) = app.sign_up("w@example.org", "Wanda").await;
+    let body = app
+        .gql(
+            Some(&token),
+            "mutation { createTodo(input: {title: \"fresh\"}) { id } }",
+            json!({}),
+        )
+        .await;
+    let id = body["data"]["createTodo"]["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    // The poll is a minute away: only the commit's wake-up can bring it.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let doc = loop {
+        if let Some(doc) = todo_doc(&app, &id).await {
+            break doc;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the todo never reached the read model"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    };
+    assert_eq!(doc.get_str("title").expect("title"), "fresh");
+    assert_eq!(doc.get_i64("version").expect("version"), 1);
+}
+
+#[tokio::test]
+async fn health_turns_unhealthy_while_events_wait_and_healthy_once_applied() {
+    let app = spawn_app_with(&[
+        "--sync-lag-degraded-secs",
+        "0.1",
+        "--sync-lag-unhealthy-secs",
+        "0.3",
+    ])
+    .await;
+    let (status, body) = health(&app).await;
+    assert_eq!(
+        (status, body["status"].as_str()),
+        (200, Some("healthy")),
+        "{body}"
+    );
+
+    // No worker runs: a stuck worker must not look healthy.
+    burst(&app, "h", 1).await;
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let (status, body) = health(&app).await;
+    assert_eq!(
+        (status, body["status"].as_str()),
+        (503, Some("unhealthy")),
+        "{body}"
+    );
+    assert!(body["queueSize"].as_i64().unwrap_or(0) > 0, "{body}");
+    assert!(body["syncLag"].as_f64().unwrap_or(0.0) >= 0.3, "{body}");
+    assert!(body["lastSync"].is_null(), "{body}");
+
+    app.drain().await;
+    let (status, body) = health(&app).await;
+    assert_eq!(
+        (status, body["status"].as_str()),
+        (200, Some("healthy")),
+        "{body}"
+    );
+    assert_eq!(body["queueSize"], 0);
+    assert_eq!(body["syncLag"], 0.0);
+    assert_eq!(body["parked"], 0);
+    assert_eq!(body["errorRate"], 0.0);
+    assert!(body["lastSync"].is_string(), "{body}");
+}
+
+#[tokio::test]
+async fn sync_status_over_graphql_reports_the_same_figures() {
+    let app = spawn_app().await;
+    let (token, _) = app.sign_up("s@example.org", "Sam").await;
+    let query = "{ syncStatus { status syncLagSeconds queueSize errorRate lastSync parked } }";
+    let before = app.gql(Some(&token), query, json!({})).await;
+    assert_eq!(before["data"]["syncStatus"]["queueSize"], 1, "{before}");
+    app.drain().await;
+    let after = app.gql(None, query, json!({})).await;
+    let status = &after["data"]["syncStatus"];
+    assert_eq!(status["status"], "healthy", "{after}");
+    assert_eq!(status["queueSize"], 0);
+    assert_eq!(status["parked"], 0);
+    assert_eq!(status["syncLagSeconds"], 0.0);
+    assert!(status["lastSync"].is_string(), "{after}");
+}
+
+#[tokio::test]
+async fn only_admins_may_replay_parked_events_or_start_a_resync() {
+    let app = spawn_app_with(&["--admin-emails", "boss@example.org"]).await;
+    let (user, _) = app.sign_up("u@example.org", "Uma").await;
+    let (admin, _) = app.sign_up("boss@example.org", "Boss").await;
+    for mutation in [
+        "mutation { replayParkedEvents }",
+        "mutation { startResync }",
+    ] {
+        assert_eq!(
+            error_code(&app.gql(Some(&user), mutation, json!({})).await),
+            "FORBIDDEN"
+        );
+        assert_eq!(
+            error_code(&app.gql(None, mutation, json!({})).await),
+            "UNAUTHENTICATED"
+        );
+    }
+    let replayed = app
+        .gql(Some(&admin), "mutation { replayParkedEvents }", json!({}))
+        .await;
+    assert_eq!(replayed["data"]["replayParkedEvents"], 0, "{replayed}");
+
+    // The admin's resync rebuilds the read model in the background.
+    let started = app
+        .gql(Some(&admin), "mutation { startResync }", json!({}))
+        .await;
+    assert_eq!(started["data"]["startResync"], true, "{started}");
+    let users = app.state.read_model().collection::<Document>("users");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while users.count_documents(doc! {}).await.expect("count") < 2 {
+        assert!(
+            Instant::now() < deadline,
+            "the resync never wrote the users"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn metrics_count_applied_events_and_expose_the_queue() {
+    let app = spawn_app().await;
+    app.sign_up("m@example.org", "Mia").await;
+    app.drain().await;
+    app.http
+        .get(app.url("/api/health/sync"))
+        .send()
+        .await
+        .expect("health");
+    let text = app
+        .http
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    for name in [
+        "studysync_sync_events_applied_total",
+        "studysync_sync_lag_seconds_bucket",
+        "studysync_sync_batch_size",
+        "studysync_sync_batch_duration_seconds",
+        "studysync_sync_queue_size",
+    ] {
+        assert!(text.contains(name), "{name} missing from /metrics");
+    }
+}
+
+#[tokio::test]
+async fn a_gracefully_stopped_worker_leaves_no_claim_behind() {
+    let app = spawn_app().await;
+    let worker = app.start_worker();
+    burst(&app, "g", 2).await;
+    worker.stop().await;
+    let claimed = app
+        .count("SELECT count(*) FROM outbox WHERE claimed_by IS NOT NULL AND processed_at IS NULL")
+        .await;
+    assert_eq!(claimed, 0);
+}
+
+#[tokio::test]
+async fn retention_deletes_old_processed_events_in_small_batches_and_keeps_pending_ones() {
+    let app = spawn_app().await;
+    burst(&app, "ret", 1).await;
+    app.drain().await;
+    let processed = count(&app, "SELECT count(*) FROM outbox").await;
+    app.sign_up("late@example.org", "Late").await;
+    app.sql()
+        .execute_unprepared("UPDATE outbox SET processed_at = processed_at - INTERVAL '8 days' WHERE processed_at IS NOT NULL")
+        .await
+        .expect("age the processed events");
+    let settings = studysync::sync::settings::WorkerSettings {
+        retention_batch: 4,
+        ..app.state.config().sync.clone()
+    };
+    let deleted = studysync::sync::outbox::purge_processed(app.sql(), &settings)
+        .await
+        .expect("purge");
+    assert_eq!(deleted as i64, processed);
+    assert_eq!(
+        count(&app, "SELECT count(*) FROM outbox").await,
+        1,
+        "the pending event stays"
+    );
+}
