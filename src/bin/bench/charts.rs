@@ -85,6 +85,18 @@ fn bar_chart(
     Ok(())
 }
 
+/// Axis labels short enough not to overlap.
+fn short(name: &str) -> &str {
+    match name {
+        "createTodo" => "todo",
+        "logStudySession" => "session",
+        "sendMessage" => "message",
+        "outbox, worker paused" => "paused",
+        "dual-write" => "dual",
+        other => other,
+    }
+}
+
 pub fn draw(r: &Results, out: &Path) -> anyhow::Result<()> {
     // Latency: p50/p95/p99 per mode, per mutation, at the middle concurrency.
     let c = r
@@ -99,7 +111,7 @@ pub fn draw(r: &Results, out: &Path) -> anyhow::Result<()> {
         for mode in MODES {
             if let Some(s) = r.write(mode, m, c) {
                 groups.push(Group {
-                    label: format!("{m} {mode}"),
+                    label: format!("{} · {}", short(m), short(mode)),
                     bars: vec![s.p50, s.p95, s.p99],
                 });
             }
@@ -107,7 +119,9 @@ pub fn draw(r: &Results, out: &Path) -> anyhow::Result<()> {
     }
     bar_chart(
         &out.join("latency.svg"),
-        &format!("Mutation latency by write mode, {c} concurrent clients"),
+        &format!(
+            "Mutation latency by write mode, {c} clients (paused = outbox with the worker paused)"
+        ),
         "ms",
         &["p50", "p95", "p99"],
         &groups,
@@ -138,7 +152,13 @@ pub fn draw(r: &Results, out: &Path) -> anyhow::Result<()> {
     }
     if let Ok(t) = &r.ceiling {
         groups.push(Group {
-            label: "raw bulk upsert".into(),
+            label: "raw upsert, j: true".into(),
+            bars: vec![t.per_sec],
+        });
+    }
+    if let Ok(t) = &r.ceiling_default {
+        groups.push(Group {
+            label: "raw upsert, default".into(),
             bars: vec![t.per_sec],
         });
     }

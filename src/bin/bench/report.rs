@@ -29,7 +29,10 @@ pub struct Results {
     pub machine: Machine,
     pub seed: Option<SeedReport>,
     pub drain: Result<Throughput, String>,
+    /// With the worker's write concern (`w: majority, j: true`).
     pub ceiling: Result<Throughput, String>,
+    /// With the server's default write concern.
+    pub ceiling_default: Result<Throughput, String>,
     pub reads: Vec<ReadCell>,
     pub overhead: Result<Vec<(&'static str, Summary)>, String>,
     pub writes: Vec<WriteCell>,
@@ -50,6 +53,7 @@ impl Results {
             seed: None,
             drain: Err("not run".into()),
             ceiling: Err("not run".into()),
+            ceiling_default: Err("not run".into()),
             reads: Vec::new(),
             overhead: Err("not run".into()),
             writes: Vec::new(),
@@ -175,7 +179,13 @@ fn ratio(
             .as_ref()
             .ok()
             .map(|&x| if at_most { x <= limit } else { x >= limit }),
-        measured: measured.map(|x| format!("{x:.2} × {what}")),
+        measured: measured.map(|x| {
+            if x < 0.01 {
+                format!("{x:.4} × {what}")
+            } else {
+                format!("{x:.2} × {what}")
+            }
+        }),
     }
 }
 
@@ -242,9 +252,17 @@ pub fn targets(r: &Results) -> Vec<Target> {
     let drain = r.drain.as_ref().ok().map(|t| t.per_sec);
     let ceiling = r.ceiling.as_ref().ok().map(|t| t.per_sec);
     out.push(ratio(
-        "drain ≥ 0.8 × raw bulk-upsert ceiling",
+        "drain ≥ 0.8 × raw bulk-upsert ceiling (same write concern: w majority, j true)",
         drain,
         ceiling,
+        0.8,
+        false,
+        "ceiling",
+    ));
+    out.push(ratio(
+        "drain ≥ 0.8 × raw bulk-upsert ceiling (server's default write concern)",
+        drain,
+        r.ceiling_default.as_ref().ok().map(|t| t.per_sec),
         0.8,
         false,
         "ceiling",
@@ -258,7 +276,7 @@ pub fn targets(r: &Results) -> Vec<Target> {
         5.0,
     ));
     out.push(ratio(
-        "leaderboard: CockroachDB path ≥ 10 × MongoDB path (p50)",
+        "leaderboard: MongoDB ≥ 10 × faster than the CockroachDB path (CockroachDB p50 / MongoDB p50 ≥ 10)",
         crdb_p50,
         mongo_p50,
         10.0,
@@ -365,13 +383,20 @@ pub fn render(r: &Results) -> String {
             ms(l.mutation.p50)
         );
     }
-    let _ = writeln!(s, "\n## Drain\n\n![drain](drain.svg)\n\n| | Items | Seconds | per second |\n|---|---|---|---|");
+    let _ = writeln!(s, "\n## Drain\n\nThe seeded backlog (every seeded row's event, written while no worker ran) drained by one `worker` process with the default settings (`SYNC_BATCH_SIZE` 100), timed from its start until no event is pending. The ceiling bulk-upserts the same documents (projected beforehand, so only the database work is timed), version-guarded, 100 statements per unordered `update` command, one collection at a time, sequentially, into a scratch database on the same server.\n\n![drain](drain.svg)\n\n| | Items | Seconds | per second | | Seconds | per second |\n|---|---|---|---|");
     for (name, t) in [
         (
             "worker drains the seeded backlog (separate process)",
             &r.drain,
         ),
-        ("raw ceiling: driver bulk upserts, same server", &r.ceiling),
+        (
+            "raw ceiling: driver bulk upserts, same server, the worker's write concern (w majority, j true)",
+            &r.ceiling,
+        ),
+        (
+            "raw ceiling: driver bulk upserts, same server, default write concern",
+            &r.ceiling_default,
+        ),
     ] {
         match t {
             Ok(t) => {
