@@ -381,6 +381,9 @@ pub const READS: [(&str, &str); 5] = [
     ("messages (page of 20)", "query($r: ID!) { messages(roomId: $r, first: 20) { edges { node { id body } } } }"),
 ];
 
+/// Environment settings for a server process.
+type Settings = Vec<(&'static str, String)>;
+
 /// Chat history is read by a member of the busiest room; everything else
 /// by the heaviest studier.
 fn reader<'f>(fx: &'f Fixture, query: &str) -> &'f str {
@@ -421,7 +424,7 @@ pub async fn reads(
 ) -> (Vec<ReadCell>, Vec<String>) {
     let mut cells = Vec::new();
     let mut errors = Vec::new();
-    let runs: [(&str, &str, Vec<(&str, String)>); 2] = [
+    let runs: [(&str, &str, Settings); 2] = [
         (
             "MongoDB",
             "mongodb",
