@@ -34,7 +34,23 @@ pub fn page() -> &'static str {
     root.render(React.createElement(GraphiQL, {
       fetcher,
       defaultEditorToolsVisibility: true,
-      defaultHeaders: '{\n  "Authorization": "Bearer <token from logIn>"\n}',
+      defaultQuery: [
+        '# studysync GraphiQL. Sign up or log in, then copy the token into the',
+        '# Headers tab below as {"Authorization": "Bearer <token>"}.',
+        '',
+        'mutation SignUp {',
+        '  signUp(input: {email: "you@example.org", name: "You", password: "a long password"}) {',
+        '    token',
+        '    user { id name email }',
+        '  }',
+        '}',
+        '',
+        'query Me {',
+        '  me { id name email }',
+        '  todos(first: 5) { edges { node { title completed } } }',
+        '}',
+        '',
+      ].join('\n'),
       shouldPersistHeaders: true,
     }));
   </script>

@@ -39,7 +39,11 @@ pub enum Verdict {
 }
 
 /// Applies `docs` (at most one per `(collection, _id)`) and returns one
-/// verdict per document, in order. Collections are written concurrently.
+/// verdict per document, in order. Collections are written concurrently with
+/// the server's default write concern, then one durability barrier (see
+/// [`barrier`]) makes them all journaled and majority-committed before any is
+/// reported applied: one journal flush per batch instead of one per
+/// collection.
 #[tracing::instrument(skip_all, fields(docs = docs.len(), ?guard))]
 pub async fn apply(db: &mongodb::Database, docs: &[Projected], guard: Guard) -> Vec<Verdict> {
     let mut groups: BTreeMap<&'static str, Vec<usize>> = BTreeMap::new();
@@ -56,8 +60,57 @@ pub async fn apply(db: &mongodb::Database, docs: &[Projected], guard: Guard) -> 
             out[index] = verdict;
         }
     }
+    let wrote = out
+        .iter()
+        .any(|v| matches!(v, Verdict::Applied | Verdict::Stale));
+    if wrote {
+        if let Err(err) = barrier(db).await {
+            // Not known to be durable: report them unavailable so they are
+            // retried (re-applying is idempotent under the version guard).
+            let text = format!("durability barrier: {err}");
+            for verdict in &mut out {
+                if matches!(verdict, Verdict::Applied | Verdict::Stale) {
+                    *verdict = Verdict::Unavailable(text.clone());
+                }
+            }
+        }
+    }
     out
 }
+
+/// Events are marked processed once `apply` returns, so what it wrote must
+/// survive a crash of the server. A write acknowledged with `{w: "majority",
+/// j: true}` is journaled and majority-committed together with every write
+/// the same node acknowledged before it (the journal and the oplog are
+/// sequential), so one such write after the batch's commands covers them
+/// all. Each process touches its own barrier document, so concurrent workers
+/// never contend on it.
+async fn barrier(db: &mongodb::Database) -> Result<(), String> {
+    static ID: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let id = ID.get_or_init(|| uuid::Uuid::new_v4().to_string());
+    let command = doc! {
+        "update": BARRIER_COLLECTION,
+        "updates": [{
+            "q": { "_id": id.as_str() },
+            "u": { "$inc": { "n": 1_i64 } },
+            "upsert": true,
+        }],
+        "writeConcern": { "w": "majority", "j": true },
+    };
+    let response = db.run_command(command).await.map_err(|e| e.to_string())?;
+    if let Ok(concern) = response.get_document("writeConcernError") {
+        return Err(format!("write concern error {concern}"));
+    }
+    if let Ok(errors) = response.get_array("writeErrors") {
+        if !errors.is_empty() {
+            return Err(format!("write errors {errors:?}"));
+        }
+    }
+    Ok(())
+}
+
+/// Holds one small document per worker process; not part of the read model.
+pub const BARRIER_COLLECTION: &str = "_sync_barrier";
 
 async fn apply_collection(
     db: &mongodb::Database,
@@ -81,13 +134,11 @@ async fn apply_collection(
             }
         })
         .collect();
-    // Events are marked processed once this returns, so the write must
-    // survive a crash of the server: journaled, on a majority.
+    // Durability comes from the barrier that follows every batch.
     let command = doc! {
         "update": collection,
         "updates": updates,
         "ordered": false,
-        "writeConcern": { "w": "majority", "j": true },
     };
     let response = match db.run_command(command).await {
         Ok(response) => response,

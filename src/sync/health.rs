@@ -185,3 +185,59 @@ fn publish(status: &SyncStatus) {
 pub async fn refresh_gauges(state: &AppState) -> AppResult<()> {
     status(state).await.map(|_| ())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sync::settings::WorkerSettings;
+
+    fn settings() -> WorkerSettings {
+        use clap::Parser;
+        #[derive(clap::Parser)]
+        struct Args {
+            #[command(flatten)]
+            sync: WorkerSettings,
+        }
+        Args::parse_from(["test"]).sync
+    }
+
+    fn judged(lag: f64, queue: i64, error_rate: f64, parked: i64, oldest_due: f64) -> Level {
+        let mut status = SyncStatus {
+            status: Level::Healthy,
+            sync_lag: lag,
+            queue_size: queue,
+            error_rate,
+            last_sync: None,
+            parked,
+            in_flight: 0,
+            oldest_due,
+            reasons: Vec::new(),
+        };
+        judge(&mut status, &settings());
+        assert_eq!(status.reasons.is_empty(), status.status == Level::Healthy);
+        status.status
+    }
+
+    #[test]
+    fn each_threshold_moves_the_status_by_itself() {
+        assert_eq!(judged(0.0, 0, 0.0, 0, 0.0), Level::Healthy);
+        assert_eq!(judged(4.9, 999, 0.009, 0, 9.0), Level::Healthy);
+        assert_eq!(judged(5.0, 0, 0.0, 0, 0.0), Level::Degraded);
+        assert_eq!(judged(30.0, 0, 0.0, 0, 0.0), Level::Unhealthy);
+        assert_eq!(judged(0.0, 1_000, 0.0, 0, 0.0), Level::Degraded);
+        assert_eq!(judged(0.0, 10_000, 0.0, 0, 0.0), Level::Unhealthy);
+        assert_eq!(judged(0.0, 0, 0.01, 0, 0.0), Level::Degraded);
+        assert_eq!(judged(0.0, 0, 0.05, 0, 0.0), Level::Unhealthy);
+        assert_eq!(judged(0.0, 0, 0.0, 1, 0.0), Level::Degraded);
+        assert_eq!(
+            judged(0.0, 0, 0.0, 0, 10.0),
+            Level::Degraded,
+            "a stalled worker"
+        );
+        assert_eq!(
+            judged(31.0, 0, 0.0, 1, 0.0),
+            Level::Unhealthy,
+            "the worst check wins"
+        );
+    }
+}

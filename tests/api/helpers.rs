@@ -237,43 +237,6 @@ impl TestApp {
         (token, id)
     }
 
-    /// Applies every unprocessed outbox event to MongoDB with the version
-    /// guard, as the sync worker does, and marks it processed.
-    pub async fn apply_outbox_for_tests(&self) {
-        use mongodb::bson::{doc, Document};
-        use sea_orm::{sea_query::Expr, ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
-        use studysync::entity::outbox;
-        let rows = outbox::Entity::find()
-            .filter(outbox::Column::ProcessedAt.is_null())
-            .order_by_asc(outbox::Column::CreatedAt)
-            .all(self.sql())
-            .await
-            .expect("read outbox");
-        for row in rows {
-            let p = studysync::sync::project::project(
-                &row.aggregate_type,
-                row.aggregate_id,
-                row.aggregate_version,
-                &row.payload,
-            )
-            .expect("project event");
-            let filter = doc! {"_id": &p.id, "version": {"$lt": p.version}};
-            let collection = self.state.read_model().collection::<Document>(p.collection);
-            if let Err(err) = collection.replace_one(filter, p.doc).upsert(true).await {
-                assert!(err.to_string().contains("11000"), "apply failed: {err}");
-            }
-            outbox::Entity::update_many()
-                .col_expr(
-                    outbox::Column::ProcessedAt,
-                    Expr::current_timestamp().into(),
-                )
-                .filter(outbox::Column::Id.eq(row.id))
-                .exec(self.sql())
-                .await
-                .expect("mark processed");
-        }
-    }
-
     /// A single number from SQL, e.g. `SELECT count(*) FROM todos`.
     pub async fn count(&self, sql: &str) -> i64 {
         let row = self

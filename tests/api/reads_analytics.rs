@@ -21,7 +21,7 @@ async fn only_admins_may_read_another_users_study_stats() {
     let (peer, _) = app.sign_up("peer@example.org", "Pat").await;
     let (boss, _) = app.sign_up("boss@example.org", "Bo").await;
     log_study(&app, &student, "Maths", 42, None).await;
-    app.apply_outbox_for_tests().await;
+    app.drain().await;
     let own = app
         .gql(Some(&student), STATS, json!({"u": student_id}))
         .await;

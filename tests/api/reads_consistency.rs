@@ -29,7 +29,7 @@ async fn a_query_sent_with_the_mutations_token_sees_the_write_and_one_without_ma
     let app = spawn_read_app().await;
     let (token, _) = app.sign_up("a@example.org", "Ann").await;
     let room = create_room(&app, &token, "Room").await;
-    app.apply_outbox_for_tests().await;
+    app.drain().await;
     let sent = send(&app, &token, &room, "hello there").await;
     let consistency = token_of(&sent);
 
@@ -97,7 +97,7 @@ async fn a_query_with_a_token_waits_for_the_read_model_and_then_answers_from_mon
             response.json::<Value>().await.expect("json")
         })
     };
-    app.apply_outbox_for_tests().await;
+    app.drain().await;
     let body = query.await.expect("query task");
     assert_eq!(bodies(&body), ["first words"], "{body}");
     assert_eq!(stores(&body), ["mongodb"]);
@@ -108,7 +108,7 @@ async fn a_token_for_other_aggregates_does_not_hold_back_unrelated_fields() {
     let app = spawn_read_app().await;
     let (token, _) = app.sign_up("c@example.org", "Cy").await;
     let room = create_room(&app, &token, "Room").await;
-    app.apply_outbox_for_tests().await;
+    app.drain().await;
     // a todo the read model has not seen: history does not depend on it
     let todo = app
         .gql(
@@ -165,7 +165,7 @@ async fn the_token_of_a_request_that_wrote_many_aggregates_is_accepted() {
     let written = app.gql(Some(&token), &mutation, json!({})).await;
     assert!(written["errors"].is_null(), "{written}");
     let consistency = token_of(&written);
-    app.apply_outbox_for_tests().await;
+    app.drain().await;
     let q = "{ studyStats { totalMinutes sessions } myRank(period: ALL_TIME) { minutes } }";
     let body = app
         .gql_headers(

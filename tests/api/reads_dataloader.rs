@@ -24,7 +24,7 @@ async fn a_page_of_5_or_of_50_items_costs_the_same_number_of_batched_sql_loads()
     for (i, token) in tokens.iter().enumerate() {
         log_study(&app, token, "Maths", 10 + i as i32, None).await;
     }
-    app.apply_outbox_for_tests().await;
+    app.drain().await;
 
     let history = "query($r: ID!, $n: Int) { messages(roomId: $r, first: $n) { edges { node { body sender { name } room { name members { name } } } } } }";
     let board = "query($n: Int) { leaderboard(period: DAY, first: $n) { edges { node { rank user { name } } } } }";

@@ -64,7 +64,7 @@ async fn seed(app: &TestApp) -> (String, String) {
 async fn every_routed_query_answers_the_same_from_mongodb_and_from_the_cockroachdb_fallback() {
     let app = spawn_read_app().await;
     let (ada, room) = seed(&app).await;
-    app.apply_outbox_for_tests().await;
+    app.drain().await;
     let fallback = without_mongo(&app).await;
 
     let vars = json!({"room": room});
@@ -175,7 +175,7 @@ async fn leaderboard_pages_continue_ranks_across_a_tie_in_both_stores() {
         log_study(&app, &token, "Maths", *minutes, None).await;
         tokens.push(token);
     }
-    app.apply_outbox_for_tests().await;
+    app.drain().await;
     let fallback = without_mongo(&app).await;
     let q = "query($a: String) { leaderboard(period: DAY, first: 2, after: $a) { edges { cursor node { rank minutes } } pageInfo { hasNextPage } } }";
     let mut pages: Vec<Vec<(i64, i64)>> = Vec::new();

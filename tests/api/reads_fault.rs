@@ -25,7 +25,7 @@ async fn with_mongodb_stopped_every_routed_query_answers_from_cockroachdb_and_to
     let room = create_room(&app, &token, "Crash room").await;
     log_study(&app, &token, "Maths", 30, None).await;
     send(&app, &token, &room, "before the crash").await;
-    app.apply_outbox_for_tests().await;
+    app.drain().await;
 
     mongo.stop();
 

@@ -26,7 +26,7 @@ async fn history_pages_have_no_duplicates_or_gaps_while_new_messages_arrive() {
         for i in 0..25 {
             send(&app, &token, &room, &format!("old {i}")).await;
         }
-        app.apply_outbox_for_tests().await;
+        app.drain().await;
         let mut seen: Vec<String> = Vec::new();
         let mut before: Option<String> = None;
         let mut round = 0;
@@ -45,7 +45,7 @@ async fn history_pages_have_no_duplicates_or_gaps_while_new_messages_arrive() {
             for j in 0..3 {
                 send(&app, &token, &room, &format!("new {round}.{j}")).await;
             }
-            app.apply_outbox_for_tests().await;
+            app.drain().await;
             round += 1;
             if !body["data"]["messages"]["pageInfo"]["hasNextPage"]
                 .as_bool()
@@ -75,7 +75,7 @@ async fn first_defaults_to_twenty_and_is_capped_at_one_hundred() {
     for i in 0..25 {
         send(&app, &token, &room, &format!("m{i}")).await;
     }
-    app.apply_outbox_for_tests().await;
+    app.drain().await;
     let body = app.gql(Some(&token), PAGE, json!({"r": room})).await;
     assert_eq!(edges(&body).len(), 20);
     assert_eq!(body["data"]["messages"]["pageInfo"]["hasNextPage"], true);
@@ -114,7 +114,7 @@ async fn a_tampered_cursor_is_bad_user_input() {
     for i in 0..3 {
         send(&app, &token, &room, &format!("tom {i}")).await;
     }
-    app.apply_outbox_for_tests().await;
+    app.drain().await;
     let body = app
         .gql(Some(&token), PAGE, json!({"r": room, "n": 1}))
         .await;
@@ -156,7 +156,7 @@ async fn a_non_member_cannot_read_or_search_a_rooms_messages() {
     let (outsider, _) = app.sign_up("x@example.org", "Outsider").await;
     let room = create_room(&app, &owner, "Private").await;
     send(&app, &owner, &room, "secret plans").await;
-    app.apply_outbox_for_tests().await;
+    app.drain().await;
     let body = app.gql(Some(&outsider), PAGE, json!({"r": room})).await;
     assert_eq!(error_code(&body), "FORBIDDEN", "{body}");
     let search = "query($r: ID) { searchMessages(query: \"secret\", roomId: $r) { edges { node { body } } } }";

@@ -25,7 +25,7 @@ async fn search_input_is_matched_literally_never_as_a_pattern_or_an_operator() {
     let room = create_room(&app, &token, "Room").await;
     send(&app, &token, &room, "price > 10 $gt everything").await;
     send(&app, &token, &room, "Ünïcödé wörks").await;
-    app.apply_outbox_for_tests().await;
+    app.drain().await;
     let fallback = without_mongo(&app).await;
     let long = "x".repeat(5_000) + &" ab".repeat(2_000);
     let cases: Vec<(&str, Vec<&str>, Vec<&str>)> = vec![
@@ -65,7 +65,7 @@ async fn exact_word_matches_rank_before_prefix_matches_and_newest_first_within_e
     app.sign_up("a3@example.org", "Alan Turing").await;
     app.sign_up("a4@example.org", "Sam Al").await;
     app.sign_up("a5@example.org", "Bert").await;
-    app.apply_outbox_for_tests().await;
+    app.drain().await;
     let fallback = without_mongo(&app).await;
     let expected = ["Sam Al", "Al Green", "Alan Turing", "Alice Jones"];
     for reader in [&app, &fallback] {
@@ -98,7 +98,7 @@ async fn search_shows_an_email_only_on_the_callers_own_account() {
     let app = spawn_read_app().await;
     let (token, _) = app.sign_up("me@example.org", "Kim Self").await;
     app.sign_up("other@example.org", "Kim Other").await;
-    app.apply_outbox_for_tests().await;
+    app.drain().await;
     let body = app.gql(Some(&token), USERS, json!({"q": "kim"})).await;
     let edges = body["data"]["searchUsers"]["edges"]
         .as_array()

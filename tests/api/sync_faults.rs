@@ -60,6 +60,9 @@ async fn with_mongodb_down_mutations_succeed_the_backlog_grows_health_degrades_a
             "0.5",
             "--sync-lag-unhealthy-secs",
             "1",
+            // Any parkable failure would park at once: an outage must not.
+            "--sync-park-after",
+            "1",
         ],
     )
     .await;
