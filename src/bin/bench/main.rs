@@ -211,7 +211,7 @@ async fn main() -> anyhow::Result<()> {
     {
         Ok((journaled, default)) => {
             println!(
-                "  journaled (the worker's write concern): {} documents in {:.1} s = {:.0} docs/s",
+                "  every command journaled: {} documents in {:.1} s = {:.0} docs/s",
                 journaled.items, journaled.secs, journaled.per_sec
             );
             println!(

@@ -306,9 +306,9 @@ pub async fn drain(
 /// (c) ceiling: the same documents, projected beforehand, bulk-upserted
 /// (version-guarded, unordered `update` commands of `batch` statements, one
 /// collection at a time) straight into the same server, in a scratch
-/// database — once with the worker's write concern (`w: majority, j: true`,
-/// the durability it needs before marking events processed) and once with
-/// the server's default.
+/// database — once with every command journaled (`w: majority, j: true`) and
+/// once with the server's default (the worker writes with the default and
+/// then makes the whole batch durable with one journaled barrier).
 pub async fn ceiling(
     sql: &sea_orm::DatabaseConnection,
     mongo: &mongodb::Client,
