@@ -237,6 +237,28 @@ impl TestApp {
         (token, id)
     }
 
+    /// One document of the read model by `_id`, as the worker left it.
+    pub async fn read_doc(&self, collection: &str, id: &str) -> Option<mongodb::bson::Document> {
+        self.state
+            .read_model()
+            .collection::<mongodb::bson::Document>(collection)
+            .find_one(mongodb::bson::doc! {"_id": id})
+            .await
+            .expect("read model")
+    }
+
+    /// The Prometheus text `/metrics` serves.
+    pub async fn metrics_text(&self) -> String {
+        self.http
+            .get(self.url("/metrics"))
+            .send()
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("text")
+    }
+
     /// A single number from SQL, e.g. `SELECT count(*) FROM todos`.
     pub async fn count(&self, sql: &str) -> i64 {
         let row = self

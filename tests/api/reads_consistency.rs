@@ -51,15 +51,7 @@ async fn a_query_sent_with_the_mutations_token_sees_the_write_and_one_without_ma
     assert_eq!(fresh["extensions"]["provenance"][0]["reason"], "stale");
     let lag = fresh["extensions"]["provenance"][0]["readModelLagSeconds"].as_f64();
     assert!(lag.is_some_and(|l| l >= 0.0), "{fresh}");
-    let metrics = app
-        .http
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
+    let metrics = app.metrics_text().await;
     assert!(
         metrics.contains(r#"studysync_read_fallback_total{field="messages",reason="stale"}"#),
         "{metrics}"

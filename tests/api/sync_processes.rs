@@ -13,15 +13,6 @@ use crate::{
     },
 };
 
-async fn todo_doc(app: &TestApp, id: &str) -> Option<Document> {
-    app.state
-        .read_model()
-        .collection::<Document>("todos")
-        .find_one(doc! {"_id": id})
-        .await
-        .expect("read model")
-}
-
 /// Not an assertion on speed: prints how long a committed write takes to
 /// become visible in MongoDB, with the in-process worker (woken by the
 /// commit) and with a separate `worker` process (which polls).
@@ -76,7 +67,7 @@ async fn measure(app: &TestApp, token: &str, samples: usize) -> Vec<Duration> {
             .expect("id")
             .to_owned();
         let deadline = Instant::now() + Duration::from_secs(30);
-        while todo_doc(app, &id).await.is_none() {
+        while app.read_doc("todos", &id).await.is_none() {
             assert!(
                 Instant::now() < deadline,
                 "todo {id} never reached the read model"

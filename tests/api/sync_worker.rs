@@ -22,15 +22,6 @@ async fn health(app: &TestApp) -> (u16, Value) {
     (status, response.json().await.expect("json"))
 }
 
-async fn todo_doc(app: &TestApp, id: &str) -> Option<Document> {
-    app.state
-        .read_model()
-        .collection::<Document>("todos")
-        .find_one(doc! {"_id": id})
-        .await
-        .expect("read model")
-}
-
 #[tokio::test]
 async fn after_a_burst_of_mixed_mutations_the_read_model_equals_the_source() {
     let app = spawn_app().await;
@@ -79,7 +70,7 @@ async fn the_in_process_worker_applies_a_commit_without_being_asked() {
     // The poll is a minute away: only the commit's wake-up can bring it.
     let deadline = Instant::now() + Duration::from_secs(20);
     let doc = loop {
-        if let Some(doc) = todo_doc(&app, &id).await {
+        if let Some(doc) = app.read_doc("todos", &id).await {
             break doc;
         }
         assert!(
@@ -201,15 +192,7 @@ async fn metrics_count_applied_events_and_expose_the_queue() {
         .send()
         .await
         .expect("health");
-    let text = app
-        .http
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
+    let text = app.metrics_text().await;
     for name in [
         "studysync_sync_events_applied_total",
         "studysync_sync_lag_seconds_bucket",
