@@ -46,6 +46,50 @@ pub enum Verdict {
 /// collection.
 #[tracing::instrument(skip_all, fields(docs = docs.len(), ?guard))]
 pub async fn apply(db: &mongodb::Database, docs: &[Projected], guard: Guard) -> Vec<Verdict> {
+    apply_after(db, &[], docs, guard).await.1
+}
+
+/// Like [`apply`], but writes `first` before `docs`, and `docs` only once
+/// every document of `first` is in place (applied, or already newer): a
+/// reader who sees any of `docs` also sees `first`. One barrier covers both.
+#[tracing::instrument(skip_all, fields(first = first.len(), docs = docs.len(), ?guard))]
+pub async fn apply_after(
+    db: &mongodb::Database,
+    first: &[Projected],
+    docs: &[Projected],
+    guard: Guard,
+) -> (Vec<Verdict>, Vec<Verdict>) {
+    let mut before = write(db, first, guard).await;
+    let blocked = before.iter().find_map(|v| match v {
+        Verdict::Rejected(e) | Verdict::Unavailable(e) => Some(e.clone()),
+        Verdict::Applied | Verdict::Stale => None,
+    });
+    let mut after = match blocked {
+        Some(error) => vec![Verdict::Unavailable(format!("waiting for {error}")); docs.len()],
+        None => write(db, docs, guard).await,
+    };
+    let wrote = before
+        .iter()
+        .chain(&after)
+        .any(|v| matches!(v, Verdict::Applied | Verdict::Stale));
+    if wrote {
+        if let Err(err) = barrier(db).await {
+            // Not known to be durable: report them unavailable so they are
+            // retried (re-applying is idempotent under the version guard).
+            let text = format!("durability barrier: {err}");
+            for verdict in before.iter_mut().chain(after.iter_mut()) {
+                if matches!(verdict, Verdict::Applied | Verdict::Stale) {
+                    *verdict = Verdict::Unavailable(text.clone());
+                }
+            }
+        }
+    }
+    (before, after)
+}
+
+/// One unordered command per collection, all collections concurrently,
+/// with the server's default write concern.
+async fn write(db: &mongodb::Database, docs: &[Projected], guard: Guard) -> Vec<Verdict> {
     let mut groups: BTreeMap<&'static str, Vec<usize>> = BTreeMap::new();
     for (index, projected) in docs.iter().enumerate() {
         groups.entry(projected.collection).or_default().push(index);
@@ -58,21 +102,6 @@ pub async fn apply(db: &mongodb::Database, docs: &[Projected], guard: Guard) -> 
     for group in join_all(runs).await {
         for (index, verdict) in group {
             out[index] = verdict;
-        }
-    }
-    let wrote = out
-        .iter()
-        .any(|v| matches!(v, Verdict::Applied | Verdict::Stale));
-    if wrote {
-        if let Err(err) = barrier(db).await {
-            // Not known to be durable: report them unavailable so they are
-            // retried (re-applying is idempotent under the version guard).
-            let text = format!("durability barrier: {err}");
-            for verdict in &mut out {
-                if matches!(verdict, Verdict::Applied | Verdict::Stale) {
-                    *verdict = Verdict::Unavailable(text.clone());
-                }
-            }
         }
     }
     out

@@ -1,6 +1,7 @@
 //! Carrying the outbox into the MongoDB read model: the worker, applying
 //! documents, health, verification against the source and full rebuilds.
 pub mod apply;
+pub mod boards;
 pub mod health;
 pub mod monitor;
 pub mod outbox;

@@ -1,5 +1,6 @@
-//! `resync`: rebuilds every read-model collection from the source tables
-//! while the API and the worker keep running.
+//! `resync`: rebuilds every read-model collection from the source tables,
+//! then the current leaderboard tops, while the API and the worker keep
+//! running.
 //!
 //! Each row's projected document is upserted directly (not enqueued) with
 //! the guard `version <= row version`: a row at version v holds exactly the
@@ -18,6 +19,7 @@ use uuid::Uuid;
 
 use super::{
     apply::{self, Guard, Verdict},
+    boards,
     project::{self, Projected},
     readmodel,
     source::{Rows, Table},
@@ -117,6 +119,16 @@ pub async fn resync(
         progress(&p);
         done.push(p);
     }
+    // The leaderboard tops of the buckets readers ask for, computed afresh.
+    let mut p = CollectionProgress {
+        collection: boards::COLLECTION,
+        ..Default::default()
+    };
+    let tops = boards::compute(state.sql(), &boards::current(chrono::Utc::now())).await?;
+    p.rows = tops.len() as u64;
+    write(state, &tops, Guard::Newer, options, &mut p).await?;
+    progress(&p);
+    done.push(p);
     Ok(done)
 }
 

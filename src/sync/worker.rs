@@ -11,6 +11,7 @@ use uuid::Uuid;
 
 use super::{
     apply::{self, Guard, Verdict},
+    boards,
     outbox::{self, Claimed},
     project::{self, Projected},
     settings::WorkerSettings,
@@ -34,10 +35,20 @@ pub struct Outcome {
 
 /// Claims one batch and carries it to MongoDB. Errors only when the source
 /// of truth cannot be reached; MongoDB trouble becomes retries, never errors.
-#[tracing::instrument(skip_all, fields(claimed, applied, stale, failed, parked))]
 pub async fn process_batch(state: &AppState, settings: &WorkerSettings) -> AppResult<Outcome> {
-    let started = Instant::now();
     let events = outbox::claim(state.sql(), settings).await?;
+    carry(state, settings, events).await
+}
+
+/// Carries claimed events to MongoDB and settles them in the outbox:
+/// processed, retried later, or parked.
+#[tracing::instrument(skip_all, fields(claimed, applied, stale, failed, parked))]
+pub async fn carry(
+    state: &AppState,
+    settings: &WorkerSettings,
+    events: Vec<Claimed>,
+) -> AppResult<Outcome> {
+    let started = Instant::now();
     let mut outcome = Outcome {
         claimed: events.len(),
         ..Outcome::default()
@@ -46,13 +57,15 @@ pub async fn process_batch(state: &AppState, settings: &WorkerSettings) -> AppRe
         return Ok(outcome);
     }
     let plan = Plan::new(&events);
+    // Leaderboard tops go first: whoever sees a new total sees its board.
+    let tops = boards::compute(state.sql(), &boards::touched(&events, Utc::now())).await?;
     let verdicts = match tokio::time::timeout(
         settings.apply_timeout(),
-        apply::apply(state.read_model(), &plan.docs, Guard::Newer),
+        apply::apply_after(state.read_model(), &tops, &plan.docs, Guard::Newer),
     )
     .await
     {
-        Ok(verdicts) => verdicts,
+        Ok((_, verdicts)) => verdicts,
         Err(_) => vec![Verdict::Unavailable("applying timed out".to_owned()); plan.docs.len()],
     };
 
@@ -178,10 +191,16 @@ fn record(state: &AppState, outcome: &Outcome, started: Instant) {
     span.record("parked", outcome.parked);
 }
 
+/// How often an idle worker refreshes the queue gauges: the health query
+/// reads the whole outbox, too much to run after every small batch.
+const GAUGES_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Runs batches until `shutdown` resolves: straight on while batches come
 /// back full, otherwise waiting for a local commit or the poll interval.
-/// On shutdown the batch in hand is abandoned and its claims released (it
-/// is safe to apply again), so no claim outlives the worker.
+/// While batches come back full, the next one is claimed while the current
+/// one is carried, so the outbox and MongoDB work side by side.
+/// On shutdown the batches in hand are abandoned and their claims released
+/// (they are safe to apply again), so no claim outlives the worker.
 pub async fn run(
     state: AppState,
     settings: WorkerSettings,
@@ -190,11 +209,29 @@ pub async fn run(
     tracing::info!(worker = %settings.worker_id, batch = settings.batch_size, "sync worker started");
     let wake = state.outbox_wake();
     let mut last_purge: Option<Instant> = None;
+    let mut last_gauges: Option<Instant> = None;
     let mut idle_errors = 0u32;
+    let mut ahead: Option<Vec<Claimed>> = None;
+    let full = settings.batch_size as usize;
     tokio::pin!(shutdown);
     loop {
         let step = async {
-            let outcome = process_batch(&state, &settings).await?;
+            let events = match ahead.take() {
+                Some(events) => events,
+                None => outbox::claim(state.sql(), &settings).await?,
+            };
+            let outcome = if events.len() == full {
+                let (outcome, next) = tokio::join!(
+                    carry(&state, &settings, events),
+                    outbox::claim(state.sql(), &settings)
+                );
+                // Claimed before a failure is noticed: `release` on the way
+                // out, or the lease, makes them due again.
+                ahead = Some(next?);
+                outcome?
+            } else {
+                carry(&state, &settings, events).await?
+            };
             if last_purge.is_none_or(|at| at.elapsed() >= settings.retention_every()) {
                 last_purge = Some(Instant::now());
                 let purged = outbox::purge_processed(state.sql(), &settings).await?;
@@ -210,7 +247,9 @@ pub async fn run(
         };
         let pause = match result {
             Ok(outcome)
-                if outcome.claimed == settings.batch_size as usize && outcome.failed == 0 =>
+                if outcome.failed == 0
+                    && (outcome.claimed == full
+                        || ahead.as_ref().is_some_and(|next| !next.is_empty())) =>
             {
                 idle_errors = 0;
                 continue;
@@ -227,8 +266,17 @@ pub async fn run(
                     .min(std::time::Duration::from_millis(100 << idle_errors.min(5)))
             }
         };
-        if let Err(err) = super::health::refresh_gauges(&state).await {
-            tracing::debug!(error = %err.chain(), "could not refresh sync gauges");
+        // Pausing after trouble: give back what was claimed ahead, untried.
+        if ahead.take().is_some_and(|next| !next.is_empty()) {
+            if let Err(err) = outbox::release(state.sql(), &settings.worker_id).await {
+                tracing::warn!(error = %err.chain(), "could not release claims; their leases will run out");
+            }
+        }
+        if last_gauges.is_none_or(|at| at.elapsed() >= GAUGES_EVERY) {
+            last_gauges = Some(Instant::now());
+            if let Err(err) = super::health::refresh_gauges(&state).await {
+                tracing::debug!(error = %err.chain(), "could not refresh sync gauges");
+            }
         }
         tokio::select! {
             () = &mut shutdown => break,

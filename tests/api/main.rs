@@ -10,6 +10,7 @@ mod reads_history;
 mod reads_search;
 mod reads_subscription;
 mod reads_support;
+mod reads_tops;
 mod rooms;
 mod schema;
 mod security;
