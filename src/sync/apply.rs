@@ -1,5 +1,6 @@
-//! Writing projected documents into MongoDB: one unordered `update` command
-//! per collection, every statement a version-guarded replacement upsert.
+//! Writing projected documents into MongoDB: per collection, one unordered
+//! `insert` command for first versions and one unordered `update` command of
+//! version-guarded replacement upserts for the rest.
 //!
 //! The guard (`{_id, version: {$lt: v}}` with `upsert: true`) matches only an
 //! older document; when the stored one is as new or newer, the upsert tries
@@ -141,6 +142,11 @@ async fn barrier(db: &mongodb::Database) -> Result<(), String> {
 /// Holds one small document per worker process; not part of the read model.
 pub const BARRIER_COLLECTION: &str = "_sync_barrier";
 
+/// A collection's documents in at most two unordered commands. Under
+/// [`Guard::Newer`], first versions are inserted: if any version of the
+/// document is stored it is at least as new, and MongoDB answers duplicate
+/// key exactly as the guarded upsert would, at a fraction of the cost (no
+/// query per statement). Everything else is a guarded replacement upsert.
 async fn apply_collection(
     db: &mongodb::Database,
     collection: &str,
@@ -148,39 +154,72 @@ async fn apply_collection(
     indices: &[usize],
     guard: Guard,
 ) -> Vec<Verdict> {
+    let (fresh, rest): (Vec<usize>, Vec<usize>) =
+        (0..indices.len()).partition(|&k| guard == Guard::Newer && docs[indices[k]].version == 1);
     let op = match guard {
         Guard::Newer => "$lt",
         Guard::NotOlder => "$lte",
     };
-    let updates: Vec<Document> = indices
-        .iter()
-        .map(|&i| {
-            let p = &docs[i];
-            doc! {
-                "q": { "_id": &p.id, "version": { op: p.version } },
-                "u": p.doc.clone(),
-                "upsert": true,
-            }
-        })
-        .collect();
     // Durability comes from the barrier that follows every batch.
-    let command = doc! {
-        "update": collection,
-        "updates": updates,
-        "ordered": false,
+    let insert = (!fresh.is_empty()).then(|| {
+        let documents: Vec<Document> = fresh
+            .iter()
+            .map(|&k| docs[indices[k]].doc.clone())
+            .collect();
+        doc! { "insert": collection, "documents": documents, "ordered": false }
+    });
+    let update = (!rest.is_empty()).then(|| {
+        let updates: Vec<Document> = rest
+            .iter()
+            .map(|&k| {
+                let p = &docs[indices[k]];
+                doc! {
+                    "q": { "_id": &p.id, "version": { op: p.version } },
+                    "u": p.doc.clone(),
+                    "upsert": true,
+                }
+            })
+            .collect();
+        doc! { "update": collection, "updates": updates, "ordered": false }
+    });
+    let (inserted, updated) = futures::join!(
+        run(db, collection, "insert", insert, fresh.len()),
+        run(db, collection, "update", update, rest.len())
+    );
+    let mut verdicts = vec![Verdict::Applied; indices.len()];
+    for (k, verdict) in fresh
+        .into_iter()
+        .zip(inserted)
+        .chain(rest.into_iter().zip(updated))
+    {
+        verdicts[k] = verdict;
+    }
+    verdicts
+}
+
+/// Runs one write command of `n` statements; one verdict per statement.
+async fn run(
+    db: &mongodb::Database,
+    collection: &str,
+    verb: &str,
+    command: Option<Document>,
+    n: usize,
+) -> Vec<Verdict> {
+    let Some(command) = command else {
+        return Vec::new();
     };
     let response = match db.run_command(command).await {
         Ok(response) => response,
         Err(err) => {
-            let text = format!("update {collection}: {err}");
-            return vec![Verdict::Unavailable(text); indices.len()];
+            let text = format!("{verb} {collection}: {err}");
+            return vec![Verdict::Unavailable(text); n];
         }
     };
     if let Ok(concern) = response.get_document("writeConcernError") {
-        let text = format!("update {collection}: write concern error {concern}");
-        return vec![Verdict::Unavailable(text); indices.len()];
+        let text = format!("{verb} {collection}: write concern error {concern}");
+        return vec![Verdict::Unavailable(text); n];
     }
-    let mut verdicts = vec![Verdict::Applied; indices.len()];
+    let mut verdicts = vec![Verdict::Applied; n];
     if let Ok(errors) = response.get_array("writeErrors") {
         for error in errors.iter().filter_map(Bson::as_document) {
             let Some(index) = number(error.get("index")).and_then(|i| usize::try_from(i).ok())
@@ -194,7 +233,7 @@ async fn apply_collection(
                 Verdict::Stale
             } else {
                 let message = error.get_str("errmsg").unwrap_or("write error");
-                Verdict::Rejected(format!("update {collection}: {message}"))
+                Verdict::Rejected(format!("{verb} {collection}: {message}"))
             };
         }
     }

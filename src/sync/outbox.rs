@@ -60,12 +60,13 @@ where
     }
 }
 
-/// Claims up to `batch_size` due events for `settings.worker_id`, counting
-/// the attempt. `SKIP LOCKED` lets concurrent workers take disjoint batches.
-#[tracing::instrument(skip_all, fields(worker = %settings.worker_id))]
+/// Claims up to `limit` due events for `settings.worker_id`, counting the
+/// attempt. `SKIP LOCKED` lets concurrent workers take disjoint batches.
+#[tracing::instrument(skip_all, fields(worker = %settings.worker_id, limit))]
 pub async fn claim(
     db: &impl ConnectionTrait,
     settings: &WorkerSettings,
+    limit: u32,
 ) -> AppResult<Vec<Claimed>> {
     const SQL: &str = r#"
 UPDATE outbox
@@ -84,7 +85,7 @@ RETURNING id, aggregate_type, aggregate_id, aggregate_version, payload, created_
         vec![
             (settings.lease_ms as f64).into(),
             settings.worker_id.clone().into(),
-            i64::from(settings.batch_size).into(),
+            i64::from(limit).into(),
         ]
     };
     let rows = retrying(|| Claimed::find_by_statement(stmt(SQL, values())).all(db)).await?;

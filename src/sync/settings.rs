@@ -8,13 +8,19 @@ use std::time::Duration;
 /// when its health turns degraded or unhealthy.
 #[derive(Clone, Debug, clap::Args)]
 pub struct WorkerSettings {
-    /// Most outbox events one batch claims.
+    /// Most outbox events one batch claims after an idle spell: the oldest
+    /// events go out in a small, quick batch.
     #[arg(
         long = "sync-batch-size",
         env = "SYNC_BATCH_SIZE",
         default_value_t = 100
     )]
     pub batch_size: u32,
+    /// Most outbox events one batch claims while a backlog lasts: each full
+    /// batch doubles the next claim up to this, so fixed costs (claim,
+    /// durability barrier, marking) are shared by more events.
+    #[arg(long = "sync-batch-max", env = "SYNC_BATCH_MAX", default_value_t = 800)]
+    pub batch_max: u32,
     /// Milliseconds between polls for events committed by other processes
     /// (local commits wake the in-process worker at once).
     #[arg(
@@ -160,6 +166,9 @@ impl WorkerSettings {
     pub fn validate(&self) -> anyhow::Result<()> {
         if self.batch_size == 0 || self.poll_interval_ms == 0 || self.lease_ms < 100 {
             anyhow::bail!("SYNC_BATCH_SIZE and SYNC_POLL_INTERVAL_MS must be positive and SYNC_LEASE_MS at least 100");
+        }
+        if self.batch_max < self.batch_size {
+            anyhow::bail!("SYNC_BATCH_MAX must be at least SYNC_BATCH_SIZE");
         }
         if self.park_after < 1 || self.retention_batch == 0 {
             anyhow::bail!("SYNC_PARK_AFTER and SYNC_RETENTION_BATCH must be at least 1");

@@ -36,7 +36,7 @@ pub struct Outcome {
 /// Claims one batch and carries it to MongoDB. Errors only when the source
 /// of truth cannot be reached; MongoDB trouble becomes retries, never errors.
 pub async fn process_batch(state: &AppState, settings: &WorkerSettings) -> AppResult<Outcome> {
-    let events = outbox::claim(state.sql(), settings).await?;
+    let events = outbox::claim(state.sql(), settings, settings.batch_size).await?;
     carry(state, settings, events).await
 }
 
@@ -191,50 +191,94 @@ fn record(state: &AppState, outcome: &Outcome, started: Instant) {
     span.record("parked", outcome.parked);
 }
 
-/// How often an idle worker refreshes the queue gauges: the health query
-/// reads the whole outbox, too much to run after every small batch.
-const GAUGES_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+/// How often the queue gauges are refreshed. The health query reads the
+/// whole outbox, so it runs on its own timer, never between a commit and
+/// its claim.
+const GAUGES_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Runs batches until `shutdown` resolves: straight on while batches come
-/// back full, otherwise waiting for a local commit or the poll interval.
-/// While batches come back full, the next one is claimed while the current
-/// one is carried, so the outbox and MongoDB work side by side.
-/// On shutdown the batches in hand are abandoned and their claims released
-/// (they are safe to apply again), so no claim outlives the worker.
+/// back full, otherwise until a local commit wakes it or the poll interval
+/// has passed since the last claim (so a poll comes every interval, however
+/// long the batches took). While batches come back full, the next one is
+/// claimed while the current one is carried, so the outbox and MongoDB work
+/// side by side, and claims grow from `SYNC_BATCH_SIZE` towards
+/// `SYNC_BATCH_MAX`. On shutdown the batches in hand are abandoned and their
+/// claims released (they are safe to apply again), so no claim outlives the
+/// worker.
 pub async fn run(
     state: AppState,
     settings: WorkerSettings,
     shutdown: impl Future<Output = ()> + Send,
 ) -> anyhow::Result<()> {
-    tracing::info!(worker = %settings.worker_id, batch = settings.batch_size, "sync worker started");
+    tracing::info!(
+        worker = %settings.worker_id,
+        batch = settings.batch_size,
+        batch_max = settings.batch_max,
+        "sync worker started"
+    );
+    // Stops with the worker, even when the worker's task is aborted.
+    let _gauges = tokio_util::task::AbortOnDropHandle::new(tokio::spawn({
+        let state = state.clone();
+        async move {
+            let mut every = tokio::time::interval(GAUGES_EVERY);
+            every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                every.tick().await;
+                if let Err(err) = super::health::refresh_gauges(&state).await {
+                    tracing::debug!(error = %err.chain(), "could not refresh sync gauges");
+                }
+            }
+        }
+    }));
+    let result = work(&state, &settings, shutdown).await;
+    let released = outbox::release(state.sql(), &settings.worker_id).await?;
+    tracing::info!(released, "sync worker stopped");
+    result
+}
+
+async fn work(
+    state: &AppState,
+    settings: &WorkerSettings,
+    shutdown: impl Future<Output = ()> + Send,
+) -> anyhow::Result<()> {
     let wake = state.outbox_wake();
     let mut last_purge: Option<Instant> = None;
-    let mut last_gauges: Option<Instant> = None;
     let mut idle_errors = 0u32;
     let mut ahead: Option<Vec<Claimed>> = None;
-    let full = settings.batch_size as usize;
+    // The size of the next claim: the base size after an idle spell,
+    // doubling (up to the maximum) while claims come back full.
+    let mut size = settings.batch_size;
+    let mut full = false;
+    let mut last_claim = tokio::time::Instant::now();
     tokio::pin!(shutdown);
     loop {
         let step = async {
             let events = match ahead.take() {
                 Some(events) => events,
-                None => outbox::claim(state.sql(), &settings).await?,
+                None => {
+                    last_claim = tokio::time::Instant::now();
+                    outbox::claim(state.sql(), settings, size).await?
+                }
             };
-            let outcome = if events.len() == full {
+            full = events.len() == size as usize;
+            let outcome = if full {
+                size = size.saturating_mul(2).min(settings.batch_max);
+                last_claim = tokio::time::Instant::now();
                 let (outcome, next) = tokio::join!(
-                    carry(&state, &settings, events),
-                    outbox::claim(state.sql(), &settings)
+                    carry(state, settings, events),
+                    outbox::claim(state.sql(), settings, size)
                 );
                 // Claimed before a failure is noticed: `release` on the way
                 // out, or the lease, makes them due again.
                 ahead = Some(next?);
                 outcome?
             } else {
-                carry(&state, &settings, events).await?
+                size = settings.batch_size;
+                carry(state, settings, events).await?
             };
             if last_purge.is_none_or(|at| at.elapsed() >= settings.retention_every()) {
                 last_purge = Some(Instant::now());
-                let purged = outbox::purge_processed(state.sql(), &settings).await?;
+                let purged = outbox::purge_processed(state.sql(), settings).await?;
                 if purged > 0 {
                     tracing::info!(purged, "deleted processed outbox events past retention");
                 }
@@ -242,49 +286,41 @@ pub async fn run(
             AppResult::Ok(outcome)
         };
         let result = tokio::select! {
-            () = &mut shutdown => break,
+            () = &mut shutdown => return Ok(()),
             result = step => result,
         };
-        let pause = match result {
+        let resume = match result {
             Ok(outcome)
                 if outcome.failed == 0
-                    && (outcome.claimed == full
-                        || ahead.as_ref().is_some_and(|next| !next.is_empty())) =>
+                    && (full || ahead.as_ref().is_some_and(|next| !next.is_empty())) =>
             {
                 idle_errors = 0;
                 continue;
             }
             Ok(_) => {
                 idle_errors = 0;
-                settings.poll_interval()
+                last_claim + settings.poll_interval()
             }
             Err(err) => {
                 idle_errors = idle_errors.saturating_add(1);
                 tracing::error!(error = %err.chain(), "sync batch failed; retrying");
-                settings
-                    .poll_interval()
-                    .min(std::time::Duration::from_millis(100 << idle_errors.min(5)))
+                tokio::time::Instant::now()
+                    + settings
+                        .poll_interval()
+                        .min(std::time::Duration::from_millis(100 << idle_errors.min(5)))
             }
         };
+        size = settings.batch_size;
         // Pausing after trouble: give back what was claimed ahead, untried.
         if ahead.take().is_some_and(|next| !next.is_empty()) {
             if let Err(err) = outbox::release(state.sql(), &settings.worker_id).await {
                 tracing::warn!(error = %err.chain(), "could not release claims; their leases will run out");
             }
         }
-        if last_gauges.is_none_or(|at| at.elapsed() >= GAUGES_EVERY) {
-            last_gauges = Some(Instant::now());
-            if let Err(err) = super::health::refresh_gauges(&state).await {
-                tracing::debug!(error = %err.chain(), "could not refresh sync gauges");
-            }
-        }
         tokio::select! {
-            () = &mut shutdown => break,
+            () = &mut shutdown => return Ok(()),
             () = wake.notified() => {}
-            () = tokio::time::sleep(pause) => {}
+            () = tokio::time::sleep_until(resume) => {}
         }
     }
-    let released = outbox::release(state.sql(), &settings.worker_id).await?;
-    tracing::info!(released, "sync worker stopped");
-    Ok(())
 }

@@ -215,3 +215,56 @@ async fn three_worker_processes_on_one_outbox_process_every_event_under_writes()
     assert_eq!(claimed(&app).await, 0);
     assert_in_sync(&app).await;
 }
+
+#[tokio::test]
+async fn an_outage_during_a_backlog_leaves_no_claim_ahead_behind_and_parks_nothing() {
+    let mut mongo = MongoServer::start().await;
+    let app = spawn_app_with_mongo(
+        &mongo.uri(),
+        &[
+            "--sync-batch-size",
+            "2",
+            "--sync-batch-max",
+            "8",
+            "--sync-backoff-base-ms",
+            "50",
+            "--sync-backoff-max-ms",
+            "200",
+            "--sync-poll-interval-ms",
+            "100",
+        ],
+    )
+    .await;
+    burst(&app, "ahead", 2).await;
+    let worker = app.start_worker();
+    // Full batches while MongoDB answers: the worker claims ahead.
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    mongo.stop().await;
+    burst(&app, "ahead-down", 2).await;
+    for _ in 0..200 {
+        if count(
+            &app,
+            "SELECT count(*) FROM outbox WHERE last_error IS NOT NULL",
+        )
+        .await
+            > 0
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    worker.stop().await;
+    assert_eq!(claimed(&app).await, 0, "nothing stays claimed");
+    assert_eq!(
+        count(
+            &app,
+            "SELECT count(*) FROM outbox WHERE parked_at IS NOT NULL"
+        )
+        .await,
+        0
+    );
+    mongo.restart().await;
+    let _worker = app.start_worker();
+    wait_for_empty_outbox(&app, Duration::from_secs(60)).await;
+    assert_in_sync(&app).await;
+}

@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 
 use crate::{
     helpers::{error_code, spawn_app, spawn_app_with, TestApp},
-    sync_support::{assert_in_sync, burst, count, unprocessed},
+    sync_support::{assert_in_sync, burst, count, unprocessed, wait_for_empty_outbox},
 };
 
 async fn health(app: &TestApp) -> (u16, Value) {
@@ -240,4 +240,28 @@ async fn retention_deletes_old_processed_events_in_small_batches_and_keeps_pendi
         1,
         "the pending event stays"
     );
+}
+
+#[tokio::test]
+async fn a_backlog_goes_out_in_growing_batches_each_event_claimed_once() {
+    let app = spawn_app_with(&["--sync-batch-size", "2", "--sync-batch-max", "8"]).await;
+    burst(&app, "grow", 3).await;
+    let backlog = unprocessed(&app).await;
+    assert!(backlog > 30, "a backlog of {backlog}");
+    let worker = app.start_worker();
+    wait_for_empty_outbox(&app, Duration::from_secs(60)).await;
+    worker.stop().await;
+    assert_in_sync(&app).await;
+    // One batch is marked processed by one statement: one `processed_at`.
+    let largest = app
+        .count("SELECT max(n) FROM (SELECT count(*) AS n FROM outbox GROUP BY processed_at) b")
+        .await;
+    assert_eq!(
+        largest, 8,
+        "claims grow from 2 up to the maximum, no further"
+    );
+    let again = app
+        .count("SELECT count(*) FROM outbox WHERE attempts <> 1")
+        .await;
+    assert_eq!(again, 0, "claiming ahead never claims an event twice");
 }

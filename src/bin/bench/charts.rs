@@ -162,6 +162,12 @@ pub fn draw(r: &Results, out: &Path) -> anyhow::Result<()> {
             bars: vec![t.per_sec],
         });
     }
+    if let Ok(t) = &r.ceiling_same {
+        groups.push(Group {
+            label: "raw, worker's statements".into(),
+            bars: vec![t.per_sec],
+        });
+    }
     bar_chart(
         &out.join("drain.svg"),
         "Drain throughput vs raw ceiling (same MongoDB server)",

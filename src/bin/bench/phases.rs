@@ -315,7 +315,7 @@ pub async fn ceiling(
     scratch_db: &str,
     limit: usize,
     batch: usize,
-) -> anyhow::Result<(Throughput, Throughput)> {
+) -> anyhow::Result<Ceilings> {
     use mongodb::bson::{doc, Document};
     use sea_orm::{EntityTrait, QuerySelect};
     use studysync::{entity::outbox, sync::project::project};
@@ -324,6 +324,10 @@ pub async fn ceiling(
         .all(sql)
         .await?;
     let mut by_collection: std::collections::BTreeMap<&str, Vec<Document>> = Default::default();
+    // The worker's own statements: first versions inserted, the rest
+    // version-guarded upserts.
+    let mut inserts: std::collections::BTreeMap<&str, Vec<Document>> = Default::default();
+    let mut upserts: std::collections::BTreeMap<&str, Vec<Document>> = Default::default();
     for e in &events {
         let p = project(
             &e.aggregate_type,
@@ -332,26 +336,48 @@ pub async fn ceiling(
             &e.payload,
         )
         .with_context(|| format!("projecting {}", e.aggregate_type))?;
-        by_collection.entry(p.collection).or_default().push(doc! {
+        let update = doc! {
             "q": {"_id": &p.id, "version": {"$lt": p.version}},
-            "u": p.doc,
+            "u": p.doc.clone(),
             "upsert": true,
-        });
+        };
+        by_collection
+            .entry(p.collection)
+            .or_default()
+            .push(update.clone());
+        if p.version == 1 {
+            inserts.entry(p.collection).or_default().push(p.doc);
+        } else {
+            upserts.entry(p.collection).or_default().push(update);
+        }
     }
     let db = mongo.database(scratch_db);
     let mut runs = Vec::new();
-    for journaled in [true, false] {
+    for run in 0..3 {
         db.drop().await?;
         let started = std::time::Instant::now();
-        for (collection, updates) in &by_collection {
-            for chunk in updates.chunks(batch.max(1)) {
-                let mut command =
-                    doc! {"update": *collection, "updates": chunk.to_vec(), "ordered": false};
-                if journaled {
-                    command.insert("writeConcern", doc! {"w": "majority", "j": true});
+        let mut commands: Vec<Document> = Vec::new();
+        let chunked = |verb: &str,
+                       field: &str,
+                       all: &std::collections::BTreeMap<&str, Vec<Document>>,
+                       out: &mut Vec<Document>| {
+            for (collection, statements) in all {
+                for chunk in statements.chunks(batch.max(1)) {
+                    out.push(doc! {verb: *collection, field: chunk.to_vec(), "ordered": false});
                 }
-                db.run_command(command).await?;
             }
+        };
+        if run < 2 {
+            chunked("update", "updates", &by_collection, &mut commands);
+        } else {
+            chunked("insert", "documents", &inserts, &mut commands);
+            chunked("update", "updates", &upserts, &mut commands);
+        }
+        for mut command in commands {
+            if run == 0 {
+                command.insert("writeConcern", doc! {"w": "majority", "j": true});
+            }
+            db.run_command(command).await?;
         }
         let secs = started.elapsed().as_secs_f64();
         runs.push(Throughput {
@@ -361,9 +387,25 @@ pub async fn ceiling(
         });
     }
     db.drop().await?;
+    let same_statements = runs.pop().context("no run")?;
     let default = runs.pop().context("no run")?;
     let journaled = runs.pop().context("no run")?;
-    Ok((journaled, default))
+    Ok(Ceilings {
+        journaled,
+        default,
+        same_statements,
+    })
+}
+
+/// The raw ceilings: the same documents written straight with the driver.
+pub struct Ceilings {
+    /// Guarded upserts, every command journaled (`w: majority, j: true`).
+    pub journaled: Throughput,
+    /// Guarded upserts, the server's default write concern.
+    pub default: Throughput,
+    /// The worker's own statements (first versions inserted, the rest
+    /// guarded upserts), default write concern.
+    pub same_statements: Throughput,
 }
 
 #[derive(Clone, Debug)]
@@ -533,4 +575,95 @@ pub async fn overhead(
     }
     server.stop().await;
     Ok(out)
+}
+
+/// What the leaderboard costs each store below the server: the stored top
+/// fetched with the driver (one lookup by `_id`), the fallback's board query
+/// on `study_totals`, and the old design's board (the week's sessions
+/// summed per user), each from this process with `clients` concurrent
+/// clients. They show where the time of a `leaderboard` request goes.
+pub async fn board_floors(
+    mongo: &mongodb::Database,
+    sql: &sea_orm::DatabaseConnection,
+    cell: Duration,
+    clients: usize,
+) -> (Vec<ReadCell>, Vec<String>) {
+    use sea_orm::{ConnectionTrait, DbBackend, Statement};
+    use studysync::{domain::Period, sync::boards};
+
+    let now = studysync::domain::now();
+    let week = Period::Week.bucket_start(now);
+    let (from, to) = Period::Week.range(now);
+    let top = boards::key(Period::Week, week);
+    let mut cells = Vec::new();
+    let mut errors = Vec::new();
+    let tops = mongo.collection::<mongodb::bson::Document>(boards::COLLECTION);
+    let lookup = closed_loop(clients, cell, {
+        let (tops, top) = (tops.clone(), top.clone());
+        move |_, _| {
+            let (tops, top) = (tops.clone(), top.clone());
+            async move {
+                tops.find_one(mongodb::bson::doc! {"_id": &top})
+                    .await?
+                    .context("no stored top for the week")
+                    .map(drop)
+            }
+        }
+    })
+    .await;
+    let queries: [(&'static str, String); 2] = [
+        (
+            "board: first 11 rows of the week's totals (the fallback's query)",
+            format!(
+                "SELECT user_id, minutes FROM study_totals WHERE period = 'week' AND period_start = '{week}' \
+                 ORDER BY minutes DESC, user_id LIMIT 11"
+            ),
+        ),
+        (
+            "board: the week's sessions summed per user (the old design's query)",
+            format!(
+                "SELECT user_id, sum(minutes) AS minutes FROM study_sessions \
+                 WHERE started_at >= '{}' AND started_at < '{}' \
+                 GROUP BY user_id ORDER BY minutes DESC, user_id LIMIT 11",
+                from.to_rfc3339(),
+                to.map_or_else(|| "infinity".to_owned(), |t| t.to_rfc3339())
+            ),
+        ),
+    ];
+    let mut runs = vec![(
+        "board: the week's stored top, one lookup by _id",
+        "MongoDB, driver",
+        lookup,
+    )];
+    for (name, text) in queries {
+        let summary = closed_loop(clients, cell, {
+            let sql = sql.clone();
+            move |_, _| {
+                let (sql, text) = (sql.clone(), text.clone());
+                async move {
+                    sql.query_all(Statement::from_string(DbBackend::Postgres, text))
+                        .await
+                        .map(drop)
+                        .map_err(Into::into)
+                }
+            }
+        })
+        .await;
+        runs.push((name, "CockroachDB, driver", summary));
+    }
+    for (query, store, summary) in runs {
+        println!(
+            "  {store:<20} {query:<70} p50 {:>8.2} ms  p99 {:>8.2} ms  {:>6.0} req/s  errors {}",
+            summary.p50, summary.p99, summary.rps, summary.errors
+        );
+        if summary.errors > 0 {
+            errors.push(format!("{query} ({store}): {} errors", summary.errors));
+        }
+        cells.push(ReadCell {
+            query,
+            store,
+            summary,
+        });
+    }
+    (cells, errors)
 }
