@@ -66,6 +66,7 @@ pub struct Loaders {
     pub users: DataLoader<UserLoader, HashMapCache>,
     pub rooms: DataLoader<RoomLoader, HashMapCache>,
     pub members: DataLoader<MembersLoader, HashMapCache>,
+    cached: bool,
 }
 
 impl Loaders {
@@ -87,7 +88,39 @@ impl Loaders {
                 tokio::spawn,
                 HashMapCache::default(),
             ),
+            cached: true,
         }
+    }
+
+    /// Loads `keys` into `loader`'s cache as one batch, at once: a prefetch
+    /// knows every key already, so it skips the loader's wait for more keys
+    /// (and, for what is cached, the batch). Without a cache the nested
+    /// fields load for themselves, so there is nothing to do.
+    pub async fn prefetch<L, K>(
+        &self,
+        loader: &DataLoader<L, HashMapCache>,
+        keys: impl IntoIterator<Item = K>,
+    ) -> Result<HashMap<K, L::Value>, LoadError>
+    where
+        L: Loader<K, Error = LoadError>,
+        K: Send + Sync + std::hash::Hash + Eq + Clone + 'static,
+    {
+        if !self.cached {
+            return Ok(HashMap::new());
+        }
+        let keys: Vec<K> = keys
+            .into_iter()
+            .collect::<std::collections::HashSet<K>>()
+            .into_iter()
+            .collect();
+        if keys.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let values = loader.loader().load(&keys).await?;
+        loader
+            .feed_many(values.iter().map(|(k, v)| (k.clone(), v.clone())))
+            .await;
+        Ok(values)
     }
 }
 
@@ -99,7 +132,10 @@ impl Loaders {
         loaders.users.enable_all_cache(false);
         loaders.rooms.enable_all_cache(false);
         loaders.members.enable_all_cache(false);
-        loaders
+        Self {
+            cached: false,
+            ..loaders
+        }
     }
 }
 

@@ -47,23 +47,20 @@ pub async fn messages<'m>(
     }
     if selects(&nodes, &["room"]) {
         loaders
-            .rooms
-            .load_many(room_ids.iter().copied())
+            .prefetch(&loaders.rooms, room_ids.iter().copied())
             .await
             .map_err(load_error)?;
     }
     if selects(&nodes, &["room", "members"]) {
         let members = loaders
-            .members
-            .load_many(room_ids.iter().copied())
+            .prefetch(&loaders.members, room_ids.iter().copied())
             .await
             .map_err(load_error)?;
         user_ids.extend(members.values().flatten().copied());
     }
     if !user_ids.is_empty() {
         loaders
-            .users
-            .load_many(user_ids)
+            .prefetch(&loaders.users, user_ids)
             .await
             .map_err(load_error)?;
     }
@@ -79,7 +76,10 @@ pub async fn users(
 ) -> Result<()> {
     if selects(&nodes(ctx), &[field]) {
         let loaders = ctx.data_unchecked::<Loaders>();
-        loaders.users.load_many(ids).await.map_err(load_error)?;
+        loaders
+            .prefetch(&loaders.users, ids)
+            .await
+            .map_err(load_error)?;
     }
     Ok(())
 }

@@ -240,13 +240,15 @@ async fn main() -> anyhow::Result<()> {
         "== [{:>4.0} s] reads at seeded scale",
         results.started.elapsed().as_secs_f64()
     );
-    let (reads, errors) = phases::reads(&env, &fx, cell, 4, results.drain.is_ok()).await;
+    let (reads, errors) = phases::reads(&env, &fx, cell, &[1, 4], results.drain.is_ok()).await;
     results.reads = reads;
     results.notes.extend(errors);
-    let (floors, errors) =
-        phases::board_floors(&mongo.database(&args.database), &sql, cell, 4).await;
-    results.reads.extend(floors);
-    results.notes.extend(errors);
+    for clients in [1, 4] {
+        let (floors, errors) =
+            phases::board_floors(&mongo.database(&args.database), &sql, cell, clients).await;
+        results.reads.extend(floors);
+        results.notes.extend(errors);
+    }
 
     println!(
         "== [{:>4.0} s] GraphQL overhead",

@@ -412,6 +412,7 @@ pub struct Ceilings {
 pub struct ReadCell {
     pub query: &'static str,
     pub store: &'static str,
+    pub clients: usize,
     pub summary: Summary,
 }
 
@@ -461,7 +462,7 @@ pub async fn reads(
     env: &Env,
     fx: &Arc<Fixture>,
     cell: Duration,
-    clients: usize,
+    clients: &[usize],
     read_model_ready: bool,
 ) -> (Vec<ReadCell>, Vec<String>) {
     let mut cells = Vec::new();
@@ -508,24 +509,28 @@ pub async fn reads(
                 errors.push(format!("{name} ({store}): {e:#}"));
                 continue;
             }
-            let summary = closed_loop(clients, cell, {
-                let (gql, fx) = (gql.clone(), Arc::clone(fx));
-                move |_, _| {
-                    let token = reader(&fx, name).to_owned();
-                    let (gql, vars) = (gql.clone(), vars.clone());
-                    async move { answered_by(&gql.full(&token, query, vars).await?, key) }
-                }
-            })
-            .await;
-            println!(
-                "  {store:<11} {name:<30} p50 {:>8.2} ms  p99 {:>8.2} ms  {:>6.0} req/s  errors {}",
-                summary.p50, summary.p99, summary.rps, summary.errors
-            );
-            cells.push(ReadCell {
-                query: name,
-                store,
-                summary,
-            });
+            for &clients in clients {
+                let summary = closed_loop(clients, cell, {
+                    let (gql, fx) = (gql.clone(), Arc::clone(fx));
+                    let vars = vars.clone();
+                    move |_, _| {
+                        let token = reader(&fx, name).to_owned();
+                        let (gql, vars) = (gql.clone(), vars.clone());
+                        async move { answered_by(&gql.full(&token, query, vars).await?, key) }
+                    }
+                })
+                .await;
+                println!(
+                    "  {store:<11} {name:<30} c={clients:<2} p50 {:>8.2} ms  p99 {:>8.2} ms  {:>6.0} req/s  errors {}",
+                    summary.p50, summary.p99, summary.rps, summary.errors
+                );
+                cells.push(ReadCell {
+                    query: name,
+                    store,
+                    clients,
+                    summary,
+                });
+            }
         }
         server.stop().await;
     }
@@ -662,6 +667,7 @@ pub async fn board_floors(
         cells.push(ReadCell {
             query,
             store,
+            clients,
             summary,
         });
     }

@@ -117,8 +117,9 @@ struct Top {
 async fn top(db: &mongodb::Database, period: Period, start: NaiveDate) -> AppResult<Option<Top>> {
     let Some(d) = db
         .collection::<Document>(boards::COLLECTION)
+        // The whole document: a top has few other fields, and a projection
+        // costs some servers more than it saves.
         .find_one(doc! {"_id": boards::key(period, start)})
-        .projection(doc! {"entries": 1, "complete": 1})
         .await?
     else {
         return Ok(None);
