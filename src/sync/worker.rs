@@ -191,6 +191,20 @@ fn record(state: &AppState, outcome: &Outcome, started: Instant) {
     span.record("parked", outcome.parked);
 }
 
+/// The pause before the next poll: the poll interval, or a quarter of it
+/// (at least 50 ms) while polls keep finding a full batch waiting, so a
+/// worker in another process keeps up with steady traffic instead of
+/// letting each interval's events pile up.
+fn poll_pause(poll: std::time::Duration, busy: bool) -> std::time::Duration {
+    if busy {
+        (poll / 4)
+            .max(std::time::Duration::from_millis(50))
+            .min(poll)
+    } else {
+        poll
+    }
+}
+
 /// How often the queue gauges are refreshed. The health query reads the
 /// whole outbox, so it runs on its own timer, never between a commit and
 /// its claim.
@@ -199,7 +213,8 @@ const GAUGES_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
 /// Runs batches until `shutdown` resolves: straight on while batches come
 /// back full, otherwise until a local commit wakes it or the poll interval
 /// has passed since the last claim (so a poll comes every interval, however
-/// long the batches took). While batches come back full, the next one is
+/// long the batches took; a quarter of it while polls find a full batch
+/// waiting, see [`poll_pause`]). While batches come back full, the next one is
 /// claimed while the current one is carried, so the outbox and MongoDB work
 /// side by side, and claims grow from `SYNC_BATCH_SIZE` towards
 /// `SYNC_BATCH_MAX`. On shutdown the batches in hand are abandoned and their
@@ -250,6 +265,10 @@ async fn work(
     let mut size = settings.batch_size;
     let mut full = false;
     let mut last_claim = tokio::time::Instant::now();
+    // Whether the first claim after the last pause came back full: events
+    // are arriving faster than one batch per poll.
+    let mut resumed = true;
+    let mut busy = false;
     tokio::pin!(shutdown);
     loop {
         let step = async {
@@ -261,6 +280,10 @@ async fn work(
                 }
             };
             full = events.len() == size as usize;
+            if resumed {
+                busy = full;
+                resumed = false;
+            }
             let outcome = if full {
                 size = size.saturating_mul(2).min(settings.batch_max);
                 last_claim = tokio::time::Instant::now();
@@ -299,7 +322,7 @@ async fn work(
             }
             Ok(_) => {
                 idle_errors = 0;
-                last_claim + settings.poll_interval()
+                last_claim + poll_pause(settings.poll_interval(), busy)
             }
             Err(err) => {
                 idle_errors = idle_errors.saturating_add(1);
@@ -311,6 +334,7 @@ async fn work(
             }
         };
         size = settings.batch_size;
+        resumed = true;
         // Pausing after trouble: give back what was claimed ahead, untried.
         if ahead.take().is_some_and(|next| !next.is_empty()) {
             if let Err(err) = outbox::release(state.sql(), &settings.worker_id).await {
@@ -322,5 +346,26 @@ async fn work(
             () = wake.notified() => {}
             () = tokio::time::sleep_until(resume) => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn polls_come_four_times_as_often_while_they_find_a_backlog() {
+        let poll = Duration::from_millis(2_000);
+        assert_eq!(poll_pause(poll, false), poll);
+        assert_eq!(poll_pause(poll, true), Duration::from_millis(500));
+        assert_eq!(
+            poll_pause(Duration::from_millis(100), true),
+            Duration::from_millis(50)
+        );
+        assert_eq!(
+            poll_pause(Duration::from_millis(20), true),
+            Duration::from_millis(20)
+        );
     }
 }
