@@ -424,6 +424,13 @@ pub const READS: [(&str, &str); 5] = [
     ("messages (page of 20)", "query($r: ID!) { messages(roomId: $r, first: 20) { edges { node { id body } } } }"),
 ];
 
+/// A local port with nothing listening on it.
+fn closed_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map_or(9, |a| a.port())
+}
+
 /// Environment settings for a server process.
 type Settings = Vec<(&'static str, String)>;
 
@@ -453,9 +460,9 @@ fn answered_by(body: &serde_json::Value, store: &str) -> anyhow::Result<()> {
 
 /// (d): the routed reads on a server whose MongoDB reads never time out
 /// (so MongoDB answers however slow it is), then on one forced to the
-/// CockroachDB fallback (`READ_MODEL_TIMEOUT_MS=1`: the first MongoDB read
-/// times out and, with a day-long `READ_MODEL_RETRY_AFTER_MS`, every later
-/// read goes straight to CockroachDB). Every measured response's
+/// CockroachDB fallback (MongoDB at a closed port: the first routed read
+/// finds it unreachable and, with a day-long `READ_MODEL_RETRY_AFTER_MS`,
+/// every later read goes straight to CockroachDB). Every measured response's
 /// `extensions.provenance` is checked: one answered by the other store
 /// counts as an error.
 pub async fn reads(
@@ -480,6 +487,12 @@ pub async fn reads(
             "CockroachDB",
             "cockroachdb",
             vec![
+                // MongoDB at a port nobody listens on: the first routed read
+                // finds it unreachable, and every later one skips it.
+                (
+                    "MONGODB_URI",
+                    format!("mongodb://127.0.0.1:{}", closed_port()),
+                ),
                 ("READ_MODEL_TIMEOUT_MS", "1".to_owned()),
                 ("READ_MODEL_RETRY_AFTER_MS", "86400000".to_owned()),
             ],

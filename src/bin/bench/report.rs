@@ -474,7 +474,7 @@ pub fn render(r: &Results) -> String {
             }
         }
     }
-    let _ = writeln!(s, "\n## Reads at seeded scale\n\n1 and 4 concurrent clients per query, as the reader with the most study minutes. MongoDB rows: a server with `READ_MODEL_TIMEOUT_MS=60000`, so MongoDB answers however long it takes. CockroachDB rows: a server with `READ_MODEL_TIMEOUT_MS=1` and `READ_MODEL_RETRY_AFTER_MS=86400000` — the first MongoDB read times out and every later routed field goes straight to the CockroachDB fallback. Every measured response's `extensions.provenance` is checked; one answered by the other store counts as an error.\n");
+    let _ = writeln!(s, "\n## Reads at seeded scale\n\n1 and 4 concurrent clients per query, as the reader with the most study minutes. MongoDB rows: a server with `READ_MODEL_TIMEOUT_MS=60000`, so MongoDB answers however long it takes. CockroachDB rows: a server whose `MONGODB_URI` names a port nobody listens on, with `READ_MODEL_RETRY_AFTER_MS=86400000` — the first routed read finds MongoDB unreachable and every later routed field goes straight to the CockroachDB fallback. Every measured response's `extensions.provenance` is checked; one answered by the other store counts as an error.\n");
     let _ = writeln!(
         s,
         "| Query | Store | Clients | p50 | p99 | req/s | errors |\n|---|---|---|---|---|---|---|"
