@@ -54,14 +54,7 @@ pub async fn seed(app: &AppState, sizes: &crate::seed::SeedArgs) -> anyhow::Resu
         .await
         .context("applying migrations")?;
     let report = crate::seed::seed(app.writer(), sizes, |r| {
-        eprintln!(
-            "seed: {} users, {} sessions, {} messages, {} events ({:.1} s)",
-            r.users,
-            r.sessions,
-            r.messages,
-            r.events,
-            r.elapsed.as_secs_f64()
-        );
+        eprintln!("seed: {}", r.progress());
     })
     .await
     .map_err(|e| anyhow::anyhow!("{}", e.chain()))?;

@@ -2,7 +2,7 @@ use chrono::{DateTime, Datelike, Days, Months, NaiveDate, TimeZone, Utc};
 
 /// A leaderboard/report period, always in UTC: the current day, ISO week
 /// (starting Monday), calendar month, or all time.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Period {
     Day,
     Week,

@@ -93,6 +93,29 @@ impl BoardPosition {
             }
         }
     }
+
+    /// Ranks `rows` (`(user_id, minutes)` in board order) that follow
+    /// `after`: each with its position (the page cursor) and its entry.
+    pub fn rank_rows(
+        after: Option<BoardPosition>,
+        rows: impl IntoIterator<Item = (Uuid, i64)>,
+    ) -> Vec<(BoardPosition, BoardEntry)> {
+        let mut previous = after;
+        rows.into_iter()
+            .map(|(user_id, minutes)| {
+                let position = BoardPosition::next(previous, minutes, user_id);
+                previous = Some(position);
+                (
+                    position,
+                    BoardEntry {
+                        rank: position.rank,
+                        user_id,
+                        minutes,
+                    },
+                )
+            })
+            .collect()
+    }
 }
 
 /// Minutes per key (a day `YYYY-MM-DD` or a subject).

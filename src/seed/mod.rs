@@ -80,6 +80,20 @@ pub struct SeedReport {
     pub elapsed: std::time::Duration,
 }
 
+impl SeedReport {
+    /// One progress line: what is written so far and how long it took.
+    pub fn progress(&self) -> String {
+        format!(
+            "{} users, {} sessions, {} messages, {} events ({:.1} s)",
+            self.users,
+            self.sessions,
+            self.messages,
+            self.events,
+            self.elapsed.as_secs_f64()
+        )
+    }
+}
+
 /// One transaction's worth of rows.
 #[derive(Default)]
 struct Batch {

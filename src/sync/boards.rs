@@ -72,13 +72,10 @@ pub fn touched(events: &[Claimed], now: DateTime<Utc>) -> Vec<Bucket> {
             continue;
         };
         if is_current((period, start), now) {
-            buckets.insert((period.key(), start));
+            buckets.insert((period, start));
         }
     }
-    buckets
-        .into_iter()
-        .filter_map(|(key, start)| period_of(key).map(|p| (p, start)))
-        .collect()
+    buckets.into_iter().collect()
 }
 
 /// Every bucket a reader may ask for at `now`.
@@ -240,10 +237,10 @@ mod tests {
         assert_eq!(
             touched(&events, now),
             vec![
-                (Period::AllTime, day("1970-01-01")),
                 (Period::Day, day("2026-11-29")),
                 (Period::Week, day("2026-11-23")),
                 (Period::Week, day("2026-11-30")),
+                (Period::AllTime, day("1970-01-01")),
             ]
         );
         let all = current(now);

@@ -164,14 +164,7 @@ async fn main() -> anyhow::Result<()> {
         args.seed
     );
     let seeded = studysync::seed::seed(app.writer(), &args.seed, |r| {
-        println!(
-            "  {} users, {} sessions, {} messages, {} events ({:.1} s)",
-            r.users,
-            r.sessions,
-            r.messages,
-            r.events,
-            r.elapsed.as_secs_f64()
-        );
+        println!("  {}", r.progress());
     })
     .await
     .map_err(|e| anyhow::anyhow!("seeding: {}", e.chain()))?;

@@ -51,22 +51,7 @@ pub async fn page(
         .into_tuple()
         .all(conn)
         .await?;
-    let mut previous = after;
-    Ok(rows
-        .into_iter()
-        .map(|(user_id, minutes)| {
-            let position = BoardPosition::next(previous, minutes, user_id);
-            previous = Some(position);
-            (
-                position,
-                BoardEntry {
-                    rank: position.rank,
-                    user_id,
-                    minutes,
-                },
-            )
-        })
-        .collect())
+    Ok(BoardPosition::rank_rows(after, rows))
 }
 
 /// Same contract as `read::mongo::leaderboard::rank_of`.

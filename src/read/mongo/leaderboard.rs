@@ -55,23 +55,16 @@ pub async fn page(
         .await?
         .try_collect()
         .await?;
-    let mut previous = after;
-    let mut out = Vec::with_capacity(docs.len());
-    for d in &docs {
-        let user_id = uuid_field(d, COLLECTION, "user_id")?;
-        let minutes = int_field(d, COLLECTION, "minutes")?;
-        let position = BoardPosition::next(previous, minutes, user_id);
-        previous = Some(position);
-        out.push((
-            position,
-            BoardEntry {
-                rank: position.rank,
-                user_id,
-                minutes,
-            },
-        ));
-    }
-    Ok(out)
+    let rows = docs
+        .iter()
+        .map(|d| {
+            Ok((
+                uuid_field(d, COLLECTION, "user_id")?,
+                int_field(d, COLLECTION, "minutes")?,
+            ))
+        })
+        .collect::<AppResult<Vec<_>>>()?;
+    Ok(BoardPosition::rank_rows(after, rows))
 }
 
 /// The user's entry: rank = 1 + rows with more minutes (an index count, not a
@@ -159,24 +152,8 @@ impl Top {
         if upto > self.entries.len() && !self.complete {
             return None;
         }
-        let mut previous = after;
-        Some(
-            self.entries[from..upto.min(self.entries.len())]
-                .iter()
-                .map(|&(user_id, minutes)| {
-                    let position = BoardPosition::next(previous, minutes, user_id);
-                    previous = Some(position);
-                    (
-                        position,
-                        BoardEntry {
-                            rank: position.rank,
-                            user_id,
-                            minutes,
-                        },
-                    )
-                })
-                .collect(),
-        )
+        let rows = &self.entries[from..upto.min(self.entries.len())];
+        Some(BoardPosition::rank_rows(after, rows.iter().copied()))
     }
 
     /// The user's entry when they are on the top: everyone with more
