@@ -181,3 +181,42 @@ async fn resync_writes_the_current_tops_again() {
         .expect("top");
     assert_eq!(top_entries(&top), [45, 15]);
 }
+
+#[tokio::test]
+async fn documents_after_a_refused_top_are_not_written() {
+    use mongodb::{options::IndexOptions, IndexModel};
+    use studysync::sync::project::Projected;
+    let app = spawn_read_app().await;
+    let db = app.state.read_model();
+    // A collection whose unique index refuses the second document.
+    let refusing = db.collection::<Document>("refusing");
+    refusing
+        .create_index(
+            IndexModel::builder()
+                .keys(doc! {"k": 1})
+                .options(IndexOptions::builder().unique(true).build())
+                .build(),
+        )
+        .await
+        .expect("index");
+    refusing
+        .insert_one(doc! {"_id": "a", "version": 1_i64, "k": 1})
+        .await
+        .expect("insert");
+    let first = [Projected {
+        collection: "refusing",
+        id: "b".into(),
+        version: 2,
+        doc: doc! {"_id": "b", "version": 2_i64, "k": 1},
+    }];
+    let docs = [Projected {
+        collection: "todos",
+        id: "later".into(),
+        version: 1,
+        doc: doc! {"_id": "later", "version": 1_i64},
+    }];
+    let (before, after) = apply::apply_after(db, &first, &docs, Guard::Newer).await;
+    assert!(matches!(before[0], Verdict::Rejected(_)), "{before:?}");
+    assert!(matches!(after[0], Verdict::Unavailable(_)), "{after:?}");
+    assert!(app.read_doc("todos", "later").await.is_none());
+}
