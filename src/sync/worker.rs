@@ -245,7 +245,13 @@ pub async fn run(
             }
         }
     }));
-    let result = work(&state, &settings, shutdown).await;
+    // Claims run as tasks of their own: a claim statement already sent
+    // would otherwise commit after the release below and leave its events
+    // claimed until the lease runs out.
+    let claims = tokio_util::task::TaskTracker::new();
+    let result = work(&state, &settings, &claims, shutdown).await;
+    claims.close();
+    claims.wait().await;
     let released = outbox::release(state.sql(), &settings.worker_id).await?;
     tracing::info!(released, "sync worker stopped");
     result
@@ -254,8 +260,18 @@ pub async fn run(
 async fn work(
     state: &AppState,
     settings: &WorkerSettings,
+    claims: &tokio_util::task::TaskTracker,
     shutdown: impl Future<Output = ()> + Send,
 ) -> anyhow::Result<()> {
+    // A claim that runs to its end even when the worker stops meanwhile.
+    let claim = |size: u32| {
+        let (state, settings) = (state.clone(), settings.clone());
+        let task = claims.spawn(async move { outbox::claim(state.sql(), &settings, size).await });
+        async move {
+            task.await
+                .map_err(|e| crate::error::AppError::Internal(anyhow::anyhow!("claim task: {e}")))?
+        }
+    };
     let wake = state.outbox_wake();
     let mut last_purge: Option<Instant> = None;
     let mut idle_errors = 0u32;
@@ -276,7 +292,7 @@ async fn work(
                 Some(events) => events,
                 None => {
                     last_claim = tokio::time::Instant::now();
-                    outbox::claim(state.sql(), settings, size).await?
+                    claim(size).await?
                 }
             };
             full = events.len() == size as usize;
@@ -287,10 +303,7 @@ async fn work(
             let outcome = if full {
                 size = size.saturating_mul(2).min(settings.batch_max);
                 last_claim = tokio::time::Instant::now();
-                let (outcome, next) = tokio::join!(
-                    carry(state, settings, events),
-                    outbox::claim(state.sql(), settings, size)
-                );
+                let (outcome, next) = tokio::join!(carry(state, settings, events), claim(size));
                 // Claimed before a failure is noticed: `release` on the way
                 // out, or the lease, makes them due again.
                 ahead = Some(next?);
