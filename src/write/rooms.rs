@@ -180,21 +180,17 @@ pub async fn send_message(
                     version: Set(1),
                     created_at: Set(now),
                     updated_at: Set(now),
-                }
-                .insert(tx.conn())
-                .await?;
-                outbox::enqueue(
-                    tx,
-                    NewEvent {
+                };
+                outbox::insert_with(tx, message, |message| {
+                    vec![NewEvent {
                         aggregate_type: aggregate::MESSAGE,
                         aggregate_id: message.id,
                         version: message.version,
                         event_type: "message.sent",
-                        payload: message_payload(&message),
-                    },
-                )
-                .await?;
-                Ok(message)
+                        payload: message_payload(message),
+                    }]
+                })
+                .await
             })
         })
         .await

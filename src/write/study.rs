@@ -1,9 +1,8 @@
 //! Study sessions, and the per-period totals maintained beside them.
 use sea_orm::{
     sea_query::{Expr, OnConflict},
-    ActiveModelTrait,
     ActiveValue::Set,
-    EntityTrait,
+    EntityTrait, TryIntoModel,
 };
 use serde_json::json;
 use uuid::Uuid;
@@ -61,7 +60,7 @@ pub async fn log_session(
             let subject = subject.clone();
             Box::pin(async move {
                 let now = crate::domain::now();
-                let session = study_sessions::ActiveModel {
+                let row = study_sessions::ActiveModel {
                     id: Set(Uuid::new_v4()),
                     user_id: Set(user_id),
                     subject: Set(subject.into_inner()),
@@ -70,21 +69,26 @@ pub async fn log_session(
                     version: Set(1),
                     created_at: Set(now),
                     updated_at: Set(now),
-                }
-                .insert(tx.conn())
-                .await?;
-                let mut events = vec![NewEvent {
-                    aggregate_type: aggregate::STUDY_SESSION,
-                    aggregate_id: session.id,
-                    version: session.version,
-                    event_type: "study_session.logged",
-                    payload: payload(&session),
-                }];
+                };
+                // The totals first, so the session's own insert carries every
+                // event of the transaction.
+                let session = row.clone().try_into_model()?;
+                let mut totals = Vec::with_capacity(Period::ALL.len());
                 for period in Period::ALL {
-                    events.push(add_to_total(tx, &session, period).await?);
+                    totals.push(add_to_total(tx, &session, period).await?);
                 }
-                outbox::enqueue_all(tx, events).await?;
-                Ok(session)
+                outbox::insert_with(tx, row, |session| {
+                    let mut events = vec![NewEvent {
+                        aggregate_type: aggregate::STUDY_SESSION,
+                        aggregate_id: session.id,
+                        version: session.version,
+                        event_type: "study_session.logged",
+                        payload: payload(session),
+                    }];
+                    events.append(&mut totals);
+                    events
+                })
+                .await
             })
         })
         .await

@@ -67,11 +67,8 @@ pub async fn create(
                     version: Set(1),
                     created_at: Set(now),
                     updated_at: Set(now),
-                }
-                .insert(tx.conn())
-                .await?;
-                outbox::enqueue(tx, event(&todo, "todo.created")).await?;
-                Ok(todo)
+                };
+                outbox::insert_with(tx, todo, |todo| vec![event(todo, "todo.created")]).await
             })
         })
         .await

@@ -79,6 +79,56 @@ async fn when_the_outbox_insert_fails_the_data_is_rolled_back_too() {
 }
 
 #[tokio::test]
+async fn a_row_stored_other_than_its_event_describes_fails_the_mutation_and_writes_nothing() {
+    let app = spawn_app().await;
+    let (token, _) = app.sign_up("g@example.org", "Gus").await;
+    let before = app.count("SELECT count(*) FROM outbox").await;
+    // A real fault: the database rewrites every new todo's title, so the
+    // event (built from the row as sent) would misdescribe the stored row.
+    app.sql()
+        .execute_unprepared(
+            "CREATE FUNCTION shout() RETURNS trigger LANGUAGE plpgsql AS \
+             $$ BEGIN NEW.title := upper(NEW.title); RETURN NEW; END $$; \
+             CREATE TRIGGER shout BEFORE INSERT ON todos FOR EACH ROW EXECUTE FUNCTION shout()",
+        )
+        .await
+        .expect("create trigger");
+    let body = app
+        .gql(
+            Some(&token),
+            "mutation { createTodo(input: {title: \"quiet\"}) { id } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(error_code(&body), "INTERNAL", "{body}");
+    assert_eq!(app.count("SELECT count(*) FROM todos").await, 0);
+    assert_eq!(
+        app.count("SELECT count(*) FROM outbox").await,
+        before,
+        "no event may commit for a row it misdescribes"
+    );
+    // Once the database stores what it is sent, the same mutation commits
+    // its row and its event together.
+    app.sql()
+        .execute_unprepared("DROP TRIGGER shout ON todos")
+        .await
+        .expect("drop trigger");
+    let body = app
+        .gql(
+            Some(&token),
+            "mutation { createTodo(input: {title: \"quiet\"}) { id title } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(body["data"]["createTodo"]["title"], "quiet", "{body}");
+    assert_eq!(
+        app.count("SELECT count(*) FROM outbox o JOIN todos t ON t.id = o.aggregate_id WHERE o.payload->>'title' = 'quiet'")
+            .await,
+        1
+    );
+}
+
+#[tokio::test]
 async fn a_mutation_response_carries_a_consistency_token() {
     let app = spawn_app().await;
     let (token, _) = app.sign_up("g@example.org", "Gil").await;

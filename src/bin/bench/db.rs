@@ -80,3 +80,15 @@ pub async fn recreate_postgres(admin_url: &str, name: &str) -> anyhow::Result<()
     admin.close().await?;
     Ok(())
 }
+
+/// Drops a scratch PostgreSQL database.
+pub async fn drop_postgres(admin_url: &str, name: &str) -> anyhow::Result<()> {
+    let admin = sea_orm::Database::connect(admin_url)
+        .await
+        .context("connecting to PostgreSQL")?;
+    admin
+        .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        .await?;
+    admin.close().await?;
+    Ok(())
+}

@@ -10,8 +10,46 @@ use tokio::sync::Mutex;
 
 use crate::stats::{summarize, Summary};
 
+/// Latencies and errors of one closed-loop run, and its wall time.
+#[derive(Default)]
+pub struct Samples {
+    pub latencies: Vec<Duration>,
+    pub errors: usize,
+    pub wall: Duration,
+}
+
+impl Samples {
+    /// Adds another run of the same cell (its wall time adds up too).
+    pub fn extend(&mut self, other: Samples) {
+        self.latencies.extend(other.latencies);
+        self.errors += other.errors;
+        self.wall += other.wall;
+    }
+
+    pub fn summary(&self) -> Summary {
+        summarize(&self.latencies, self.errors, self.wall)
+    }
+}
+
 /// `clients` tasks each call `op(client, i)` back to back for `duration`.
 pub async fn closed_loop<F, Fut>(clients: usize, duration: Duration, op: F) -> Summary
+where
+    F: Fn(usize, usize) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = anyhow::Result<()>> + Send,
+{
+    closed_loop_samples(clients, duration, 0, op)
+        .await
+        .summary()
+}
+
+/// Like [`closed_loop`], returning the samples; request numbers start at
+/// `first` so repeated runs never repeat a request.
+pub async fn closed_loop_samples<F, Fut>(
+    clients: usize,
+    duration: Duration,
+    first: usize,
+    op: F,
+) -> Samples
 where
     F: Fn(usize, usize) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = anyhow::Result<()>> + Send,
@@ -25,7 +63,7 @@ where
         tasks.push(tokio::spawn(async move {
             let mut latencies = Vec::new();
             let mut errors = 0;
-            let mut i = 0;
+            let mut i = first;
             while Instant::now() < deadline {
                 let t = Instant::now();
                 match op(client, i).await {
@@ -42,15 +80,15 @@ where
             (latencies, errors)
         }));
     }
-    let mut all = Vec::new();
-    let mut errors = 0;
+    let mut samples = Samples::default();
     for task in tasks {
         if let Ok((l, e)) = task.await {
-            all.extend(l);
-            errors += e;
+            samples.latencies.extend(l);
+            samples.errors += e;
         }
     }
-    summarize(&all, errors, started.elapsed())
+    samples.wall = started.elapsed();
+    samples
 }
 
 /// Starts `op(i)` at `rate` per second for `duration`, never waiting for

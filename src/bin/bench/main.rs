@@ -4,6 +4,7 @@
 //! `cargo run --release --features bench --bin bench -- --help`).
 mod charts;
 mod client;
+mod cpu;
 mod db;
 mod load;
 mod phases;
@@ -62,11 +63,35 @@ pub struct Args {
     /// largest claim, `SYNC_BATCH_MAX`, by default).
     #[arg(long, default_value_t = 800)]
     pub ceiling_batch: usize,
+    /// Study sessions in the scratch database where the board's SQL
+    /// queries are also timed at scale (0 skips it; part of `reads`).
+    #[arg(long, default_value_t = 1_000_000)]
+    pub scale_sessions: usize,
     /// Where the report and charts go.
     #[arg(long, default_value = "docs/bench")]
     pub out: PathBuf,
+    /// Measurements to take (the seed and the drain always run: every other
+    /// measurement needs an empty outbox). A partial run belongs in its own
+    /// `--out` directory.
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        default_value = "ceiling,reads,overhead,writes,lag"
+    )]
+    pub phases: Vec<Phase>,
     #[command(flatten)]
     pub seed: SeedArgs,
+}
+
+/// A measurement that `--phases` can select.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    Ceiling,
+    Reads,
+    Overhead,
+    Writes,
+    Lag,
 }
 
 /// Who the clients act as.
@@ -190,91 +215,128 @@ async fn main() -> anyhow::Result<()> {
             results.drain = Err(format!("{e:#}"));
         }
     }
-    println!(
-        "== [{:>4.0} s] raw ceiling: the same documents written with the driver",
-        results.started.elapsed().as_secs_f64()
-    );
-    match phases::ceiling(
-        &sql,
-        &mongo,
-        &format!("{}_ceiling", args.database),
-        args.ceiling_docs,
-        args.ceiling_batch,
-    )
-    .await
-    {
-        Ok(phases::Ceilings {
-            journaled,
-            default,
-            same_statements,
-        }) => {
-            for (name, t) in [
-                ("guarded upserts, every command journaled", &journaled),
-                ("guarded upserts, default write concern", &default),
-                ("the worker's statements, default concern", &same_statements),
-            ] {
-                println!(
-                    "  {name:<42} {} documents in {:.1} s = {:.0} docs/s",
-                    t.items, t.secs, t.per_sec
-                );
+    if args.phases.contains(&Phase::Ceiling) {
+        println!(
+            "== [{:>4.0} s] raw ceiling: the same documents written with the driver",
+            results.started.elapsed().as_secs_f64()
+        );
+        match phases::ceiling(
+            &sql,
+            &mongo,
+            &format!("{}_ceiling", args.database),
+            args.ceiling_docs,
+            args.ceiling_batch,
+        )
+        .await
+        {
+            Ok(phases::Ceilings {
+                journaled,
+                default,
+                same_statements,
+            }) => {
+                for (name, t) in [
+                    ("guarded upserts, every command journaled", &journaled),
+                    ("guarded upserts, default write concern", &default),
+                    ("the worker's statements, default concern", &same_statements),
+                ] {
+                    println!(
+                        "  {name:<42} {} documents in {:.1} s = {:.0} docs/s",
+                        t.items, t.secs, t.per_sec
+                    );
+                }
+                results.ceiling = Ok(journaled);
+                results.ceiling_default = Ok(default);
+                results.ceiling_same = Ok(same_statements);
             }
-            results.ceiling = Ok(journaled);
-            results.ceiling_default = Ok(default);
-            results.ceiling_same = Ok(same_statements);
-        }
-        Err(e) => {
-            println!("  not available: {e:#}");
-            results.ceiling = Err(format!("{e:#}"));
+            Err(e) => {
+                println!("  not available: {e:#}");
+                results.ceiling = Err(format!("{e:#}"));
+            }
         }
     }
-
     let cell = Duration::from_secs_f64(args.cell_secs);
-    println!(
-        "== [{:>4.0} s] reads at seeded scale",
-        results.started.elapsed().as_secs_f64()
-    );
-    let (reads, errors) = phases::reads(&env, &fx, cell, &[1, 4], results.drain.is_ok()).await;
-    results.reads = reads;
-    results.notes.extend(errors);
-    for clients in [1, 4] {
-        let (floors, errors) =
-            phases::board_floors(&mongo.database(&args.database), &sql, cell, clients).await;
-        results.reads.extend(floors);
+    if args.phases.contains(&Phase::Reads) {
+        println!(
+            "== [{:>4.0} s] reads at seeded scale",
+            results.started.elapsed().as_secs_f64()
+        );
+        let (reads, errors) = phases::reads(&env, &fx, cell, &[1, 4], results.drain.is_ok()).await;
+        results.reads = reads;
+        results.notes.extend(errors);
+        for clients in [1, 4] {
+            let (floors, errors) =
+                phases::board_floors(&mongo.database(&args.database), &sql, cell, clients).await;
+            results.reads.extend(floors);
+            results.notes.extend(errors);
+        }
+        if args.scale_sessions > 0 {
+            println!(
+                "== [{:>4.0} s] the board's SQL at scale: {} sessions in a scratch database",
+                results.started.elapsed().as_secs_f64(),
+                args.scale_sessions
+            );
+            match phases::board_at_scale(
+                &args.postgres,
+                &format!("{}_scale", args.database),
+                &[
+                    "--mongodb-uri",
+                    &mongodb_uri,
+                    "--mongodb-db",
+                    &format!("{}_scale", args.database),
+                    "--jwt-secret",
+                    &jwt_secret,
+                    "--bench-write-mode",
+                    "floor",
+                ],
+                args.scale_sessions,
+                cell,
+            )
+            .await
+            {
+                Ok((cells, seeded)) => {
+                    results.reads.extend(cells);
+                    results.scale_seed = Some(seeded);
+                }
+                Err(e) => results.notes.push(format!("board at scale: {e:#}")),
+            }
+        }
+    }
+    if args.phases.contains(&Phase::Overhead) {
+        println!(
+            "== [{:>4.0} s] GraphQL overhead",
+            results.started.elapsed().as_secs_f64()
+        );
+        results.overhead = phases::overhead(&env, &fx, cell, 8)
+            .await
+            .map_err(|e| format!("{e:#}"));
+    }
+    if args.phases.contains(&Phase::Writes) {
+        println!(
+            "== [{:>4.0} s] mutation latency per write mode",
+            results.started.elapsed().as_secs_f64()
+        );
+        let (writes, rss, errors) = phases::writes(&env, &fx, &args.concurrency, cell, &sql).await;
+        results.writes = writes;
+        results.rss.extend(rss);
         results.notes.extend(errors);
     }
-
-    println!(
-        "== [{:>4.0} s] GraphQL overhead",
-        results.started.elapsed().as_secs_f64()
-    );
-    results.overhead = phases::overhead(&env, &fx, cell, 8)
-        .await
-        .map_err(|e| format!("{e:#}"));
-
-    println!(
-        "== [{:>4.0} s] mutation latency per write mode",
-        results.started.elapsed().as_secs_f64()
-    );
-    let (writes, rss, errors) = phases::writes(&env, &fx, &args.concurrency, cell, &sql).await;
-    results.writes = writes;
-    results.rss.extend(rss);
-    results.notes.extend(errors);
-
-    println!(
-        "== [{:>4.0} s] sync lag",
-        results.started.elapsed().as_secs_f64()
-    );
-    let (lag, errors) = phases::lag(
-        &env,
-        &fx,
-        &sql,
-        &args.lag_rates,
-        Duration::from_secs_f64(args.lag_secs),
-        args.poll_ms,
-    )
-    .await;
-    results.lag = lag;
-    results.notes.extend(errors);
+    if args.phases.contains(&Phase::Lag) {
+        println!(
+            "== [{:>4.0} s] sync lag",
+            results.started.elapsed().as_secs_f64()
+        );
+        let (lag, errors) = phases::lag(
+            &env,
+            &fx,
+            &sql,
+            &args.lag_rates,
+            Duration::from_secs_f64(args.lag_secs),
+            args.poll_ms,
+        )
+        .await;
+        results.lag = lag;
+        results.notes.extend(errors);
+    }
     results.finish();
 
     std::fs::create_dir_all(&args.out)?;

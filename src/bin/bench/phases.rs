@@ -1,14 +1,14 @@
 //! The measurements. Each returns its figures or the reason it could not be
 //! taken; none of them is ever estimated.
-use std::{sync::Arc, time::Duration};
+use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use anyhow::{bail, Context};
 use serde_json::json;
 
 use crate::{
     client::Gql,
-    db,
-    load::{closed_loop, open_loop},
+    cpu, db,
+    load::{closed_loop, closed_loop_samples, open_loop, Samples},
     server::{Env, Process},
     stats::{summarize_ms, Summary},
     Fixture,
@@ -18,17 +18,26 @@ pub const MUTATIONS: [&str; 3] = ["createTodo", "logStudySession", "sendMessage"
 pub const MODES: [&str; 4] = ["outbox", "outbox, worker paused", "dual-write", "floor"];
 
 /// Server settings per mode. "outbox, worker paused" is the production write
-/// path with no worker competing for this machine's two cores; its backlog
-/// is drained by a `worker` process afterwards.
+/// path with no worker competing for this machine's two cores. Only the
+/// "outbox" server runs a worker, which polls only when told (local commits
+/// wake it): it drains every mode's events between slices, never during
+/// another mode's slice.
 fn mode_vars(mode: &str) -> Vec<(&'static str, String)> {
+    let no_worker = ("NO_WORKER", "true".to_owned());
     match mode {
-        "outbox, worker paused" => vec![
+        "outbox" => vec![
             ("BENCH_WRITE_MODE", "outbox".to_owned()),
-            ("NO_WORKER", "true".to_owned()),
+            ("SYNC_POLL_INTERVAL_MS", "3600000".to_owned()),
         ],
-        other => vec![("BENCH_WRITE_MODE", other.to_owned())],
+        "outbox, worker paused" => vec![("BENCH_WRITE_MODE", "outbox".to_owned()), no_worker],
+        other => vec![("BENCH_WRITE_MODE", other.to_owned()), no_worker],
     }
 }
+
+/// Each cell's time is split into this many slices per mode, and the modes
+/// take turns slice by slice (starting with a different mode each round), so
+/// a slow moment of this shared machine falls on every mode alike.
+pub const ROUNDS: usize = 4;
 
 #[derive(Clone, Debug)]
 pub struct WriteCell {
@@ -36,6 +45,8 @@ pub struct WriteCell {
     pub mutation: &'static str,
     pub concurrency: usize,
     pub summary: Summary,
+    /// CPU seconds each part of the system spent during this cell's slices.
+    pub cpu: std::collections::HashMap<cpu::Part, f64>,
 }
 
 /// One mutation, run by client `c` (its own user).
@@ -59,8 +70,11 @@ async fn mutate(gql: &Gql, fx: &Fixture, mutation: &str, c: usize, i: usize) -> 
     }
 }
 
-/// (a) + (f): every mutation at every concurrency, per write mode, each mode
-/// on a fresh server whose peak RSS is read afterwards.
+/// (a) + (f): every mutation at every concurrency, per write mode. One
+/// server per mode, all running at once; within a cell the modes take turns
+/// in [`ROUNDS`] slices and each mode's latencies are pooled. After a slice
+/// that wrote outbox events, the "outbox" server's worker drains them before
+/// the next slice starts. Peak RSS per server is read at the end.
 pub async fn writes(
     env: &Env,
     fx: &Arc<Fixture>,
@@ -69,66 +83,119 @@ pub async fn writes(
     sql: &sea_orm::DatabaseConnection,
 ) -> (Vec<WriteCell>, Vec<(String, Option<f64>)>, Vec<String>) {
     let mut cells = Vec::new();
-    let mut rss = Vec::new();
     let mut errors = Vec::new();
     let baseline = db::pending(sql).await.unwrap_or(0);
+    let mut servers: Vec<(&'static str, Process, Gql)> = Vec::new();
     for mode in MODES {
         let log = format!("writes-{}", mode.replace([',', ' '], ""));
-        let server = match Process::serve(env, &mode_vars(mode), &log).await {
-            Ok(s) => s,
-            Err(e) => {
-                errors.push(format!("write mode {mode}: {e:#}"));
-                continue;
+        match Process::serve(env, &mode_vars(mode), &log).await {
+            Ok(server) => {
+                let gql = Gql::new(&server.url);
+                servers.push((mode, server, gql));
             }
-        };
-        let gql = Gql::new(&server.url);
-        for mutation in MUTATIONS {
-            for &c in concurrencies {
-                // Warm-up: connections, caches, prepared statements.
-                let _ = closed_loop(c, Duration::from_millis(300), {
-                    let (gql, fx) = (gql.clone(), Arc::clone(fx));
-                    move |client, i| {
-                        let (gql, fx) = (gql.clone(), Arc::clone(&fx));
-                        async move { mutate(&gql, &fx, mutation, client, i + 1_000_000).await }
-                    }
-                })
-                .await;
-                let summary = closed_loop(c, cell, {
+            Err(e) => errors.push(format!("write mode {mode}: {e:#}")),
+        }
+    }
+    let drainer = servers
+        .iter()
+        .find(|(mode, ..)| *mode == "outbox")
+        .map(|(.., gql)| gql.clone());
+    // Brings the outbox back to `baseline` after a slice of `mode`.
+    let settle = |mode: &'static str| {
+        let (drainer, fx) = (drainer.clone(), Arc::clone(fx));
+        async move {
+            if !mode.starts_with("outbox") {
+                return Ok(());
+            }
+            let Some(drainer) = drainer else {
+                bail!("no outbox server to drain the events of {mode}");
+            };
+            if mode != "outbox" {
+                // One local commit wakes the worker, which then drains all.
+                mutate(&drainer, &fx, "createTodo", 0, usize::MAX).await?;
+            }
+            if !db::wait_drained(sql, baseline, Duration::from_secs(120)).await? {
+                bail!("the outbox did not drain after a slice of {mode}");
+            }
+            Ok(())
+        }
+    };
+    let slice = cell / ROUNDS as u32;
+    for mutation in MUTATIONS {
+        for &c in concurrencies {
+            let run = |gql: &Gql, duration: Duration, first: usize| {
+                closed_loop_samples(c, duration, first, {
                     let (gql, fx) = (gql.clone(), Arc::clone(fx));
                     move |client, i| {
                         let (gql, fx) = (gql.clone(), Arc::clone(&fx));
                         async move { mutate(&gql, &fx, mutation, client, i).await }
                     }
                 })
-                .await;
+            };
+            let mut pooled: Vec<Samples> = servers.iter().map(|_| Samples::default()).collect();
+            let mut spent: Vec<HashMap<cpu::Part, f64>> =
+                servers.iter().map(|_| HashMap::new()).collect();
+            let mut failed = None;
+            // Warm-up: connections, caches, prepared statements.
+            for (mode, _, gql) in &servers {
+                run(gql, Duration::from_millis(300), 10_000_000).await;
+                if let Err(e) = settle(mode).await {
+                    failed = Some(e);
+                }
+            }
+            for round in 0..ROUNDS {
+                for k in 0..servers.len() {
+                    let at = (k + round) % servers.len();
+                    let (mode, server, gql) = &servers[at];
+                    let before = cpu::snapshot(server.pid());
+                    pooled[at].extend(run(gql, slice, round * 1_000_000).await);
+                    for (part, secs) in cpu::spent(&before, &cpu::snapshot(server.pid())) {
+                        *spent[at].entry(part).or_insert(0.0) += secs;
+                    }
+                    if let Err(e) = settle(mode).await {
+                        failed = Some(e);
+                    }
+                }
+            }
+            if let Some(e) = failed {
+                errors.push(format!("{mutation} c={c}: {e:#}"));
+            }
+            for (((mode, ..), samples), cpu) in servers.iter().zip(pooled).zip(spent) {
+                let summary = samples.summary();
                 println!(
-                    "  {mode:<10} {mutation:<16} c={c:<3} p50 {:>7.2} ms  p95 {:>7.2}  p99 {:>7.2}  {:>7.0} req/s  errors {}",
+                    "  {mode:<22} {mutation:<16} c={c:<3} p50 {:>7.2} ms  p95 {:>7.2}  p99 {:>7.2}  {:>7.0} req/s  errors {}",
                     summary.p50, summary.p95, summary.p99, summary.rps, summary.errors
+                );
+                let per_request: Vec<String> = cpu::Part::ALL
+                    .iter()
+                    .map(|part| {
+                        let secs = cpu.get(part).copied().unwrap_or(0.0);
+                        format!(
+                            "{} {:.3}",
+                            part.label(),
+                            secs * 1e3 / summary.n.max(1) as f64
+                        )
+                    })
+                    .collect();
+                println!(
+                    "  {:<22} CPU ms per request: {}",
+                    "",
+                    per_request.join(", ")
                 );
                 cells.push(WriteCell {
                     mode,
                     mutation,
                     concurrency: c,
                     summary,
+                    cpu,
                 });
-                // The outbox backlog of this cell must not slow the next one
-                // (with the worker paused it is drained after the mode).
-                if mode != "outbox, worker paused" {
-                    let _ = db::wait_drained(sql, baseline, Duration::from_secs(60)).await;
-                }
             }
         }
+    }
+    let mut rss = Vec::new();
+    for (mode, server, _) in servers {
         rss.push((format!("serve, write mode {mode}"), server.peak_rss_mib()));
         server.stop().await;
-        if db::pending(sql).await.unwrap_or(0) > baseline {
-            match Process::worker(env, &[], "writes-drain").await {
-                Ok(worker) => {
-                    let _ = db::wait_drained(sql, baseline, Duration::from_secs(300)).await;
-                    worker.stop().await;
-                }
-                Err(e) => errors.push(format!("draining after {mode}: {e:#}")),
-            }
-        }
     }
     (cells, rss, errors)
 }
@@ -606,13 +673,10 @@ pub async fn board_floors(
     cell: Duration,
     clients: usize,
 ) -> (Vec<ReadCell>, Vec<String>) {
-    use sea_orm::{ConnectionTrait, DbBackend, Statement};
     use studysync::{domain::Period, sync::boards};
 
     let now = studysync::domain::now();
-    let week = Period::Week.bucket_start(now);
-    let (from, to) = Period::Week.range(now);
-    let top = boards::key(Period::Week, week);
+    let top = boards::key(Period::Week, Period::Week.bucket_start(now));
     let mut cells = Vec::new();
     let mut errors = Vec::new();
     let tops = mongo.collection::<mongodb::bson::Document>(boards::COLLECTION);
@@ -629,45 +693,18 @@ pub async fn board_floors(
         }
     })
     .await;
-    let queries: [(&'static str, String); 2] = [
-        (
-            "board: first 11 rows of the week's totals (the fallback's query)",
-            format!(
-                "SELECT user_id, minutes FROM study_totals WHERE period = 'week' AND period_start = '{week}' \
-                 ORDER BY minutes DESC, user_id LIMIT 11"
-            ),
-        ),
-        (
-            "board: the week's sessions summed per user (the old design's query)",
-            format!(
-                "SELECT user_id, sum(minutes) AS minutes FROM study_sessions \
-                 WHERE started_at >= '{}' AND started_at < '{}' \
-                 GROUP BY user_id ORDER BY minutes DESC, user_id LIMIT 11",
-                from.to_rfc3339(),
-                to.map_or_else(|| "infinity".to_owned(), |t| t.to_rfc3339())
-            ),
-        ),
-    ];
+    let queries = board_queries(now);
     let mut runs = vec![(
         "board: the week's stored top, one lookup by _id",
         "MongoDB, driver",
         lookup,
     )];
     for (name, text) in queries {
-        let summary = closed_loop(clients, cell, {
-            let sql = sql.clone();
-            move |_, _| {
-                let (sql, text) = (sql.clone(), text.clone());
-                async move {
-                    sql.query_all(Statement::from_string(DbBackend::Postgres, text))
-                        .await
-                        .map(drop)
-                        .map_err(Into::into)
-                }
-            }
-        })
-        .await;
-        runs.push((name, "CockroachDB, driver", summary));
+        runs.push((
+            name,
+            "CockroachDB, driver",
+            sql_loop(sql, text, clients, cell).await,
+        ));
     }
     for (query, store, summary) in runs {
         println!(
@@ -685,4 +722,126 @@ pub async fn board_floors(
         });
     }
     (cells, errors)
+}
+
+/// The week's board as SQL: the fallback's read of the precomputed totals,
+/// and the old design's sum over the week's sessions.
+fn board_queries(now: chrono::DateTime<chrono::Utc>) -> [(&'static str, String); 2] {
+    use studysync::domain::Period;
+    let week = Period::Week.bucket_start(now);
+    let (from, to) = Period::Week.range(now);
+    [
+        (
+            "board: first 11 rows of the week's totals (the fallback's query)",
+            format!(
+                "SELECT user_id, minutes FROM study_totals WHERE period = 'week' AND period_start = '{week}' \
+                 ORDER BY minutes DESC, user_id LIMIT 11"
+            ),
+        ),
+        (
+            "board: the week's sessions summed per user (the old design's query)",
+            format!(
+                "SELECT user_id, sum(minutes) AS minutes FROM study_sessions \
+                 WHERE started_at >= '{}' AND started_at < '{}' \
+                 GROUP BY user_id ORDER BY minutes DESC, user_id LIMIT 11",
+                from.to_rfc3339(),
+                to.map_or_else(|| "infinity".to_owned(), |t| t.to_rfc3339())
+            ),
+        ),
+    ]
+}
+
+/// One SQL query, `clients` at a time, back to back.
+async fn sql_loop(
+    sql: &sea_orm::DatabaseConnection,
+    text: String,
+    clients: usize,
+    cell: Duration,
+) -> Summary {
+    use sea_orm::{ConnectionTrait, DbBackend, Statement};
+    closed_loop(clients, cell, {
+        let sql = sql.clone();
+        move |_, _| {
+            let (sql, text) = (sql.clone(), text.clone());
+            async move {
+                sql.query_all(Statement::from_string(DbBackend::Postgres, text))
+                    .await
+                    .map(drop)
+                    .map_err(Into::into)
+            }
+        }
+    })
+    .await
+}
+
+/// The store label of the board queries run at scale.
+pub const AT_SCALE: &str = "CockroachDB, driver, at scale";
+
+/// The board's two SQL queries on a scratch database seeded with
+/// `sessions` study sessions (and a tenth as many users), through the same
+/// seed as the main run, without outbox events (the `floor` write mode: only
+/// the rows are needed). MongoDB serves the first page from one stored top
+/// whatever the scale, so only the CockroachDB side needs the large data.
+/// The scratch database is dropped afterwards.
+pub async fn board_at_scale(
+    postgres: &str,
+    database: &str,
+    config: &[&str],
+    sessions: usize,
+    cell: Duration,
+) -> anyhow::Result<(Vec<ReadCell>, studysync::seed::SeedReport)> {
+    use migration::MigratorTrait;
+    let admin = format!("{}/postgres", postgres.trim_end_matches('/'));
+    db::recreate_postgres(&admin, database).await?;
+    let url = format!("{}/{database}", postgres.trim_end_matches('/'));
+    let mut args = vec!["--database-url", &url];
+    args.extend_from_slice(config);
+    let app =
+        studysync::app::AppState::connect(studysync::config::Config::from_args(args)?).await?;
+    migration::Migrator::up(app.sql(), None)
+        .await
+        .context("migrating the scale database")?;
+    let seed_args = studysync::seed::SeedArgs {
+        users: (sessions / 10).max(1),
+        sessions,
+        todos: 0,
+        rooms: 0,
+        messages: 0,
+        months: 6,
+        batch: 500,
+        rng_seed: 42,
+    };
+    let mut shown = 0;
+    let seeded = studysync::seed::seed(app.writer(), &seed_args, |r| {
+        // One line per 20 s is enough at this size.
+        let now = r.elapsed.as_secs() / 20;
+        if now > shown {
+            shown = now;
+            println!("  {}", r.progress());
+        }
+    })
+    .await
+    .map_err(|e| anyhow::anyhow!("seeding at scale: {}", e.chain()))?;
+    // Fresh statistics, as a long-running database would have.
+    sea_orm::ConnectionTrait::execute_unprepared(app.sql(), "ANALYZE").await?;
+    let mut cells = Vec::new();
+    for (query, text) in board_queries(studysync::domain::now()) {
+        let summary = sql_loop(app.sql(), text, 1, cell).await;
+        println!(
+            "  {AT_SCALE:<30} {query:<70} p50 {:>8.2} ms  p99 {:>8.2} ms  errors {}",
+            summary.p50, summary.p99, summary.errors
+        );
+        if summary.errors > 0 {
+            bail!("{query} at scale: {} errors", summary.errors);
+        }
+        cells.push(ReadCell {
+            query,
+            store: AT_SCALE,
+            clients: 1,
+            summary,
+        });
+    }
+    app.sql().clone().close().await.ok();
+    db::drop_postgres(&admin, database).await?;
+    Ok((cells, seeded))
 }

@@ -106,6 +106,10 @@ impl Process {
         })
     }
 
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
+
     /// Peak resident set size so far (VmHWM), in MiB.
     pub fn peak_rss_mib(&self) -> Option<f64> {
         let pid = self.child.id()?;
