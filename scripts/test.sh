@@ -25,3 +25,8 @@ echo "== cargo clippy"
 cargo clippy --all-targets --workspace --quiet -- -D warnings
 echo "== cargo test"
 cargo test --workspace "$@"
+# The benchmark and the comparison write modes exist only with the `bench`
+# feature, which production builds never enable: lint and unit-test them too.
+echo "== the benchmark (bench feature): clippy and unit tests"
+cargo clippy --all-targets --workspace --features bench --quiet -- -D warnings
+cargo test --features bench --bin bench

@@ -60,14 +60,12 @@ pub async fn measure_lag(sql: &DatabaseConnection) -> AppResult<f64> {
     let row = sql
         .query_one(Statement::from_string(
             DbBackend::Postgres,
-            "SELECT now() AS now, min(created_at) AS oldest FROM outbox \
-             WHERE processed_at IS NULL AND parked_at IS NULL",
+            crate::sync::outbox::lag_seconds_sql!(),
         ))
         .await?;
-    let Some(row) = row else { return Ok(0.0) };
-    let now: chrono::DateTime<chrono::Utc> = row.try_get("", "now")?;
-    let oldest: Option<chrono::DateTime<chrono::Utc>> = row.try_get("", "oldest")?;
-    Ok(oldest
-        .map(|o| ((now - o).num_milliseconds().max(0) as f64) / 1000.0)
-        .unwrap_or(0.0))
+    let lag: Option<f64> = match row {
+        Some(row) => row.try_get_by_index(0)?,
+        None => None,
+    };
+    Ok(lag.unwrap_or(0.0).max(0.0))
 }

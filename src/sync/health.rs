@@ -65,21 +65,24 @@ struct Figures {
     recent: i64,
 }
 
-const FIGURES: &str = r#"
+const FIGURES: &str = concat!(
+    r#"
 SELECT
   (SELECT count(*) FROM outbox WHERE processed_at IS NULL AND parked_at IS NULL) AS queue,
   (SELECT count(*) FROM outbox WHERE parked_at IS NOT NULL AND processed_at IS NULL) AS parked,
   (SELECT count(*) FROM outbox WHERE processed_at IS NULL AND parked_at IS NULL
       AND claimed_by IS NOT NULL AND next_attempt_at > now()) AS in_flight,
-  (SELECT EXTRACT(EPOCH FROM now() - min(created_at))::FLOAT8 FROM outbox
-      WHERE processed_at IS NULL AND parked_at IS NULL) AS lag,
+  ("#,
+    super::outbox::lag_seconds_sql!(),
+    r#") AS lag,
   (SELECT EXTRACT(EPOCH FROM now() - min(next_attempt_at))::FLOAT8 FROM outbox
       WHERE processed_at IS NULL AND parked_at IS NULL AND next_attempt_at <= now()) AS oldest_due,
   (SELECT max(processed_at) FROM outbox WHERE processed_at IS NOT NULL) AS last_sync,
   (SELECT count(*) FROM outbox WHERE processed_at IS NULL AND parked_at IS NULL
       AND last_error IS NOT NULL) AS failing,
   (SELECT count(*) FROM outbox WHERE processed_at IS NOT NULL
-      AND processed_at > now() - INTERVAL '60 seconds') AS recent"#;
+      AND processed_at > now() - INTERVAL '60 seconds') AS recent"#
+);
 
 /// Reads the outbox and judges it against the configured thresholds.
 #[tracing::instrument(skip_all)]

@@ -16,6 +16,17 @@ use uuid::Uuid;
 use super::settings::WorkerSettings;
 use crate::{error::AppResult, write::is_retryable};
 
+/// Seconds since the oldest pending (unapplied, not parked) event was
+/// written, by the database clock; NULL when none is pending. A macro so the
+/// health query can embed it with `concat!`.
+macro_rules! lag_seconds_sql {
+    () => {
+        "SELECT EXTRACT(EPOCH FROM now() - min(created_at))::FLOAT8 FROM outbox \
+         WHERE processed_at IS NULL AND parked_at IS NULL"
+    };
+}
+pub(crate) use lag_seconds_sql;
+
 /// A claimed event, as the worker needs it.
 #[derive(Debug, Clone, FromQueryResult)]
 pub struct Claimed {

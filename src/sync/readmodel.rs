@@ -43,6 +43,58 @@ pub async fn range(
     Ok(docs)
 }
 
+/// The documents after a given `_id` to the end of a collection, a page of
+/// at most `limit` at a time, in `_id` order.
+pub struct Tail<'a> {
+    db: &'a mongodb::Database,
+    collection: &'a str,
+    after: Option<String>,
+    limit: i64,
+    done: bool,
+}
+
+impl<'a> Tail<'a> {
+    pub fn new(
+        db: &'a mongodb::Database,
+        collection: &'a str,
+        after: Option<String>,
+        limit: i64,
+    ) -> Self {
+        Self {
+            db,
+            collection,
+            after,
+            limit,
+            done: false,
+        }
+    }
+
+    /// The next page; `None` once the collection is exhausted.
+    pub async fn next(&mut self) -> AppResult<Option<Vec<Document>>> {
+        if self.done {
+            return Ok(None);
+        }
+        let docs = range(
+            self.db,
+            self.collection,
+            self.after.as_deref(),
+            None,
+            self.limit,
+        )
+        .await?;
+        match docs.last() {
+            Some(last) => {
+                self.after = Some(id_of(last));
+                Ok(Some(docs))
+            }
+            None => {
+                self.done = true;
+                Ok(None)
+            }
+        }
+    }
+}
+
 /// A document's `_id` as text.
 pub fn id_of(doc: &Document) -> String {
     match doc.get("_id") {

@@ -136,26 +136,16 @@ pub async fn resync(
 async fn tombstone_tail(
     state: &AppState,
     table: Table,
-    mut after: Option<String>,
+    after: Option<String>,
     options: Options,
     p: &mut CollectionProgress,
 ) -> AppResult<()> {
     let limit = i64::try_from(options.batch_size).unwrap_or(500);
-    loop {
-        let docs = readmodel::range(
-            state.read_model(),
-            table.collection(),
-            after.as_deref(),
-            None,
-            limit,
-        )
-        .await?;
-        let Some(last) = docs.last() else {
-            return Ok(());
-        };
-        after = Some(readmodel::id_of(last));
+    let mut pages = readmodel::Tail::new(state.read_model(), table.collection(), after, limit);
+    while let Some(docs) = pages.next().await? {
         tombstone(state, table, docs, options, p).await?;
     }
+    Ok(())
 }
 
 /// Writes a tombstone one version above each orphan among `docs`.

@@ -319,26 +319,16 @@ async fn check_tail(
     state: &AppState,
     table: Table,
     report: &mut CollectionReport,
-    mut after: Option<String>,
+    after: Option<String>,
     options: Options,
 ) -> AppResult<()> {
     let limit = i64::try_from(options.batch_size).unwrap_or(500);
-    loop {
-        let docs = readmodel::range(
-            state.read_model(),
-            table.collection(),
-            after.as_deref(),
-            None,
-            limit,
-        )
-        .await?;
-        let Some(last) = docs.last() else {
-            return Ok(());
-        };
-        after = Some(readmodel::id_of(last));
+    let mut pages = readmodel::Tail::new(state.read_model(), table.collection(), after, limit);
+    while let Some(docs) = pages.next().await? {
         let drifted = extras(state, table, docs, report).await?;
         settle(state, table, report, drifted, options).await?;
     }
+    Ok(())
 }
 
 /// Splits drift into pending and real, counts it, and repairs if asked.

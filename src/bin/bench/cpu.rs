@@ -108,3 +108,39 @@ pub fn spent(before: &Snapshot, after: &Snapshot) -> HashMap<Part, f64> {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn this_process_is_charged_for_the_cpu_it_burns() {
+        let before = snapshot(None);
+        let started = std::time::Instant::now();
+        let mut x = 0u64;
+        while started.elapsed() < std::time::Duration::from_millis(300) {
+            x = std::hint::black_box(x.wrapping_mul(6364136223846793005).wrapping_add(1));
+        }
+        let spent = spent(&before, &snapshot(None));
+        let load = spent.get(&Part::Load).copied().unwrap_or(0.0);
+        // 300 ms of wall time spinning; the scheduler may take some of it.
+        assert!(
+            (0.1..=2.0).contains(&load),
+            "load generator charged {load} s"
+        );
+        assert!(
+            !spent.contains_key(&Part::Server),
+            "no server pid was named"
+        );
+    }
+
+    #[test]
+    fn a_named_pid_is_charged_as_the_server() {
+        let me = std::process::id();
+        let snap = snapshot(Some(me));
+        assert_eq!(
+            snap.0.get(&me).and_then(|(part, _)| *part),
+            Some(Part::Server)
+        );
+    }
+}

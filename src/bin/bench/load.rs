@@ -124,3 +124,27 @@ where
     let r = results.lock().await;
     summarize(&r.0, r.1, issued)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pooled_samples_add_up_their_requests_errors_and_time() {
+        let mut pooled = Samples::default();
+        for k in 1..=4u64 {
+            pooled.extend(Samples {
+                latencies: vec![Duration::from_millis(k); 10],
+                errors: 1,
+                wall: Duration::from_millis(500),
+            });
+        }
+        let summary = pooled.summary();
+        assert_eq!(summary.n, 40);
+        assert_eq!(summary.errors, 4);
+        assert_eq!(pooled.wall, Duration::from_secs(2));
+        assert!((summary.rps - 20.0).abs() < 1e-9, "{}", summary.rps);
+        assert!((summary.p50 - 2.0).abs() < 1e-9, "{}", summary.p50);
+        assert!((summary.max - 4.0).abs() < 1e-9, "{}", summary.max);
+    }
+}
