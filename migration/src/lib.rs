@@ -11,6 +11,7 @@ mod m20261127_000004_create_rooms;
 mod m20261127_000005_create_messages;
 mod m20261127_000006_create_outbox;
 mod m20261127_101500_index_outbox_pending;
+mod m20261127_170000_drop_rare_outbox_indexes;
 
 /// Declares a migration from plain SQL, so each file reads as the DDL it runs.
 /// The migration's name is its module name (`mYYYYMMDD_HHMMSS_verb_noun`).
@@ -55,6 +56,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261127_000005_create_messages::Migration),
             Box::new(m20261127_000006_create_outbox::Migration),
             Box::new(m20261127_101500_index_outbox_pending::Migration),
+            Box::new(m20261127_170000_drop_rare_outbox_indexes::Migration),
         ]
     }
 }

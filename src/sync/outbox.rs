@@ -180,9 +180,11 @@ RETURNING parked_at"#,
 pub async fn release(db: &impl ConnectionTrait, worker_id: &str) -> AppResult<u64> {
     // The claim counted an attempt that never ran; give it back so a
     // restart does not bring an event closer to parking.
+    // A claimed event is never parked (parking clears the claim), so the
+    // pending-only indexes find these rows.
     const SQL: &str = "UPDATE outbox SET next_attempt_at = now(), claimed_by = NULL, \
                        attempts = GREATEST(attempts - 1, 0) \
-                       WHERE claimed_by = $1 AND processed_at IS NULL";
+                       WHERE claimed_by = $1 AND processed_at IS NULL AND parked_at IS NULL";
     let done = retrying(|| db.execute(stmt(SQL, vec![worker_id.into()]))).await?;
     Ok(done.rows_affected())
 }

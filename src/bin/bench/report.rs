@@ -391,7 +391,7 @@ fn writes_note(r: &Results) -> Option<String> {
         return None;
     }
     Some(format!(
-        "**Writes at 8 clients.** Both cores are busy, so each mode's latency ratio follows its CPU ratio, whichever process spends the CPU:\n\n{}\n\nThe write path's own cost is its outbox rows (one per changed aggregate; `logStudySession` writes five), sent in the same statement as the new row: PostgreSQL's work on each (a JSONB payload and four index entries) and the server's on building them. The worker's cost lands on the same two cores here, the stand-in MongoDB server's work on each event above all; in production the read model has a machine of its own.",
+        "**Writes at 8 clients.** Both cores are busy, so each mode's latency ratio follows its CPU ratio, whichever process spends the CPU:\n\n{}\n\nThe write path's own cost is its outbox rows (one per changed aggregate; `logStudySession` writes five), sent in the same statement as the new row: PostgreSQL's work on each (a JSONB payload and three index entries: the key and the two pending-only indexes) and the server's on building them. The worker's cost lands on the same two cores here, the stand-in MongoDB server's work on each event above all; in production the read model has a machine of its own.",
         lines.join("\n")
     ))
 }
