@@ -12,7 +12,7 @@
 # 3. builds the release binaries once, with the benchmark-only `bench`
 #    feature (comparison write modes, driver dependencies);
 # 4. runs target/release/bench: fresh databases named studysync_bench, the
-#    seed, every measurement in one run (about 10 minutes on two cores).
+#    seed, every measurement in one run (about 6 minutes on two cores).
 # Env: BENCH_POSTGRES_URL (default postgres://postgres@127.0.0.1:5432),
 #      MONGODB_URI (optional, see 2).
 set -euo pipefail
