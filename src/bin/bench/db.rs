@@ -128,3 +128,38 @@ pub async fn vacuum_as_autovacuum_would(db: &DatabaseConnection) -> anyhow::Resu
     }
     Ok(vacuumed)
 }
+
+/// Waits until the MongoDB server answers a lookup of the week's stored top
+/// within `fast` five times in a row, and returns how long that took. A
+/// server that has just absorbed a large drain can stall every command for
+/// seconds while it settles; reads measured then would time the settling,
+/// not the read.
+pub async fn wait_mongo_settled(
+    mongo: &mongodb::Database,
+    fast: Duration,
+    timeout: Duration,
+) -> anyhow::Result<Duration> {
+    use studysync::{domain::Period, sync::boards};
+    let key = boards::key(
+        Period::Week,
+        Period::Week.bucket_start(studysync::domain::now()),
+    );
+    let tops = mongo.collection::<mongodb::bson::Document>(boards::COLLECTION);
+    let started = Instant::now();
+    let mut in_a_row = 0;
+    while in_a_row < 5 {
+        anyhow::ensure!(
+            started.elapsed() < timeout,
+            "MongoDB still answers slowly after {timeout:?}"
+        );
+        let t = Instant::now();
+        tops.find_one(mongodb::bson::doc! {"_id": &key}).await?;
+        if t.elapsed() <= fast {
+            in_a_row += 1;
+        } else {
+            in_a_row = 0;
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+    Ok(started.elapsed())
+}

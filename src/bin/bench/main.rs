@@ -262,6 +262,20 @@ async fn main() -> anyhow::Result<()> {
     }
     let cell = Duration::from_secs_f64(args.cell_secs);
     if args.phases.contains(&Phase::Reads) {
+        match db::wait_mongo_settled(
+            &mongo.database(&args.database),
+            Duration::from_millis(20),
+            Duration::from_secs(900),
+        )
+        .await
+        {
+            Ok(waited) if waited > Duration::from_secs(1) => results.notes.push(format!(
+                "MongoDB answered lookups within 20 ms again {:.0} s after the drain; the reads were measured after that",
+                waited.as_secs_f64()
+            )),
+            Ok(_) => {}
+            Err(e) => results.notes.push(format!("waiting for MongoDB to settle: {e:#}")),
+        }
         println!(
             "== [{:>4.0} s] reads at seeded scale",
             results.started.elapsed().as_secs_f64()
