@@ -67,6 +67,22 @@ fn row(event: NewEvent) -> outbox::ActiveModel {
     }
 }
 
+/// The outbox rows for `events`, each noted as written by `tx` (its
+/// consistency token names them).
+fn recorded_rows(tx: &Tx, events: Vec<NewEvent>) -> Vec<outbox::ActiveModel> {
+    events
+        .into_iter()
+        .map(|event| {
+            tx.record(EventRef {
+                aggregate_type: event.aggregate_type.to_owned(),
+                aggregate_id: event.aggregate_id,
+                version: event.version,
+            });
+            row(event)
+        })
+        .collect()
+}
+
 /// Records several events in one statement.
 pub async fn enqueue_all(tx: &Tx, events: Vec<NewEvent>) -> AppResult<()> {
     if events.is_empty() {
@@ -76,16 +92,7 @@ pub async fn enqueue_all(tx: &Tx, events: Vec<NewEvent>) -> AppResult<()> {
     if tx.held.intercept(tx.mode, &events) {
         return Ok(());
     }
-    let mut rows = Vec::with_capacity(events.len());
-    for event in events {
-        tx.record(EventRef {
-            aggregate_type: event.aggregate_type.to_owned(),
-            aggregate_id: event.aggregate_id,
-            version: event.version,
-        });
-        rows.push(row(event));
-    }
-    outbox::Entity::insert_many(rows)
+    outbox::Entity::insert_many(recorded_rows(tx, events))
         .exec_without_returning(tx.conn())
         .await?;
     Ok(())
@@ -114,17 +121,8 @@ where
             .exec_with_returning(tx.conn())
             .await?);
     }
-    let mut rows = Vec::with_capacity(events.len());
-    for event in events {
-        tx.record(EventRef {
-            aggregate_type: event.aggregate_type.to_owned(),
-            aggregate_id: event.aggregate_id,
-            version: event.version,
-        });
-        rows.push(self::row(event));
-    }
     let recorded = CommonTableExpression::new()
-        .query(outbox::Entity::insert_many(rows).into_query())
+        .query(outbox::Entity::insert_many(recorded_rows(tx, events)).into_query())
         .table_name(Alias::new("recorded"))
         .to_owned();
     let mut insert = <A::Entity as EntityTrait>::insert(row).into_query();

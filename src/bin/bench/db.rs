@@ -68,27 +68,33 @@ pub async fn wait_drained(
 
 /// Drops and recreates the benchmark's PostgreSQL database.
 pub async fn recreate_postgres(admin_url: &str, name: &str) -> anyhow::Result<()> {
-    let admin = sea_orm::Database::connect(admin_url)
-        .await
-        .context("connecting to PostgreSQL")?;
-    admin
-        .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-        .await?;
-    admin
-        .execute_unprepared(&format!("CREATE DATABASE {name}"))
-        .await?;
-    admin.close().await?;
-    Ok(())
+    admin_statements(
+        admin_url,
+        &[
+            format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+            format!("CREATE DATABASE {name}"),
+        ],
+    )
+    .await
 }
 
 /// Drops a scratch PostgreSQL database.
 pub async fn drop_postgres(admin_url: &str, name: &str) -> anyhow::Result<()> {
+    admin_statements(
+        admin_url,
+        &[format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")],
+    )
+    .await
+}
+
+/// Runs statements in order on a connection of their own to `admin_url`.
+async fn admin_statements(admin_url: &str, statements: &[String]) -> anyhow::Result<()> {
     let admin = sea_orm::Database::connect(admin_url)
         .await
         .context("connecting to PostgreSQL")?;
-    admin
-        .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-        .await?;
+    for statement in statements {
+        admin.execute_unprepared(statement).await?;
+    }
     admin.close().await?;
     Ok(())
 }

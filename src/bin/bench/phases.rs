@@ -49,6 +49,18 @@ pub struct WriteCell {
     pub cpu: std::collections::HashMap<cpu::Part, f64>,
 }
 
+impl WriteCell {
+    /// CPU milliseconds `part` spent per request answered.
+    pub fn cpu_ms(&self, part: cpu::Part) -> f64 {
+        self.cpu.get(&part).copied().unwrap_or(0.0) * 1e3 / self.summary.n.max(1) as f64
+    }
+
+    /// CPU milliseconds the whole machine spent per request answered.
+    pub fn cpu_ms_total(&self) -> f64 {
+        cpu::Part::ALL.iter().map(|&part| self.cpu_ms(part)).sum()
+    }
+}
+
 /// One mutation, run by client `c` (its own user).
 async fn mutate(gql: &Gql, fx: &Fixture, mutation: &str, c: usize, i: usize) -> anyhow::Result<()> {
     let token = &fx.tokens[c % fx.tokens.len()];
@@ -177,29 +189,23 @@ pub async fn writes(
                     "  {mode:<22} {mutation:<16} c={c:<3} p50 {:>7.2} ms  p95 {:>7.2}  p99 {:>7.2}  {:>7.0} req/s  errors {}",
                     summary.p50, summary.p95, summary.p99, summary.rps, summary.errors
                 );
+                let cell = WriteCell {
+                    mode,
+                    mutation,
+                    concurrency: c,
+                    summary,
+                    cpu,
+                };
                 let per_request: Vec<String> = cpu::Part::ALL
                     .iter()
-                    .map(|part| {
-                        let secs = cpu.get(part).copied().unwrap_or(0.0);
-                        format!(
-                            "{} {:.3}",
-                            part.label(),
-                            secs * 1e3 / summary.n.max(1) as f64
-                        )
-                    })
+                    .map(|&part| format!("{} {:.3}", part.label(), cell.cpu_ms(part)))
                     .collect();
                 println!(
                     "  {:<22} CPU ms per request: {}",
                     "",
                     per_request.join(", ")
                 );
-                cells.push(WriteCell {
-                    mode,
-                    mutation,
-                    concurrency: c,
-                    summary,
-                    cpu,
-                });
+                cells.push(cell);
             }
         }
     }

@@ -358,10 +358,8 @@ fn cpu_per_request(r: &Results, mode: &str, mutation: &str, c: usize) -> Option<
         .writes
         .iter()
         .find(|w| w.mode == mode && w.mutation == mutation && w.concurrency == c)?;
-    let n = w.summary.n.max(1) as f64;
-    let total: f64 = w.cpu.values().sum::<f64>() * 1e3 / n;
-    let mongo = w.cpu.get(&cpu::Part::Mongo).copied().unwrap_or(0.0) * 1e3 / n;
-    (total > 0.0).then_some((total, mongo))
+    let total = w.cpu_ms_total();
+    (total > 0.0).then_some((total, w.cpu_ms(cpu::Part::Mongo)))
 }
 
 /// Why the outbox costs what it costs at 8 clients, from the CPU figures.
@@ -532,10 +530,8 @@ pub fn render(r: &Results) -> String {
     let _ = writeln!(s, "\n### CPU per request\n\nWhat each part of the system spent on the CPU during a cell's slices (user + system time from /proc), divided by the requests answered, in ms. With both cores busy, latency follows the whole machine's CPU per request, whichever process spends it. The server row includes its in-process worker; the MongoDB server row is the stand-in's own work applying the events.\n");
     let _ = writeln!(s, "| Mutation | Clients | Mode | server | PostgreSQL | MongoDB server | load generator | total |\n|---|---|---|---|---|---|---|---|");
     for w in &r.writes {
-        let per = |part: cpu::Part| {
-            w.cpu.get(&part).copied().unwrap_or(0.0) * 1e3 / w.summary.n.max(1) as f64
-        };
-        let total: f64 = cpu::Part::ALL.iter().map(|&p| per(p)).sum();
+        let per = |part: cpu::Part| w.cpu_ms(part);
+        let total = w.cpu_ms_total();
         let _ = writeln!(
             s,
             "| {} | {} | {} | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} |",
