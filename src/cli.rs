@@ -170,6 +170,10 @@ pub async fn worker(app: AppState, action: Option<WorkerAction>) -> anyhow::Resu
             Ok(())
         }
         None => {
+            // A worker may fill the read model before any server starts:
+            // each index then grows with its collection instead of being
+            // built at once over millions of documents later.
+            crate::read::mongo::indexes::ensure_indexes_in_background(app.read_model().clone());
             let settings = app.config().sync.clone();
             crate::sync::worker::run(app, settings, shutdown_signal()).await
         }
