@@ -172,8 +172,10 @@ pub async fn worker(app: AppState, action: Option<WorkerAction>) -> anyhow::Resu
         None => {
             // A worker may fill the read model before any server starts:
             // each index then grows with its collection instead of being
-            // built at once over millions of documents later.
-            crate::read::mongo::indexes::ensure_indexes_in_background(app.read_model().clone());
+            // built at once over millions of documents later. The indexes
+            // come first, so no write races `createIndexes` to create a
+            // collection.
+            crate::read::mongo::indexes::ensure_indexes_at_start(app.read_model()).await;
             let settings = app.config().sync.clone();
             crate::sync::worker::run(app, settings, shutdown_signal()).await
         }

@@ -129,12 +129,7 @@ async fn main() -> anyhow::Result<()> {
                 .await
                 .context("applying migrations")?;
             studysync::auth::dummy_hash();
-            if let Err(err) = studysync::read::mongo::ensure_indexes(app.read_model()).await {
-                tracing::warn!(error = %err.chain(), "read model indexes not created yet; retrying in the background");
-                studysync::read::mongo::indexes::ensure_indexes_in_background(
-                    app.read_model().clone(),
-                );
-            }
+            studysync::read::mongo::indexes::ensure_indexes_at_start(app.read_model()).await;
             let listener = tokio::net::TcpListener::bind(app.config().bind_addr)
                 .await
                 .with_context(|| format!("binding {}", app.config().bind_addr))?;

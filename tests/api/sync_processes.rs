@@ -217,3 +217,97 @@ async fn a_worker_process_creates_the_read_model_indexes_as_it_starts() {
     process.wait().await.ok();
     db.drop().await.ok();
 }
+
+/// A `worker` that starts on an empty read model with a backlog waiting
+/// creates every index before it writes a document: no index is then built
+/// over documents already stored, and no write of the first batches creates a
+/// collection while `createIndexes` creates the same one. The read model's
+/// change stream (with DDL events) gives the order in which the server did
+/// both.
+#[tokio::test]
+async fn a_worker_process_creates_the_indexes_before_it_fills_an_empty_read_model() {
+    use futures::StreamExt;
+    let app = spawn_app().await;
+    let args = studysync::seed::SeedArgs {
+        users: 60,
+        sessions: 300,
+        todos: 120,
+        rooms: 3,
+        messages: 60,
+        months: 2,
+        batch: 500,
+        rng_seed: 7,
+    };
+    let seeded = studysync::seed::seed(app.state.writer(), &args, |_| {})
+        .await
+        .expect("seed");
+    assert!(seeded.events > 0, "{seeded:?}");
+    let fresh = format!("t_{}", uuid::Uuid::new_v4().simple());
+    let db = app.state.read_model().client().database(&fresh);
+    let mut changes = db
+        .watch()
+        .show_expanded_events(true)
+        .await
+        .expect("change stream")
+        .with_type::<Document>();
+    let mut process = spawn_worker_process(
+        &app,
+        &crate::helpers::mongo_uri(),
+        &[("MONGODB_DB", fresh.as_str())],
+    );
+    wait_for_empty_outbox(&app, Duration::from_secs(60)).await;
+    terminate(&process);
+    assert!(process.wait().await.expect("exit").success());
+
+    // (operation, collection) in the server's order, up to the todos'
+    // first document: the worker writes users, todos and sessions from its
+    // first batch on.
+    let mut order: Vec<(String, String)> = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !order.iter().any(|(op, c)| op == "insert" && c == "todos") {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let event = tokio::time::timeout(left, changes.next())
+            .await
+            .unwrap_or_else(|_| panic!("no insert into todos in the change stream: {order:?}"))
+            .expect("stream ended")
+            .expect("change event");
+        let op = event
+            .get_str("operationType")
+            .unwrap_or_default()
+            .to_owned();
+        let collection = event
+            .get_document("ns")
+            .ok()
+            .and_then(|ns| ns.get_str("coll").ok())
+            .unwrap_or_default()
+            .to_owned();
+        order.push((op, collection));
+    }
+    let first_write = order
+        .iter()
+        .position(|(op, _)| matches!(op.as_str(), "insert" | "update" | "replace"))
+        .expect("a write");
+    for collection in [
+        "messages",
+        "users",
+        "study_totals",
+        "study_sessions",
+        "todos",
+    ] {
+        assert!(
+            order[..first_write]
+                .iter()
+                .any(|(op, c)| op == "createIndexes" && c == collection),
+            "{collection} was not indexed before the worker's first write: {order:?}"
+        );
+    }
+    for (collection, seeded) in [("users", 60), ("study_sessions", 300), ("todos", 120)] {
+        let stored = db
+            .collection::<Document>(collection)
+            .count_documents(doc! {})
+            .await
+            .expect("count");
+        assert_eq!(stored, seeded, "{collection}");
+    }
+    db.drop().await.ok();
+}

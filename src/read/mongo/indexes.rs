@@ -78,6 +78,19 @@ pub async fn ensure_indexes(db: &mongodb::Database) -> AppResult<()> {
     Ok(())
 }
 
+/// Creates the indexes before this instance's worker writes its first batch,
+/// so every collection exists, with its indexes, before documents reach it:
+/// each index then grows with its collection, and no write creates a
+/// collection while `createIndexes` creates the same one. If MongoDB does not
+/// answer, the instance starts anyway and the indexes are retried in the
+/// background.
+pub async fn ensure_indexes_at_start(db: &mongodb::Database) {
+    if let Err(err) = ensure_indexes(db).await {
+        tracing::warn!(error = %err.chain(), "read model indexes not created yet; retrying in the background");
+        ensure_indexes_in_background(db.clone());
+    }
+}
+
 /// Retries [`ensure_indexes`] until it succeeds, so an instance that started
 /// while MongoDB was down still gets its indexes once MongoDB is back.
 pub fn ensure_indexes_in_background(db: mongodb::Database) -> tokio::task::JoinHandle<()> {
