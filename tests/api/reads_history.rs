@@ -25,6 +25,9 @@ async fn history_pages_have_no_duplicates_or_gaps_while_new_messages_arrive() {
         let room = create_room(&app, &token, "Busy").await;
         for i in 0..25 {
             send(&app, &token, &room, &format!("old {i}")).await;
+            // Times are kept to the millisecond: two messages sent within
+            // one would tie, and ties go by id, not by the order sent.
+            tokio::time::sleep(std::time::Duration::from_millis(2)).await;
         }
         app.drain().await;
         let mut seen: Vec<String> = Vec::new();
