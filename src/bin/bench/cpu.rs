@@ -115,19 +115,24 @@ mod tests {
 
     #[test]
     fn this_process_is_charged_for_the_cpu_it_burns() {
+        // Spins until the snapshots charge 0.2 s of CPU to the load
+        // generator; on a busy machine that takes longer, never forever.
         let before = snapshot(None);
-        let started = std::time::Instant::now();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
         let mut x = 0u64;
-        while started.elapsed() < std::time::Duration::from_millis(300) {
-            x = std::hint::black_box(x.wrapping_mul(6364136223846793005).wrapping_add(1));
-        }
-        let spent = spent(&before, &snapshot(None));
+        let spent = loop {
+            let slice = std::time::Instant::now();
+            while slice.elapsed() < std::time::Duration::from_millis(50) {
+                x = std::hint::black_box(x.wrapping_mul(6364136223846793005).wrapping_add(1));
+            }
+            let spent = spent(&before, &snapshot(None));
+            let load = spent.get(&Part::Load).copied().unwrap_or(0.0);
+            if load >= 0.2 || std::time::Instant::now() > deadline {
+                break spent;
+            }
+        };
         let load = spent.get(&Part::Load).copied().unwrap_or(0.0);
-        // 300 ms of wall time spinning; the scheduler may take some of it.
-        assert!(
-            (0.1..=2.0).contains(&load),
-            "load generator charged {load} s"
-        );
+        assert!(load >= 0.2, "load generator charged {load} s in 60 s");
         assert!(
             !spent.contains_key(&Part::Server),
             "no server pid was named"

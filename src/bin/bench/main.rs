@@ -56,7 +56,8 @@ pub struct Args {
     /// Longest wait for the drain, in seconds.
     #[arg(long, default_value_t = 600)]
     pub drain_timeout_secs: u64,
-    /// Documents bulk-upserted for the raw ceiling.
+    /// Events whose documents are bulk-upserted for the raw ceiling: a
+    /// uniform sample of the drained backlog.
     #[arg(long, default_value_t = 30_000)]
     pub ceiling_docs: usize,
     /// Statements per `update` command in the ceiling run (the worker's
