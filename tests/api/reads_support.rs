@@ -14,10 +14,12 @@ pub async fn log_study(
     minutes: i32,
     started_at: Option<&str>,
 ) -> Value {
-    let mut input = json!({"subject": subject, "minutes": minutes});
-    if let Some(at) = started_at {
-        input["startedAt"] = json!(at);
-    }
+    // Without a start, the server takes `now - minutes`, which falls in
+    // yesterday's DAY bucket shortly after midnight UTC: the tests' sessions
+    // start now, so they always count for today.
+    let now = studysync::domain::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let at = started_at.unwrap_or(&now);
+    let input = json!({"subject": subject, "minutes": minutes, "startedAt": at});
     let body = app
         .gql(
             Some(token),
