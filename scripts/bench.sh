@@ -58,13 +58,17 @@ else
   port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
   mkdir -p "$LOCAL_DIR/bench-mongo"
   mongo_dir="$(mktemp -d "$LOCAL_DIR/bench-mongo/run.XXXXXX")"
+  mongo_kind="private $(basename "$server"), fresh storage"
   case "$(basename "$server")" in
     mongod*) "$server" --bind_ip 127.0.0.1 --port "$port" --dbpath "$mongo_dir" >"$mongo_dir.log" 2>&1 & ;;
     # SecantusDB's WiredTiger cache defaults to 1 GiB; mongod takes half of
-    # the memory less 1 GiB. At full scale the smaller cache fills with dirty
-    # pages, and writers wait on eviction until the drain stalls.
-    *) "$server" --host 127.0.0.1 --port "$port" --storage-path "$mongo_dir" \
-      --cache-size "${cache_mib}M" >"$mongo_dir.log" 2>&1 & ;;
+    # the memory less 1 GiB. With the smaller cache the full-scale drain
+    # stalls near its end, its writer waiting in cache eviction.
+    *)
+      "$server" --host 127.0.0.1 --port "$port" --storage-path "$mongo_dir" \
+        --cache-size "${cache_mib}M" >"$mongo_dir.log" 2>&1 &
+      mongo_kind="$mongo_kind, WiredTiger cache ${cache_mib} MiB as mongod sizes it"
+      ;;
   esac
   mongo_pid=$!
   MONGODB_URI="mongodb://127.0.0.1:$port"
@@ -72,11 +76,6 @@ else
   # development server's (.local/mongo/uri).
   wait_until 60 bash -c "exec 3<>/dev/tcp/127.0.0.1/$port" ||
     die "the private MongoDB server did not start; see $mongo_dir.log"
-  mongo_kind="private $(basename "$server"), fresh storage"
-  case "$(basename "$server")" in
-    mongod*) ;;
-    *) mongo_kind="$mongo_kind, WiredTiger cache ${cache_mib} MiB as mongod sizes it" ;;
-  esac
 fi
 export MONGODB_URI
 export BENCH_MONGO_KIND="$mongo_kind"

@@ -391,9 +391,10 @@ pub async fn drain(
 /// (c) ceiling: the same documents, projected beforehand, bulk-upserted
 /// (version-guarded, unordered `update` commands of `batch` statements, one
 /// collection at a time) straight into the same server, in a scratch
-/// database that has the read model's indexes — once with every command journaled (`w: majority, j: true`) and
-/// once with the server's default (the worker writes with the default and
-/// then makes the whole batch durable with one journaled barrier).
+/// database that has the read model's indexes — once with every command
+/// journaled (`w: majority, j: true`) and once with the server's default (the
+/// worker writes with the default and then makes the whole batch durable with
+/// one journaled barrier).
 pub async fn ceiling(
     sql: &sea_orm::DatabaseConnection,
     mongo: &mongodb::Client,
