@@ -38,6 +38,10 @@ if [[ -z "${JWT_SECRET:-}" ]]; then
   export JWT_SECRET
 fi
 
+# One local instance applies its own migrations; a deployment of several runs
+# `studysync migrate up` first (README, "Migrations").
+export MIGRATE_ON_START="${MIGRATE_ON_START:-true}"
+
 profile=(--release)
 [[ "${PROFILE:-release}" == "dev" ]] && profile=()
 exec cargo run "${profile[@]}" --quiet --bin studysync -- serve "$@"

@@ -24,7 +24,25 @@ cargo fmt --all --check
 echo "== cargo clippy"
 cargo clippy --all-targets --workspace --quiet -- -D warnings
 echo "== cargo test"
-cargo test --workspace "$@"
+# Every statement the tests send (servers, workers, CLI runs, migrations) is
+# recorded and checked against the CockroachDB rules (src/sql_audit.rs).
+audit_dir="$LOCAL_DIR/sql-audit"
+rm -rf "$audit_dir"
+SQL_AUDIT_DIR="$audit_dir" cargo test --workspace "$@"
+echo "== CockroachDB rules over every statement the tests sent"
+shopt -s nullglob
+recorded=("$audit_dir"/statements-*.sql)
+violations=("$audit_dir"/violations-*.txt)
+shopt -u nullglob
+if ((${#recorded[@]} == 0)); then
+  die "the SQL audit recorded no statement: is SQL_AUDIT_DIR reaching the tests?"
+fi
+if ((${#violations[@]} > 0)); then
+  cat "${violations[@]}" >&2
+  die "statements above break the CockroachDB rules (docs/cockroachdb.md)"
+fi
+count="$(cat "${recorded[@]}" | grep -c ';$' || true)"
+echo "checked ${count} statements (distinct per process) from ${#recorded[@]} processes: none breaks a rule"
 # The benchmark and the comparison write modes exist only with the `bench`
 # feature, which production builds never enable: lint and unit-test them too.
 echo "== the benchmark (bench feature): clippy and unit tests"

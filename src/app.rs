@@ -2,6 +2,7 @@
 use std::{sync::Arc, time::Duration};
 
 use anyhow::Context;
+use migration::Dialect;
 use sea_orm::{ConnectOptions, Database, DatabaseConnection};
 use tokio::sync::{broadcast, Notify};
 
@@ -22,6 +23,7 @@ pub struct AppState {
 struct Inner {
     config: Config,
     sql: DatabaseConnection,
+    dialect: Dialect,
     mongo: mongodb::Database,
     writer: Writer,
     tokens: Tokens,
@@ -37,11 +39,20 @@ impl AppState {
     /// the API starts (and writes) even while the read model is down.
     pub async fn connect(config: Config) -> anyhow::Result<Self> {
         let sql = connect_sql(&config).await?;
+        let dialect = Dialect::detect(&sql)
+            .await
+            .context("reading the SQL server's version")?;
+        tracing::info!(dialect = dialect.name(), "connected to the source of truth");
         let mongo = connect_mongo(&config).await?;
-        Ok(Self::from_parts(config, sql, mongo))
+        Ok(Self::from_parts(config, sql, dialect, mongo))
     }
 
-    pub fn from_parts(config: Config, sql: DatabaseConnection, mongo: mongodb::Database) -> Self {
+    pub fn from_parts(
+        config: Config,
+        sql: DatabaseConnection,
+        dialect: Dialect,
+        mongo: mongodb::Database,
+    ) -> Self {
         let outbox_wake = Arc::new(Notify::new());
         let writer = Writer::new(sql.clone(), config.txn_max_attempts, outbox_wake.clone());
         #[cfg(feature = "bench")]
@@ -54,6 +65,7 @@ impl AppState {
             inner: Arc::new(Inner {
                 config,
                 sql,
+                dialect,
                 mongo,
                 writer,
                 tokens,
@@ -73,6 +85,12 @@ impl AppState {
     /// The source of truth: auth, writes, read-your-writes and fallbacks.
     pub fn sql(&self) -> &DatabaseConnection {
         &self.inner.sql
+    }
+
+    /// CockroachDB or its PostgreSQL stand-in; picks the few statements
+    /// that differ (see `docs/cockroachdb.md`).
+    pub fn dialect(&self) -> Dialect {
+        self.inner.dialect
     }
 
     /// The MongoDB read model.
@@ -130,9 +148,45 @@ pub async fn connect_sql(config: &Config) -> anyhow::Result<DatabaseConnection> 
         .connect_timeout(Duration::from_secs(5))
         .acquire_timeout(Duration::from_secs(5))
         .sqlx_logging(false);
-    Database::connect(options)
+    let mut db = Database::connect(options)
         .await
-        .context("connecting to the SQL database (DATABASE_URL)")
+        .context("connecting to the SQL database (DATABASE_URL)")?;
+    crate::sql_audit::attach(&mut db);
+    Ok(db)
+}
+
+/// Refuses to run on a schema older than this binary: migrations are a
+/// deploy step (`studysync migrate up`) run before new instances start, so
+/// instances never race to change the schema. With `migrate_on_start` (one
+/// instance, or development) this process applies them itself; the
+/// migration lease keeps concurrent runs apart.
+pub async fn check_schema(sql: &DatabaseConnection, migrate_on_start: bool) -> anyhow::Result<()> {
+    if migrate_on_start {
+        let applied = migration::runner::up(sql)
+            .await
+            .context("applying migrations (MIGRATE_ON_START)")?;
+        if !applied.is_empty() {
+            tracing::info!(?applied, "migrations applied at start");
+        }
+        return Ok(());
+    }
+    let status = migration::runner::status(sql)
+        .await
+        .context("reading the migration ledger")?;
+    if !status.unknown.is_empty() {
+        // A rolling deploy migrates first: older binaries keep serving on
+        // the newer, backwards-compatible schema until they are replaced.
+        tracing::warn!(newer = ?status.unknown, "the schema has migrations this binary does not know");
+    }
+    if !status.pending.is_empty() {
+        anyhow::bail!(
+            "the database schema is behind this binary: {} pending migration(s) ({}); \
+             run `studysync migrate up` first (or set MIGRATE_ON_START=true on a single instance)",
+            status.pending.len(),
+            status.pending.join(", ")
+        );
+    }
+    Ok(())
 }
 
 #[tracing::instrument(skip_all)]

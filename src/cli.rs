@@ -1,6 +1,5 @@
 //! Command-line actions beside `serve`.
 use anyhow::Context;
-use migration::{Migrator, MigratorTrait};
 
 use crate::{app::AppState, domain::Email};
 
@@ -23,15 +22,47 @@ pub enum UserAction {
     Demote { email: String },
 }
 
+/// `migrate up|down|status`: the deploy step that changes the schema (see
+/// `migration::runner`); prints what it did.
 pub async fn migrate(database_url: &str, action: MigrateAction) -> anyhow::Result<()> {
-    let db = sea_orm::Database::connect(database_url)
+    let mut db = sea_orm::Database::connect(database_url)
         .await
         .context("connecting to DATABASE_URL")?;
+    crate::sql_audit::attach(&mut db);
     match action {
-        MigrateAction::Up => Migrator::up(&db, None).await?,
-        MigrateAction::Down => Migrator::down(&db, Some(1)).await?,
-        MigrateAction::Status => Migrator::status(&db).await?,
+        MigrateAction::Up => {
+            let applied = migration::runner::up(&db).await.context("migrate up")?;
+            if applied.is_empty() {
+                println!("the schema is up to date");
+            }
+            for name in applied {
+                println!("applied {name}");
+            }
+        }
+        MigrateAction::Down => {
+            for name in migration::runner::down(&db, 1)
+                .await
+                .context("migrate down")?
+            {
+                println!("rolled back {name}");
+            }
+        }
+        MigrateAction::Status => {
+            let status = migration::runner::status(&db)
+                .await
+                .context("reading the migration ledger")?;
+            for name in &status.applied {
+                println!("applied  {name}");
+            }
+            for name in &status.pending {
+                println!("pending  {name}");
+            }
+            for name in &status.unknown {
+                println!("newer    {name} (applied by a newer binary)");
+            }
+        }
     }
+    db.close().await.ok();
     Ok(())
 }
 
@@ -50,7 +81,7 @@ pub async fn user(app: &AppState, action: UserAction) -> anyhow::Result<()> {
 
 /// Migrates, then loads demo data and prints what it wrote and how fast.
 pub async fn seed(app: &AppState, sizes: &crate::seed::SeedArgs) -> anyhow::Result<()> {
-    Migrator::up(app.sql(), None)
+    migration::runner::up(app.sql())
         .await
         .context("applying migrations")?;
     let report = crate::seed::seed(app.writer(), sizes, |r| {

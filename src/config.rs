@@ -80,6 +80,11 @@ pub struct Config {
     /// Largest accepted request body in bytes.
     #[arg(long, env = "BODY_LIMIT_BYTES", default_value_t = 1024 * 1024)]
     pub body_limit_bytes: usize,
+    /// Apply pending migrations at start instead of refusing to start on an
+    /// old schema. For one instance or development; a deployment of several
+    /// instances runs `studysync migrate up` before starting them.
+    #[arg(long, env = "MIGRATE_ON_START", default_value_t = false, action = clap::ArgAction::Set)]
+    pub migrate_on_start: bool,
     /// Most attempts a write transaction makes when the database asks for a retry.
     #[arg(long, env = "TXN_MAX_ATTEMPTS", default_value_t = 8)]
     pub txn_max_attempts: u32,

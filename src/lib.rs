@@ -12,6 +12,7 @@ pub mod http;
 pub mod ratelimit;
 pub mod read;
 pub mod seed;
+pub mod sql_audit;
 pub mod sync;
 pub mod telemetry;
 pub mod write;

@@ -1,7 +1,6 @@
 //! The `studysync` binary: wiring only; everything else is in the library.
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use migration::MigratorTrait;
 use studysync::{app::AppState, cli, config::Config, telemetry};
 
 #[derive(Parser)]
@@ -103,6 +102,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Worker { config, action } => {
             config.validate()?;
             let app = AppState::connect(config).await?;
+            studysync::app::check_schema(app.sql(), app.config().migrate_on_start).await?;
             cli::worker(app, action).await
         }
         Command::Verify {
@@ -125,9 +125,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Serve { config, no_worker } => {
             config.validate()?;
             let app = AppState::connect(config).await?;
-            migration::Migrator::up(app.sql(), None)
-                .await
-                .context("applying migrations")?;
+            studysync::app::check_schema(app.sql(), app.config().migrate_on_start).await?;
             studysync::auth::dummy_hash();
             studysync::read::mongo::indexes::ensure_indexes_at_start(app.read_model()).await;
             let listener = tokio::net::TcpListener::bind(app.config().bind_addr)

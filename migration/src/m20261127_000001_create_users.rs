@@ -1,6 +1,7 @@
 crate::sql_migration! {
-    up: r#"
-CREATE TABLE users (
+    up: [
+        r#"
+CREATE TABLE IF NOT EXISTS users (
     id UUID PRIMARY KEY DEFAULT gen_random_uuid(),
     email TEXT NOT NULL,
     name TEXT NOT NULL,
@@ -9,10 +10,11 @@ CREATE TABLE users (
     version BIGINT NOT NULL DEFAULT 1,
     created_at TIMESTAMPTZ NOT NULL DEFAULT now(),
     updated_at TIMESTAMPTZ NOT NULL DEFAULT now()
-);
--- emails are stored normalised to lower case, so this index is case-insensitive
-CREATE UNIQUE INDEX users_email_key ON users (email);
-CREATE INDEX users_created_at_idx ON users (created_at, id);
-"#,
-    down: "DROP TABLE users",
+)"#,
+        // Emails are stored normalised to lower case, so this index is
+        // case-insensitive.
+        "CREATE UNIQUE INDEX IF NOT EXISTS users_email_key ON users (email)",
+        "CREATE INDEX IF NOT EXISTS users_created_at_idx ON users (created_at, id)",
+    ],
+    down: ["DROP TABLE IF EXISTS users"],
 }

@@ -1,6 +1,7 @@
 crate::sql_migration! {
-    up: r#"
-CREATE TABLE todos (
+    up: [
+        r#"
+CREATE TABLE IF NOT EXISTS todos (
     id UUID PRIMARY KEY DEFAULT gen_random_uuid(),
     user_id UUID NOT NULL REFERENCES users (id) ON DELETE CASCADE,
     title TEXT NOT NULL,
@@ -10,8 +11,8 @@ CREATE TABLE todos (
     version BIGINT NOT NULL DEFAULT 1,
     created_at TIMESTAMPTZ NOT NULL DEFAULT now(),
     updated_at TIMESTAMPTZ NOT NULL DEFAULT now()
-);
-CREATE INDEX todos_user_page_idx ON todos (user_id, created_at DESC, id DESC);
-"#,
-    down: "DROP TABLE todos",
+)"#,
+        "CREATE INDEX IF NOT EXISTS todos_user_page_idx ON todos (user_id, created_at DESC, id DESC)",
+    ],
+    down: ["DROP TABLE IF EXISTS todos"],
 }

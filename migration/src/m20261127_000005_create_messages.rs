@@ -1,6 +1,7 @@
 crate::sql_migration! {
-    up: r#"
-CREATE TABLE messages (
+    up: [
+        r#"
+CREATE TABLE IF NOT EXISTS messages (
     id UUID PRIMARY KEY DEFAULT gen_random_uuid(),
     room_id UUID NOT NULL REFERENCES rooms (id) ON DELETE CASCADE,
     sender_id UUID NOT NULL REFERENCES users (id) ON DELETE CASCADE,
@@ -8,8 +9,8 @@ CREATE TABLE messages (
     version BIGINT NOT NULL DEFAULT 1,
     created_at TIMESTAMPTZ NOT NULL DEFAULT now(),
     updated_at TIMESTAMPTZ NOT NULL DEFAULT now()
-);
-CREATE INDEX messages_room_history_idx ON messages (room_id, created_at DESC, id DESC);
-"#,
-    down: "DROP TABLE messages",
+)"#,
+        "CREATE INDEX IF NOT EXISTS messages_room_history_idx ON messages (room_id, created_at DESC, id DESC)",
+    ],
+    down: ["DROP TABLE IF EXISTS messages"],
 }

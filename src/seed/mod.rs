@@ -313,7 +313,7 @@ async fn insert_totals(tx: &Tx, user_ids: &[Uuid]) -> AppResult<Vec<study_totals
                   WHEN 'week' THEN CAST(date_trunc('week', s.started_at AT TIME ZONE 'UTC') AS DATE) \
                   WHEN 'month' THEN CAST(date_trunc('month', s.started_at AT TIME ZONE 'UTC') AS DATE) \
                   ELSE DATE '1970-01-01' END AS bucket, \
-                sum(s.minutes), count(*), count(*), min(s.created_at), max(s.created_at) \
+                sum(s.minutes)::INT8, count(*), count(*), min(s.created_at), max(s.created_at) \
          FROM study_sessions AS s \
          CROSS JOIN (VALUES ('day'), ('week'), ('month'), ('all')) AS p (period) \
          WHERE s.user_id IN ({}) \

@@ -8,8 +8,10 @@
 use std::{future::Future, time::Duration};
 
 use chrono::{DateTime, Utc};
+use migration::Dialect;
 use sea_orm::{
-    ConnectionTrait, DatabaseBackend, DbErr, FromQueryResult, Statement, Value as SqlValue,
+    ConnectionTrait, DatabaseBackend, DbErr, FromQueryResult, IsolationLevel, Statement,
+    TransactionTrait, Value as SqlValue,
 };
 use uuid::Uuid;
 
@@ -71,14 +73,33 @@ where
     }
 }
 
+/// The isolation the claim runs at, per dialect; `None`: alone, as an
+/// implicit transaction at the database's default.
+///
+/// On PostgreSQL row locks are always durable, so the claim is one
+/// statement. On CockroachDB, locks taken by `FOR UPDATE` under SERIALIZABLE
+/// are best-effort (held in memory by the leaseholder, lost when the lease
+/// moves, and then the claim fails with 40001); under READ COMMITTED they
+/// are replicated, which is what its guidance for queues asks for.
+pub fn claim_isolation(dialect: Dialect) -> Option<IsolationLevel> {
+    match dialect {
+        Dialect::Postgres => None,
+        Dialect::Cockroach => Some(IsolationLevel::ReadCommitted),
+    }
+}
+
 /// Claims up to `limit` due events for `settings.worker_id`, counting the
 /// attempt. `SKIP LOCKED` lets concurrent workers take disjoint batches.
 #[tracing::instrument(skip_all, fields(worker = %settings.worker_id, limit))]
-pub async fn claim(
-    db: &impl ConnectionTrait,
+pub async fn claim<C>(
+    db: &C,
+    dialect: Dialect,
     settings: &WorkerSettings,
     limit: u32,
-) -> AppResult<Vec<Claimed>> {
+) -> AppResult<Vec<Claimed>>
+where
+    C: ConnectionTrait + TransactionTrait,
+{
     const SQL: &str = r#"
 UPDATE outbox
 SET next_attempt_at = now() + ($1::FLOAT8 * INTERVAL '1 millisecond'),
@@ -99,7 +120,20 @@ RETURNING id, aggregate_type, aggregate_id, aggregate_version, payload, created_
             i64::from(limit).into(),
         ]
     };
-    let rows = retrying(|| Claimed::find_by_statement(stmt(SQL, values())).all(db)).await?;
+    let rows = match claim_isolation(dialect) {
+        None => retrying(|| Claimed::find_by_statement(stmt(SQL, values())).all(db)).await?,
+        Some(isolation) => {
+            retrying(|| async {
+                let txn = db.begin_with_config(Some(isolation), None).await?;
+                let rows = Claimed::find_by_statement(stmt(SQL, values()))
+                    .all(&txn)
+                    .await?;
+                txn.commit().await?;
+                Ok(rows)
+            })
+            .await?
+        }
+    };
     Ok(rows)
 }
 
@@ -259,4 +293,18 @@ pub async fn pending_aggregates(
         pending.insert(row.try_get::<Uuid>("", "aggregate_id")?);
     }
     Ok(pending)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_claim_holds_durable_locks_on_each_dialect() {
+        assert!(claim_isolation(Dialect::Postgres).is_none());
+        assert!(matches!(
+            claim_isolation(Dialect::Cockroach),
+            Some(IsolationLevel::ReadCommitted)
+        ));
+    }
 }

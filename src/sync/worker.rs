@@ -36,7 +36,7 @@ pub struct Outcome {
 /// Claims one batch and carries it to MongoDB. Errors only when the source
 /// of truth cannot be reached; MongoDB trouble becomes retries, never errors.
 pub async fn process_batch(state: &AppState, settings: &WorkerSettings) -> AppResult<Outcome> {
-    let events = outbox::claim(state.sql(), settings, settings.batch_size).await?;
+    let events = outbox::claim(state.sql(), state.dialect(), settings, settings.batch_size).await?;
     carry(state, settings, events).await
 }
 
@@ -266,7 +266,9 @@ async fn work(
     // A claim that runs to its end even when the worker stops meanwhile.
     let claim = |size: u32| {
         let (state, settings) = (state.clone(), settings.clone());
-        let task = claims.spawn(async move { outbox::claim(state.sql(), &settings, size).await });
+        let task = claims.spawn(async move {
+            outbox::claim(state.sql(), state.dialect(), &settings, size).await
+        });
         async move {
             task.await
                 .map_err(|e| crate::error::AppError::Internal(anyhow::anyhow!("claim task: {e}")))?

@@ -99,11 +99,12 @@ pub async fn enqueue_all(tx: &Tx, events: Vec<NewEvent>) -> AppResult<()> {
 }
 
 /// Inserts `row` and records the events `describe` makes of it, in ONE
-/// statement (`WITH recorded AS (INSERT INTO outbox ...) INSERT INTO ...
-/// RETURNING ...`): the outbox costs no round trip of its own. `row` must set
-/// every column, so the events describe it before it is sent; the statement
-/// returns the stored row, and if PostgreSQL stored anything else the
-/// transaction fails rather than commit an event that misdescribes its row.
+/// statement (`WITH recorded AS (INSERT INTO outbox ... RETURNING id)
+/// INSERT INTO ... RETURNING ...`): the outbox costs no round trip of its
+/// own. `row` must set every column, so the events describe it before it is
+/// sent; the statement returns the stored row, and if the database stored
+/// anything else the transaction fails rather than commit an event that
+/// misdescribes its row.
 pub async fn insert_with<A>(
     tx: &Tx,
     row: A,
@@ -121,8 +122,12 @@ where
             .exec_with_returning(tx.conn())
             .await?);
     }
+    // The CTE returns the outbox ids: CockroachDB rejects a data-modifying
+    // WITH clause that returns no columns.
+    let mut outbox_insert = outbox::Entity::insert_many(recorded_rows(tx, events)).into_query();
+    outbox_insert.returning_col(outbox::Column::Id);
     let recorded = CommonTableExpression::new()
-        .query(outbox::Entity::insert_many(recorded_rows(tx, events)).into_query())
+        .query(outbox_insert)
         .table_name(Alias::new("recorded"))
         .to_owned();
     let mut insert = <A::Entity as EntityTrait>::insert(row).into_query();

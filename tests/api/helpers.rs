@@ -3,7 +3,6 @@
 //! server on a random port.
 use std::{net::SocketAddr, sync::OnceLock};
 
-use migration::MigratorTrait;
 use sea_orm::{ConnectionTrait, Database, DatabaseConnection};
 use serde_json::{json, Value};
 use studysync::{app::AppState, config::Config};
@@ -37,8 +36,9 @@ pub fn init_logs() {
     });
 }
 
-/// Creates an empty, migrated database running SERIALIZABLE by default.
-pub async fn fresh_database() -> String {
+/// Creates an empty database running SERIALIZABLE by default (as
+/// CockroachDB does) and returns its URL; nothing is migrated.
+pub async fn empty_database() -> String {
     let name = format!("studysync_test_{}", Uuid::new_v4().simple());
     let admin = Database::connect(format!("{}/postgres", pg_base()))
         .await
@@ -53,11 +53,22 @@ pub async fn fresh_database() -> String {
         ))
         .await
         .expect("set isolation");
-    let url = format!("{}/{name}", pg_base());
-    let db = Database::connect(&url)
-        .await
-        .expect("connect test database");
-    migration::Migrator::up(&db, None).await.expect("migrate");
+    admin.close().await.ok();
+    format!("{}/{name}", pg_base())
+}
+
+/// A connection to `url` whose statements the SQL audit sees.
+pub async fn connect(url: &str) -> DatabaseConnection {
+    let mut db = Database::connect(url).await.expect("connect test database");
+    studysync::sql_audit::attach(&mut db);
+    db
+}
+
+/// Creates an empty database and migrates it with the real migrations.
+pub async fn fresh_database() -> String {
+    let url = empty_database().await;
+    let db = connect(&url).await;
+    migration::runner::up(&db).await.expect("migrate");
     db.close().await.ok();
     url
 }

@@ -1,6 +1,7 @@
 //! Integration tests against real PostgreSQL and a real MongoDB-wire server.
 mod auth;
 mod helpers;
+mod migrations;
 mod reads_analytics;
 mod reads_consistency;
 mod reads_dataloader;

@@ -178,8 +178,7 @@ async fn main() -> anyhow::Result<()> {
         &jwt_secret,
     ])?;
     let app = AppState::connect(config).await?;
-    use migration::MigratorTrait;
-    migration::Migrator::up(app.sql(), None)
+    migration::runner::up(app.sql())
         .await
         .context("migrating")?;
     results.machine = report::machine(app.sql(), &mongo).await;

@@ -818,7 +818,6 @@ pub async fn board_at_scale(
     sessions: usize,
     cell: Duration,
 ) -> anyhow::Result<(Vec<ReadCell>, studysync::seed::SeedReport)> {
-    use migration::MigratorTrait;
     let admin = format!("{}/postgres", postgres.trim_end_matches('/'));
     db::recreate_postgres(&admin, database).await?;
     let url = format!("{}/{database}", postgres.trim_end_matches('/'));
@@ -826,7 +825,7 @@ pub async fn board_at_scale(
     args.extend_from_slice(config);
     let app =
         studysync::app::AppState::connect(studysync::config::Config::from_args(args)?).await?;
-    migration::Migrator::up(app.sql(), None)
+    migration::runner::up(app.sql())
         .await
         .context("migrating the scale database")?;
     let seed_args = studysync::seed::SeedArgs {
