@@ -206,6 +206,19 @@ fn rand_word() -> u64 {
     hasher.finish()
 }
 
+/// Sends `statements` one by one, renewing the lease before each.
+async fn run_steps(
+    db: &impl ConnectionTrait,
+    lease: &Lease,
+    statements: Vec<&'static str>,
+) -> Result<(), DbErr> {
+    for sql in statements {
+        lease.renew(db).await?;
+        send(db, sql, Vec::new()).await?;
+    }
+    Ok(())
+}
+
 /// Runs `work` holding the lease, and releases it whatever the outcome.
 async fn leased<C, T>(
     db: &C,
@@ -242,10 +255,7 @@ pub async fn up_with(
                 continue;
             }
             tracing::info!(migration = name, dialect = dialect.name(), "applying");
-            for sql in migration.steps(dialect).up {
-                lease.renew(db).await?;
-                send(db, sql, Vec::new()).await?;
-            }
+            run_steps(db, lease, migration.steps(dialect).up).await?;
             send(
                 db,
                 "INSERT INTO seaql_migrations (version, applied_at) VALUES ($1, $2) \
@@ -289,10 +299,7 @@ pub async fn down(db: &impl ConnectionTrait, steps: usize) -> Result<Vec<String>
                 continue;
             }
             tracing::info!(migration = name, dialect = dialect.name(), "rolling back");
-            for sql in migration.steps(dialect).down {
-                lease.renew(db).await?;
-                send(db, sql, Vec::new()).await?;
-            }
+            run_steps(db, lease, migration.steps(dialect).down).await?;
             send(
                 db,
                 "DELETE FROM seaql_migrations WHERE version = $1",
