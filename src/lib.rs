@@ -7,6 +7,7 @@ pub mod config;
 pub mod domain;
 pub mod entity;
 pub mod error;
+pub mod events;
 pub mod graphql;
 pub mod http;
 pub mod ratelimit;

@@ -55,8 +55,10 @@ fn sqlstate(err: &DbErr) -> Option<String> {
 }
 
 /// Sends one statement, again when the database asks for a retry (40001,
-/// 40P01) or two creators raced on a catalogue entry (23505, PostgreSQL's
-/// concurrent `CREATE ... IF NOT EXISTS`).
+/// 40P01) or two creators raced on a catalogue entry: PostgreSQL's
+/// `CREATE ... IF NOT EXISTS` checks before it inserts, so two at once can
+/// fail with 23505, 42710 or 42P07; sent again, it finds the object and does
+/// nothing.
 async fn send(db: &impl ConnectionTrait, sql: &str, values: Vec<Value>) -> Result<u64, DbErr> {
     let mut attempt = 0u32;
     loop {
@@ -65,7 +67,10 @@ async fn send(db: &impl ConnectionTrait, sql: &str, values: Vec<Value>) -> Resul
             Ok(done) => return Ok(done.rows_affected()),
             Err(err)
                 if attempt < 10
-                    && matches!(sqlstate(&err).as_deref(), Some("40001" | "40P01" | "23505")) =>
+                    && matches!(
+                        sqlstate(&err).as_deref(),
+                        Some("40001" | "40P01" | "23505" | "42710" | "42P07")
+                    ) =>
             {
                 tokio::time::sleep(Duration::from_millis(10 << attempt.min(6))).await;
             }

@@ -239,9 +239,10 @@ fn finish(response: &mut Response, written: &[EventRef], cursors: &Cursors) {
 fn latest_versions(written: &[EventRef]) -> Vec<EventRef> {
     let mut latest: Vec<EventRef> = Vec::with_capacity(written.len());
     for event in written {
-        match latest.iter_mut().find(|e| {
-            e.aggregate_type == event.aggregate_type && e.aggregate_id == event.aggregate_id
-        }) {
+        match latest
+            .iter_mut()
+            .find(|e| e.aggregate == event.aggregate && e.aggregate_id == event.aggregate_id)
+        {
             Some(seen) => seen.version = seen.version.max(event.version),
             None => latest.push(event.clone()),
         }

@@ -6,20 +6,17 @@ use futures::TryStreamExt;
 use mongodb::bson::{doc, Document};
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement};
 
-use crate::{
-    error::{AppError, AppResult},
-    sync::project::collection_of,
-    write::EventRef,
-};
+use crate::{error::AppResult, write::EventRef};
 
 /// Whether MongoDB holds every named aggregate at (or past) its version.
 #[tracing::instrument(skip_all, fields(aggregates = refs.len()))]
 pub async fn caught_up(mongo: &mongodb::Database, refs: &[&EventRef]) -> AppResult<bool> {
     let mut by_collection: HashMap<&'static str, Vec<&EventRef>> = HashMap::new();
     for r in refs {
-        let collection = collection_of(&r.aggregate_type)
-            .map_err(|e| AppError::Internal(anyhow::anyhow!("consistency token: {e}")))?;
-        by_collection.entry(collection).or_default().push(r);
+        by_collection
+            .entry(r.aggregate.collection())
+            .or_default()
+            .push(r);
     }
     for (collection, refs) in by_collection {
         let ids: Vec<String> = refs.iter().map(|r| r.aggregate_id.to_string()).collect();

@@ -22,11 +22,7 @@ use sea_orm::DatabaseConnection;
 
 use super::freshness::{caught_up, measure_lag};
 pub use super::provenance::{FallbackReason, Provenance, ReadRequest, Store};
-use crate::{
-    config::Config,
-    error::AppResult,
-    write::{outbox::aggregate, EventRef},
-};
+use crate::{config::Config, error::AppResult, events::Aggregate, write::EventRef};
 
 /// The fields whose answer may come from either store.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -69,16 +65,16 @@ impl RoutedField {
     /// Aggregates whose documents the field reads: a consistency token's
     /// writes to other aggregates cannot change its answer, so it does not
     /// wait for them.
-    fn reads(self) -> &'static [&'static str] {
+    fn reads(self) -> &'static [Aggregate] {
         match self {
-            Self::Messages | Self::SearchMessages => &[aggregate::MESSAGE],
-            Self::SearchUsers => &[aggregate::USER],
-            Self::Leaderboard | Self::MyRank => &[aggregate::STUDY_TOTAL],
-            Self::StudyStats => &[aggregate::STUDY_SESSION, aggregate::TODO],
+            Self::Messages | Self::SearchMessages => &[Aggregate::Message],
+            Self::SearchUsers => &[Aggregate::User],
+            Self::Leaderboard | Self::MyRank => &[Aggregate::StudyTotal],
+            Self::StudyStats => &[Aggregate::StudySession, Aggregate::Todo],
             Self::Dashboard => &[
-                aggregate::STUDY_TOTAL,
-                aggregate::STUDY_SESSION,
-                aggregate::TODO,
+                Aggregate::StudyTotal,
+                Aggregate::StudySession,
+                Aggregate::Todo,
             ],
         }
     }
@@ -187,7 +183,7 @@ impl ReadRouter {
         let needed: Vec<&EventRef> = request
             .token()
             .iter()
-            .filter(|e| field.reads().contains(&e.aggregate_type.as_str()))
+            .filter(|e| field.reads().contains(&e.aggregate))
             .collect();
         if !needed.is_empty() {
             match self.wait_for(&needed).await {

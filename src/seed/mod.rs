@@ -23,9 +23,10 @@ use uuid::Uuid;
 use crate::{
     entity::{messages, room_members, rooms, study_sessions, study_totals, todos, users},
     error::AppResult,
+    events::{MessageDoc, RoomDoc, StudySessionDoc, StudyTotalDoc, TodoDoc, UserDoc},
     write::{
-        outbox::{self, aggregate, NewEvent},
-        study, Tx, Writer,
+        outbox::{self, NewEvent},
+        Tx, Writer,
     },
 };
 
@@ -230,71 +231,66 @@ struct Written {
 }
 
 async fn write_batch(writer: &Writer, batch: Arc<Batch>) -> AppResult<Written> {
-    let committed = writer
-        .transact(|tx| {
-            let batch = Arc::clone(&batch);
-            Box::pin(async move {
-                let conn = tx.conn();
-                for chunk in batch.users.chunks(PARAMS_PER_STATEMENT / 8) {
-                    users::Entity::insert_many(chunk.iter().map(user_row))
-                        .exec_without_returning(conn)
-                        .await?;
-                }
-                for chunk in batch.todos.chunks(PARAMS_PER_STATEMENT / 9) {
-                    todos::Entity::insert_many(chunk.iter().map(todo_row))
-                        .exec_without_returning(conn)
-                        .await?;
-                }
-                for chunk in batch.sessions.chunks(PARAMS_PER_STATEMENT / 8) {
-                    study_sessions::Entity::insert_many(chunk.iter().map(session_row))
-                        .exec_without_returning(conn)
-                        .await?;
-                }
-                let ids: Vec<Uuid> = batch.users.iter().map(|u| u.id).collect();
-                let totals = insert_totals(tx, &ids).await?;
-                let mut events: Vec<NewEvent> = Vec::with_capacity(
-                    batch.users.len() + batch.todos.len() + batch.sessions.len() + totals.len(),
-                );
-                events.extend(batch.users.iter().map(|u| NewEvent {
-                    aggregate_type: aggregate::USER,
-                    aggregate_id: u.id,
-                    version: u.version,
-                    event_type: "user.created",
-                    payload: crate::write::users::payload(u),
-                }));
-                events.extend(batch.todos.iter().map(|t| NewEvent {
-                    aggregate_type: aggregate::TODO,
-                    aggregate_id: t.id,
-                    version: t.version,
-                    event_type: "todo.created",
-                    payload: crate::write::todos::payload(t),
-                }));
-                events.extend(batch.sessions.iter().map(|s| NewEvent {
-                    aggregate_type: aggregate::STUDY_SESSION,
-                    aggregate_id: s.id,
-                    version: s.version,
-                    event_type: "study_session.logged",
-                    payload: study::payload(s),
-                }));
-                events.extend(totals.iter().map(|t| NewEvent {
-                    aggregate_type: aggregate::STUDY_TOTAL,
-                    aggregate_id: t.id,
-                    version: t.version,
-                    event_type: "study_total.updated",
-                    payload: study::total_payload(t),
-                }));
-                let count = events.len();
-                enqueue_chunked(tx, events).await?;
-                Ok(Written {
-                    users: batch.users.len(),
-                    todos: batch.todos.len(),
-                    sessions: batch.sessions.len(),
-                    totals: totals.len(),
-                    events: count,
+    let committed =
+        writer
+            .transact(|tx| {
+                let batch = Arc::clone(&batch);
+                Box::pin(async move {
+                    let conn = tx.conn();
+                    for chunk in batch.users.chunks(PARAMS_PER_STATEMENT / 8) {
+                        users::Entity::insert_many(chunk.iter().map(user_row))
+                            .exec_without_returning(conn)
+                            .await?;
+                    }
+                    for chunk in batch.todos.chunks(PARAMS_PER_STATEMENT / 9) {
+                        todos::Entity::insert_many(chunk.iter().map(todo_row))
+                            .exec_without_returning(conn)
+                            .await?;
+                    }
+                    for chunk in batch.sessions.chunks(PARAMS_PER_STATEMENT / 8) {
+                        study_sessions::Entity::insert_many(chunk.iter().map(session_row))
+                            .exec_without_returning(conn)
+                            .await?;
+                    }
+                    let ids: Vec<Uuid> = batch.users.iter().map(|u| u.id).collect();
+                    let totals = insert_totals(tx, &ids).await?;
+                    let mut events: Vec<NewEvent> = Vec::with_capacity(
+                        batch.users.len() + batch.todos.len() + batch.sessions.len() + totals.len(),
+                    );
+                    events.extend(batch.users.iter().map(|u| {
+                        NewEvent::upsert(u.id, u.version, "user.created", UserDoc::from(u))
+                    }));
+                    events.extend(batch.todos.iter().map(|t| {
+                        NewEvent::upsert(t.id, t.version, "todo.created", TodoDoc::from(t))
+                    }));
+                    events.extend(batch.sessions.iter().map(|s| {
+                        NewEvent::upsert(
+                            s.id,
+                            s.version,
+                            "study_session.logged",
+                            StudySessionDoc::from(s),
+                        )
+                    }));
+                    events.extend(totals.iter().map(|t| {
+                        NewEvent::upsert(
+                            t.id,
+                            t.version,
+                            "study_total.updated",
+                            StudyTotalDoc::from(t),
+                        )
+                    }));
+                    let count = events.len();
+                    enqueue_chunked(tx, events).await?;
+                    Ok(Written {
+                        users: batch.users.len(),
+                        todos: batch.todos.len(),
+                        sessions: batch.sessions.len(),
+                        totals: totals.len(),
+                        events: count,
+                    })
                 })
             })
-        })
-        .await?;
+            .await?;
     Ok(committed.value)
 }
 
@@ -366,13 +362,7 @@ async fn insert_rooms(tx: &Tx, rooms: &[(rooms::Model, Vec<Uuid>)]) -> AppResult
         .map(|(r, m)| {
             let mut sorted = m.clone();
             sorted.sort_unstable();
-            NewEvent {
-                aggregate_type: aggregate::ROOM,
-                aggregate_id: r.id,
-                version: r.version,
-                event_type: "room.created",
-                payload: crate::write::rooms::room_payload(r, &sorted),
-            }
+            NewEvent::upsert(r.id, r.version, "room.created", RoomDoc::new(r, &sorted))
         })
         .collect();
     enqueue_chunked(tx, events).await
@@ -394,13 +384,7 @@ async fn insert_messages(tx: &Tx, batch: &[messages::Model]) -> AppResult<()> {
     }
     let events = batch
         .iter()
-        .map(|m| NewEvent {
-            aggregate_type: aggregate::MESSAGE,
-            aggregate_id: m.id,
-            version: m.version,
-            event_type: "message.sent",
-            payload: crate::write::rooms::message_payload(m),
-        })
+        .map(|m| NewEvent::upsert(m.id, m.version, "message.sent", MessageDoc::from(m)))
         .collect();
     enqueue_chunked(tx, events).await
 }

@@ -22,7 +22,12 @@ use sea_orm::{ConnectionTrait, DatabaseBackend, FromQueryResult, Statement, Valu
 use uuid::Uuid;
 
 use super::{outbox::Claimed, project::Projected};
-use crate::{domain::Period, error::AppResult, read::MAX_PAGE, write::outbox::aggregate};
+use crate::{
+    domain::Period,
+    error::AppResult,
+    events::{self, Aggregate, Doc, Payload},
+    read::MAX_PAGE,
+};
 
 /// The read-model collection of tops; not a mirror of a table.
 pub const COLLECTION: &str = "leaderboard_tops";
@@ -52,25 +57,18 @@ pub fn is_current(bucket: Bucket, now: DateTime<Utc>) -> bool {
 pub fn touched(events: &[Claimed], now: DateTime<Utc>) -> Vec<Bucket> {
     let mut buckets = std::collections::BTreeSet::new();
     for event in events {
-        if event.aggregate_type != aggregate::STUDY_TOTAL {
+        if Aggregate::parse(&event.aggregate_type) != Some(Aggregate::StudyTotal) {
             continue;
         }
-        let Some(period) = event
-            .payload
-            .get("period")
-            .and_then(|p| p.as_str())
-            .and_then(period_of)
+        let Ok(Payload::Doc(Doc::StudyTotal(total))) =
+            events::decode(Aggregate::StudyTotal, &event.payload)
         else {
             continue;
         };
-        let Some(start) = event
-            .payload
-            .get("period_start")
-            .and_then(|s| s.as_str())
-            .and_then(|s| s.parse::<NaiveDate>().ok())
-        else {
+        let Some(period) = period_of(&total.period) else {
             continue;
         };
+        let start = total.period_start;
         if is_current((period, start), now) {
             buckets.insert((period, start));
         }
@@ -207,10 +205,10 @@ mod tests {
     fn total(period: &str, start: &str) -> Claimed {
         Claimed {
             id: Uuid::new_v4(),
-            aggregate_type: aggregate::STUDY_TOTAL.to_owned(),
+            aggregate_type: Aggregate::StudyTotal.name().to_owned(),
             aggregate_id: Uuid::new_v4(),
             aggregate_version: 1,
-            payload: json!({"period": period, "period_start": start, "minutes": 5}),
+            payload: json!({"schema": events::SCHEMA, "user_id": Uuid::new_v4(), "period": period, "period_start": start, "minutes": 5, "sessions": 1, "created_at": "2026-11-27T10:00:00Z", "updated_at": "2026-11-27T10:00:00Z"}),
             created_at: at("2026-11-27T10:00:00Z"),
             attempts: 1,
         }
@@ -220,7 +218,7 @@ mod tests {
     fn only_current_buckets_of_study_totals_are_touched() {
         let now = at("2026-11-30T00:30:00Z"); // a Monday, just after midnight
         let mut todo = total("week", "2026-11-30");
-        todo.aggregate_type = aggregate::TODO.to_owned();
+        todo.aggregate_type = Aggregate::Todo.name().to_owned();
         let events = [
             total("week", "2026-11-30"),
             total("week", "2026-11-30"),

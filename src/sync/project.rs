@@ -1,27 +1,26 @@
 //! Projection: how one outbox event becomes one MongoDB document.
 //!
-//! A document is the row's public columns under their column names, with
-//! `_id` = the row's UUID as a string, `version` = the row's version, times as
-//! BSON dates and, for users and messages, folded search terms
-//! (`search_words`, `search_prefixes`). A tombstone is `{_id, version,
-//! deleted: true}`. The mapping is pure, so replaying events gives the same
-//! documents.
-use mongodb::bson::{self, Bson, Document};
+//! The payload is decoded into its typed document (`events::decode`, which
+//! also upgrades payloads older releases wrote) and turned into BSON by
+//! `Doc::to_document`: `_id` = the row's UUID as a string, `version` = the
+//! row's version, the public columns under their column names, times as BSON
+//! dates and, for users and messages, folded search terms. A tombstone is
+//! `{_id, version, deleted: true}`. The mapping is pure, so replaying events
+//! gives the same documents.
+use mongodb::bson::{doc, Document};
 use serde_json::Value;
 use uuid::Uuid;
 
-use crate::{domain::search, write::outbox::aggregate};
+use crate::events::{self, Aggregate, DecodeError, Doc, Payload};
 
-/// Why an event cannot be projected. Such an event will never succeed by
-/// retrying, so the worker parks it.
+/// Why an event cannot be projected. Such an event will not succeed by
+/// retrying with this release, so the worker parks it.
 #[derive(Debug, thiserror::Error)]
 pub enum ProjectError {
     #[error("unknown aggregate type {0:?}")]
     UnknownAggregate(String),
-    #[error("payload is not a JSON object")]
-    NotAnObject,
-    #[error("field {field:?}: {reason}")]
-    BadField { field: String, reason: String },
+    #[error(transparent)]
+    Payload(#[from] DecodeError),
 }
 
 /// One document to upsert.
@@ -33,95 +32,50 @@ pub struct Projected {
     pub doc: Document,
 }
 
-/// The collection an aggregate type is projected into.
-pub fn collection_of(aggregate_type: &str) -> Result<&'static str, ProjectError> {
-    Ok(match aggregate_type {
-        aggregate::USER => "users",
-        aggregate::TODO => "todos",
-        aggregate::STUDY_SESSION => "study_sessions",
-        aggregate::STUDY_TOTAL => "study_totals",
-        aggregate::ROOM => "rooms",
-        aggregate::MESSAGE => "messages",
-        other => return Err(ProjectError::UnknownAggregate(other.to_owned())),
-    })
+/// Every read-model collection that mirrors a source table.
+pub fn collections() -> impl Iterator<Item = &'static str> {
+    Aggregate::ALL.into_iter().map(Aggregate::collection)
 }
 
-/// Every read-model collection that mirrors a source table.
-pub const COLLECTIONS: [&str; 6] = [
-    "users",
-    "todos",
-    "study_sessions",
-    "study_totals",
-    "rooms",
-    "messages",
-];
-
+/// Projects a stored event (`outbox.aggregate_type` and `payload`).
 pub fn project(
     aggregate_type: &str,
     aggregate_id: Uuid,
     version: i64,
     payload: &Value,
 ) -> Result<Projected, ProjectError> {
-    let collection = collection_of(aggregate_type)?;
-    let object = payload.as_object().ok_or(ProjectError::NotAnObject)?;
-    let id = aggregate_id.to_string();
-    let mut doc = Document::new();
-    doc.insert("_id", id.clone());
-    doc.insert("version", version);
-    if object.get("deleted").and_then(Value::as_bool) == Some(true) {
-        doc.insert("deleted", true);
-        return Ok(Projected {
-            collection,
-            id,
-            version,
-            doc,
-        });
-    }
-    for (key, value) in object {
-        if matches!(key.as_str(), "id" | "version") {
-            continue;
-        }
-        doc.insert(key.clone(), field(key, value)?);
-    }
-    let searchable = match aggregate_type {
-        aggregate::USER => object.get("name"),
-        aggregate::MESSAGE => object.get("body"),
-        _ => None,
-    };
-    if let Some(text) = searchable.and_then(Value::as_str) {
-        let words = search::words(text);
-        doc.insert("search_prefixes", search::prefixes(&words));
-        doc.insert("search_words", words);
-    }
-    Ok(Projected {
-        collection,
-        id,
-        version,
-        doc,
+    let aggregate = Aggregate::parse(aggregate_type)
+        .ok_or_else(|| ProjectError::UnknownAggregate(aggregate_type.to_owned()))?;
+    Ok(match events::decode(aggregate, payload)? {
+        Payload::Doc(doc) => of_doc(&doc, aggregate_id, version),
+        Payload::Deleted => tombstone(aggregate, aggregate_id, version),
     })
 }
 
-/// Times (`*_at`) become BSON dates; everything else maps as JSON does.
-fn field(key: &str, value: &Value) -> Result<Bson, ProjectError> {
-    let bad = |reason: String| ProjectError::BadField {
-        field: key.to_owned(),
-        reason,
-    };
-    if key.ends_with("_at") {
-        return match value {
-            Value::Null => Ok(Bson::Null),
-            Value::String(s) => chrono::DateTime::parse_from_rfc3339(s)
-                .map(|t| Bson::DateTime(bson::DateTime::from_millis(t.timestamp_millis())))
-                .map_err(|e| bad(format!("not an RFC 3339 time: {e}"))),
-            other => Err(bad(format!("expected a time, got {other}"))),
-        };
+/// The document for row `id` at `version` holding `doc`.
+pub fn of_doc(doc: &Doc, id: Uuid, version: i64) -> Projected {
+    Projected {
+        collection: doc.aggregate().collection(),
+        id: id.to_string(),
+        version,
+        doc: doc.to_document(id, version),
     }
-    bson::to_bson(value).map_err(|e| bad(e.to_string()))
+}
+
+/// The tombstone of row `id` at `version`.
+pub fn tombstone(aggregate: Aggregate, id: Uuid, version: i64) -> Projected {
+    Projected {
+        collection: aggregate.collection(),
+        id: id.to_string(),
+        version,
+        doc: doc! {"_id": id.to_string(), "version": version, "deleted": true},
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use mongodb::bson::{self, Bson};
     use serde_json::json;
 
     #[test]
@@ -131,7 +85,7 @@ mod tests {
             "message",
             id,
             3,
-            &json!({"id": id, "version": 3, "room_id": "r", "body": "Hello Wörld", "created_at": "2026-11-27T10:00:00.123Z"}),
+            &json!({"id": id, "version": 3, "room_id": Uuid::new_v4(), "sender_id": Uuid::new_v4(), "body": "Hello Wörld", "created_at": "2026-11-27T10:00:00.123Z", "updated_at": "2026-11-27T10:00:00.123Z"}),
         )
         .unwrap();
         assert_eq!(p.collection, "messages");
@@ -171,8 +125,49 @@ mod tests {
         ));
         assert!(matches!(
             project("todo", id, 1, &json!([1])),
-            Err(ProjectError::NotAnObject)
+            Err(ProjectError::Payload(DecodeError::NotAnObject))
         ));
         assert!(project("todo", id, 1, &json!({"due_at": "yesterday"})).is_err());
+    }
+
+    #[test]
+    fn a_payload_of_the_previous_release_projects_to_the_document_it_wrote() {
+        // A schema 1 room event, and the document the previous release's
+        // projection made of it: ids as strings, `*_at` as dates, numbers
+        // as 64-bit integers.
+        let id = Uuid::new_v4();
+        let (creator, member) = (Uuid::new_v4(), Uuid::new_v4());
+        let stored = json!({
+            "id": id, "version": 2, "name": "Algebra", "created_by": creator,
+            "member_ids": [creator, member],
+            "created_at": "2026-11-27T10:00:00.5Z", "updated_at": "2026-11-28T10:00:00Z"
+        });
+        let date = |s: &str| {
+            Bson::DateTime(bson::DateTime::from_millis(
+                chrono::DateTime::parse_from_rfc3339(s)
+                    .unwrap()
+                    .timestamp_millis(),
+            ))
+        };
+        let expected = bson::doc! {
+            "_id": id.to_string(), "version": 2_i64, "name": "Algebra",
+            "created_by": creator.to_string(),
+            "member_ids": [creator.to_string(), member.to_string()],
+            "created_at": date("2026-11-27T10:00:00.5Z"),
+            "updated_at": date("2026-11-28T10:00:00Z"),
+        };
+        assert_eq!(project("room", id, 2, &stored).unwrap().doc, expected);
+
+        let total = json!({
+            "id": id, "version": 7, "user_id": creator, "period": "week",
+            "period_start": "2026-11-23", "minutes": 90, "sessions": 2,
+            "created_at": "2026-11-23T08:00:00Z", "updated_at": "2026-11-24T08:00:00Z"
+        });
+        let doc = project("study_total", id, 7, &total).unwrap().doc;
+        assert_eq!(doc.get_str("period_start").unwrap(), "2026-11-23");
+        assert_eq!(doc.get_i64("minutes").unwrap(), 90);
+        assert_eq!(doc.get_i64("sessions").unwrap(), 2);
+        assert_eq!(doc.get_str("user_id").unwrap(), creator.to_string());
+        assert!(doc.get_datetime("updated_at").is_ok());
     }
 }

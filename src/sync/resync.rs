@@ -22,13 +22,13 @@ use super::{
     boards,
     project::{self, Projected},
     readmodel,
-    source::{Rows, Table},
+    source::{self, Rows},
     verify::orphans,
 };
 use crate::{
     app::AppState,
     error::{AppError, AppResult},
-    write::outbox::tombstone as tombstone_payload,
+    events::Aggregate,
 };
 
 /// What a rebuild did to one collection.
@@ -70,16 +70,15 @@ pub async fn resync(
     mut progress: impl FnMut(&CollectionProgress),
 ) -> AppResult<Vec<CollectionProgress>> {
     let mut done = Vec::new();
-    for table in Table::ALL {
+    for table in Aggregate::ALL {
         let mut p = CollectionProgress {
             collection: table.collection(),
             ..Default::default()
         };
         let mut after: Option<Uuid> = None;
         loop {
-            let rows = table
-                .rows(state.sql(), Rows::After(after), options.batch_size)
-                .await?;
+            let rows =
+                source::rows(table, state.sql(), Rows::After(after), options.batch_size).await?;
             let lower = after.map(|id| id.to_string());
             let Some(last) = rows.last() else {
                 tombstone_tail(state, table, lower, options, &mut p).await?;
@@ -98,16 +97,7 @@ pub async fn resync(
                 0,
             )
             .await?;
-            let mut docs = Vec::with_capacity(rows.len());
-            for row in &rows {
-                match table.project(row) {
-                    Ok(doc) => docs.push(doc),
-                    Err(err) => {
-                        p.failed += 1;
-                        tracing::error!(table = table.name(), id = %row.id, error = %err, "row cannot be projected");
-                    }
-                }
-            }
+            let docs: Vec<Projected> = rows.iter().map(|row| row.project()).collect();
             write(state, &docs, Guard::NotOlder, options, &mut p).await?;
             let with_row: HashSet<String> = rows.iter().map(|r| r.id.to_string()).collect();
             let orphans = in_range
@@ -135,7 +125,7 @@ pub async fn resync(
 /// Tombstones the live documents after the last row, a page at a time.
 async fn tombstone_tail(
     state: &AppState,
-    table: Table,
+    table: Aggregate,
     after: Option<String>,
     options: Options,
     p: &mut CollectionProgress,
@@ -151,7 +141,7 @@ async fn tombstone_tail(
 /// Writes a tombstone one version above each orphan among `docs`.
 async fn tombstone(
     state: &AppState,
-    table: Table,
+    table: Aggregate,
     docs: impl IntoIterator<Item = Document>,
     options: Options,
     p: &mut CollectionProgress,
@@ -162,14 +152,7 @@ async fn tombstone(
     }
     let mut docs = Vec::with_capacity(orphans.len());
     for (id, version) in orphans {
-        let doc = project::project(
-            table.aggregate(),
-            id,
-            version + 1,
-            &tombstone_payload(id, version + 1),
-        )
-        .map_err(|e| AppError::Internal(anyhow::anyhow!("tombstone: {e}")))?;
-        docs.push(doc);
+        docs.push(project::tombstone(table, id, version + 1));
     }
     let before = p.written;
     write(state, &docs, Guard::Newer, options, p).await?;

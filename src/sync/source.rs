@@ -1,35 +1,34 @@
 //! Reading the source tables the way the outbox would describe them: each
-//! row with its version and the payload the write path would enqueue for it
-//! (built by the same `payload()` functions), in keyset-paginated batches.
+//! row with its version and the document the write path would enqueue for
+//! it (built by the same `From<&Model>` conversions), in keyset-paginated
+//! batches.
 use std::collections::HashMap;
 
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use uuid::Uuid;
 
-use super::project::{self, ProjectError, Projected};
+use super::project::{self, Projected};
 use crate::{
     entity::{messages, room_members, rooms, study_sessions, study_totals, todos, users},
     error::AppResult,
-    write::{self, outbox::aggregate},
+    events::{
+        Aggregate, Doc, MessageDoc, RoomDoc, StudySessionDoc, StudyTotalDoc, TodoDoc, UserDoc,
+    },
 };
-
-/// A source table mirrored by one read-model collection.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Table {
-    Users,
-    Todos,
-    StudySessions,
-    StudyTotals,
-    Rooms,
-    Messages,
-}
 
 /// One row as an event would carry it.
 #[derive(Debug, Clone)]
 pub struct SourceRow {
     pub id: Uuid,
     pub version: i64,
-    pub payload: serde_json::Value,
+    pub doc: Doc,
+}
+
+impl SourceRow {
+    /// The document the worker would write for this row.
+    pub fn project(&self) -> Projected {
+        project::of_doc(&self.doc, self.id, self.version)
+    }
 }
 
 /// Which rows to read.
@@ -41,125 +40,69 @@ pub enum Rows<'a> {
     Ids(&'a [Uuid]),
 }
 
-impl Table {
-    pub const ALL: [Table; 6] = [
-        Table::Users,
-        Table::Todos,
-        Table::StudySessions,
-        Table::StudyTotals,
-        Table::Rooms,
-        Table::Messages,
-    ];
+fn rows_of<M>(
+    models: &[M],
+    id: impl Fn(&M) -> (Uuid, i64),
+    doc: impl Fn(&M) -> Doc,
+) -> Vec<SourceRow> {
+    models
+        .iter()
+        .map(|m| {
+            let (id, version) = id(m);
+            SourceRow {
+                id,
+                version,
+                doc: doc(m),
+            }
+        })
+        .collect()
+}
 
-    pub fn name(self) -> &'static str {
-        match self {
-            Table::Users => "users",
-            Table::Todos => "todos",
-            Table::StudySessions => "study_sessions",
-            Table::StudyTotals => "study_totals",
-            Table::Rooms => "rooms",
-            Table::Messages => "messages",
+/// Reads up to `limit` rows of `aggregate`'s table, in id order.
+#[tracing::instrument(skip_all, fields(table = aggregate.collection()))]
+pub async fn rows(
+    aggregate: Aggregate,
+    db: &impl ConnectionTrait,
+    which: Rows<'_>,
+    limit: u64,
+) -> AppResult<Vec<SourceRow>> {
+    Ok(match aggregate {
+        Aggregate::User => rows_of(
+            &select::<users::Entity>(db, users::Column::Id, which, limit).await?,
+            |m| (m.id, m.version),
+            |m| UserDoc::from(m).into(),
+        ),
+        Aggregate::Todo => rows_of(
+            &select::<todos::Entity>(db, todos::Column::Id, which, limit).await?,
+            |m| (m.id, m.version),
+            |m| TodoDoc::from(m).into(),
+        ),
+        Aggregate::StudySession => rows_of(
+            &select::<study_sessions::Entity>(db, study_sessions::Column::Id, which, limit).await?,
+            |m| (m.id, m.version),
+            |m| StudySessionDoc::from(m).into(),
+        ),
+        Aggregate::StudyTotal => rows_of(
+            &select::<study_totals::Entity>(db, study_totals::Column::Id, which, limit).await?,
+            |m| (m.id, m.version),
+            |m| StudyTotalDoc::from(m).into(),
+        ),
+        Aggregate::Room => {
+            let rooms = select::<rooms::Entity>(db, rooms::Column::Id, which, limit).await?;
+            let ids: Vec<Uuid> = rooms.iter().map(|r| r.id).collect();
+            let members = members_of(db, &ids).await?;
+            rows_of(
+                &rooms,
+                |m| (m.id, m.version),
+                |m| RoomDoc::new(m, members.get(&m.id).map(Vec::as_slice).unwrap_or(&[])).into(),
+            )
         }
-    }
-
-    pub fn aggregate(self) -> &'static str {
-        match self {
-            Table::Users => aggregate::USER,
-            Table::Todos => aggregate::TODO,
-            Table::StudySessions => aggregate::STUDY_SESSION,
-            Table::StudyTotals => aggregate::STUDY_TOTAL,
-            Table::Rooms => aggregate::ROOM,
-            Table::Messages => aggregate::MESSAGE,
-        }
-    }
-
-    /// The collection its documents live in.
-    pub fn collection(self) -> &'static str {
-        project::collection_of(self.aggregate()).unwrap_or("unknown")
-    }
-
-    /// Reads up to `limit` rows, in id order.
-    #[tracing::instrument(skip_all, fields(table = self.name()))]
-    pub async fn rows(
-        self,
-        db: &impl ConnectionTrait,
-        which: Rows<'_>,
-        limit: u64,
-    ) -> AppResult<Vec<SourceRow>> {
-        let rows = match self {
-            Table::Users => select::<users::Entity>(db, users::Column::Id, which, limit)
-                .await?
-                .iter()
-                .map(|m| SourceRow {
-                    id: m.id,
-                    version: m.version,
-                    payload: write::users::payload(m),
-                })
-                .collect(),
-            Table::Todos => select::<todos::Entity>(db, todos::Column::Id, which, limit)
-                .await?
-                .iter()
-                .map(|m| SourceRow {
-                    id: m.id,
-                    version: m.version,
-                    payload: write::todos::payload(m),
-                })
-                .collect(),
-            Table::StudySessions => {
-                select::<study_sessions::Entity>(db, study_sessions::Column::Id, which, limit)
-                    .await?
-                    .iter()
-                    .map(|m| SourceRow {
-                        id: m.id,
-                        version: m.version,
-                        payload: write::study::payload(m),
-                    })
-                    .collect()
-            }
-            Table::StudyTotals => {
-                select::<study_totals::Entity>(db, study_totals::Column::Id, which, limit)
-                    .await?
-                    .iter()
-                    .map(|m| SourceRow {
-                        id: m.id,
-                        version: m.version,
-                        payload: write::study::total_payload(m),
-                    })
-                    .collect()
-            }
-            Table::Rooms => {
-                let rooms = select::<rooms::Entity>(db, rooms::Column::Id, which, limit).await?;
-                let ids: Vec<Uuid> = rooms.iter().map(|r| r.id).collect();
-                let mut members = members_of(db, &ids).await?;
-                rooms
-                    .iter()
-                    .map(|m| SourceRow {
-                        id: m.id,
-                        version: m.version,
-                        payload: write::rooms::room_payload(
-                            m,
-                            &members.remove(&m.id).unwrap_or_default(),
-                        ),
-                    })
-                    .collect()
-            }
-            Table::Messages => select::<messages::Entity>(db, messages::Column::Id, which, limit)
-                .await?
-                .iter()
-                .map(|m| SourceRow {
-                    id: m.id,
-                    version: m.version,
-                    payload: write::rooms::message_payload(m),
-                })
-                .collect(),
-        };
-        Ok(rows)
-    }
-
-    /// The document the worker would write for `row`.
-    pub fn project(self, row: &SourceRow) -> Result<Projected, ProjectError> {
-        project::project(self.aggregate(), row.id, row.version, &row.payload)
-    }
+        Aggregate::Message => rows_of(
+            &select::<messages::Entity>(db, messages::Column::Id, which, limit).await?,
+            |m| (m.id, m.version),
+            |m| MessageDoc::from(m).into(),
+        ),
+    })
 }
 
 async fn select<E>(
@@ -188,7 +131,7 @@ where
 }
 
 /// Member ids per room, each list in user id order (as the write path
-/// builds room payloads).
+/// builds room documents).
 async fn members_of(
     db: &impl ConnectionTrait,
     rooms: &[Uuid],

@@ -21,11 +21,12 @@ use uuid::Uuid;
 
 use super::{
     outbox as worker_outbox, readmodel,
-    source::{Rows, SourceRow, Table},
+    source::{self, Rows, SourceRow},
 };
 use crate::{
     app::AppState,
     error::AppResult,
+    events::Aggregate,
     write::outbox::{self, NewEvent},
 };
 
@@ -156,7 +157,7 @@ enum Fix {
 #[tracing::instrument(skip_all, fields(repair = options.repair))]
 pub async fn verify(state: &AppState, options: Options) -> AppResult<Report> {
     let mut report = Report::default();
-    for table in Table::ALL {
+    for table in Aggregate::ALL {
         report
             .collections
             .push(verify_table(state, table, options).await?);
@@ -166,7 +167,7 @@ pub async fn verify(state: &AppState, options: Options) -> AppResult<Report> {
 
 async fn verify_table(
     state: &AppState,
-    table: Table,
+    table: Aggregate,
     options: Options,
 ) -> AppResult<CollectionReport> {
     let collection = table.collection();
@@ -176,9 +177,7 @@ async fn verify_table(
     };
     let mut after: Option<Uuid> = None;
     loop {
-        let rows = table
-            .rows(state.sql(), Rows::After(after), options.batch_size)
-            .await?;
+        let rows = source::rows(table, state.sql(), Rows::After(after), options.batch_size).await?;
         let lower = after.map(|id| id.to_string());
         let Some(last) = rows.last() else {
             // Past the last row, every live document is extra.
@@ -203,7 +202,7 @@ async fn verify_table(
         let mut drifted: Vec<(&'static str, Fix)> = Vec::new();
         for row in &rows {
             let doc = stored.remove(&row.id.to_string());
-            if let Some(drift) = compare(table, row, doc.as_ref(), &mut report) {
+            if let Some(drift) = compare(row, doc.as_ref(), &mut report) {
                 drifted.push(drift);
             }
         }
@@ -215,16 +214,11 @@ async fn verify_table(
 
 /// How `doc` differs from what the worker would write for `row`, if it does.
 fn compare(
-    table: Table,
     row: &SourceRow,
     doc: Option<&Document>,
     report: &mut CollectionReport,
 ) -> Option<(&'static str, Fix)> {
-    let Ok(projected) = table.project(row) else {
-        report.changed += 1;
-        report.note("unprojectable", &row.id.to_string());
-        return None;
-    };
+    let projected = row.project();
     let (kind, bump_above) = match doc {
         None => ("missing", None),
         Some(doc) => {
@@ -258,7 +252,7 @@ fn compare(
 /// ids no row can ever have, counted as extra).
 async fn extras(
     state: &AppState,
-    table: Table,
+    table: Aggregate,
     docs: impl IntoIterator<Item = Document>,
     report: &mut CollectionReport,
 ) -> AppResult<Vec<(&'static str, Fix)>> {
@@ -286,7 +280,7 @@ async fn extras(
 /// page was read (whose document the worker then wrote) is no orphan.
 pub(crate) async fn orphans(
     state: &AppState,
-    table: Table,
+    table: Aggregate,
     docs: impl IntoIterator<Item = Document>,
 ) -> AppResult<(Vec<(Uuid, i64)>, Vec<String>)> {
     let mut candidates = Vec::new();
@@ -304,12 +298,12 @@ pub(crate) async fn orphans(
         }
     }
     let ids: Vec<Uuid> = candidates.iter().map(|(id, _)| *id).collect();
-    let existing: HashSet<Uuid> = table
-        .rows(state.sql(), Rows::Ids(&ids), ids.len() as u64)
-        .await?
-        .into_iter()
-        .map(|row| row.id)
-        .collect();
+    let existing: HashSet<Uuid> =
+        source::rows(table, state.sql(), Rows::Ids(&ids), ids.len() as u64)
+            .await?
+            .into_iter()
+            .map(|row| row.id)
+            .collect();
     candidates.retain(|(id, _)| !existing.contains(id));
     Ok((candidates, foreign))
 }
@@ -317,7 +311,7 @@ pub(crate) async fn orphans(
 /// Documents after the last row, a page at a time.
 async fn check_tail(
     state: &AppState,
-    table: Table,
+    table: Aggregate,
     report: &mut CollectionReport,
     after: Option<String>,
     options: Options,
@@ -334,7 +328,7 @@ async fn check_tail(
 /// Splits drift into pending and real, counts it, and repairs if asked.
 async fn settle(
     state: &AppState,
-    table: Table,
+    table: Aggregate,
     report: &mut CollectionReport,
     drifted: Vec<(&'static str, Fix)>,
     options: Options,
@@ -343,7 +337,7 @@ async fn settle(
         return Ok(());
     }
     let ids: Vec<Uuid> = drifted.iter().map(|(_, fix)| fix_id(fix)).collect();
-    let pending = worker_outbox::pending_aggregates(state.sql(), table.aggregate(), &ids).await?;
+    let pending = worker_outbox::pending_aggregates(state.sql(), table.name(), &ids).await?;
     let mut fixes = Vec::new();
     for (kind, fix) in drifted {
         let id = fix_id(&fix);
@@ -374,8 +368,8 @@ fn fix_id(fix: &Fix) -> Uuid {
 
 /// Enqueues, in one write transaction, an event per fix: the row's current
 /// state (version lifted above MongoDB's where needed) or a tombstone.
-#[tracing::instrument(skip_all, fields(table = table.name(), fixes = fixes.len()))]
-async fn repair(state: &AppState, table: Table, fixes: Vec<Fix>) -> AppResult<u64> {
+#[tracing::instrument(skip_all, fields(table = table.collection(), fixes = fixes.len()))]
+async fn repair(state: &AppState, table: Aggregate, fixes: Vec<Fix>) -> AppResult<u64> {
     let done = state
         .writer()
         .transact(|tx| {
@@ -395,7 +389,7 @@ async fn repair(state: &AppState, table: Table, fixes: Vec<Fix>) -> AppResult<u6
                                 // write has its own event and wins.
                                 let sql = format!(
                                     "UPDATE {} SET version = $1 WHERE id = $2 AND version = $3",
-                                    table.name()
+                                    table.collection()
                                 );
                                 let version = above.max(seen) + 1;
                                 tx.conn()
@@ -408,25 +402,18 @@ async fn repair(state: &AppState, table: Table, fixes: Vec<Fix>) -> AppResult<u6
                             }
                             current.push(id);
                         }
-                        Fix::Tombstone { id, version } => events.push(NewEvent {
-                            aggregate_type: table.aggregate(),
-                            aggregate_id: id,
-                            version,
-                            event_type: "sync.repaired",
-                            payload: outbox::tombstone(id, version),
-                        }),
+                        Fix::Tombstone { id, version } => {
+                            events.push(NewEvent::deleted(table, id, version, "sync.repaired"))
+                        }
                     }
                 }
-                let rows = table
-                    .rows(tx.conn(), Rows::Ids(&current), current.len() as u64)
-                    .await?;
-                events.extend(rows.into_iter().map(|row| NewEvent {
-                    aggregate_type: table.aggregate(),
-                    aggregate_id: row.id,
-                    version: row.version,
-                    event_type: "sync.repaired",
-                    payload: row.payload,
-                }));
+                let rows =
+                    source::rows(table, tx.conn(), Rows::Ids(&current), current.len() as u64)
+                        .await?;
+                events
+                    .extend(rows.into_iter().map(|row| {
+                        NewEvent::upsert(row.id, row.version, "sync.repaired", row.doc)
+                    }));
                 let count = events.len() as u64;
                 outbox::enqueue_all(tx, events).await?;
                 Ok(count)

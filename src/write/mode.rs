@@ -62,13 +62,16 @@ pub(super) async fn write_through(
 ) -> AppResult<()> {
     for event in events {
         let projected = project(
-            event.aggregate_type,
+            event.aggregate.name(),
             event.aggregate_id,
             event.version,
             &event.payload,
         )
         .map_err(|e| {
-            AppError::Internal(anyhow::anyhow!("projecting {}: {e}", event.aggregate_type))
+            AppError::Internal(anyhow::anyhow!(
+                "projecting {}: {e}",
+                event.aggregate.name()
+            ))
         })?;
         let result = mongo
             .collection::<mongodb::bson::Document>(projected.collection)

@@ -14,26 +14,43 @@ use super::Tx;
 use crate::{
     entity::outbox,
     error::{AppError, AppResult},
+    events::{self, Aggregate, Doc},
 };
 
-/// Kinds of aggregate, each projected into its own MongoDB collection.
-pub mod aggregate {
-    pub const USER: &str = "user";
-    pub const TODO: &str = "todo";
-    pub const STUDY_SESSION: &str = "study_session";
-    pub const STUDY_TOTAL: &str = "study_total";
-    pub const ROOM: &str = "room";
-    pub const MESSAGE: &str = "message";
-}
-
-/// An event to record: the full new state of the row (or a tombstone).
+/// An event to record: the full new state of the row, or its deletion.
 #[derive(Debug, Clone)]
 pub struct NewEvent {
-    pub aggregate_type: &'static str,
+    pub aggregate: Aggregate,
     pub aggregate_id: Uuid,
     pub version: i64,
     pub event_type: &'static str,
     pub payload: serde_json::Value,
+}
+
+impl NewEvent {
+    /// Row `id` at `version` now holds `doc`.
+    pub fn upsert(id: Uuid, version: i64, event_type: &'static str, doc: impl Into<Doc>) -> Self {
+        let doc = doc.into();
+        Self {
+            aggregate: doc.aggregate(),
+            aggregate_id: id,
+            version,
+            event_type,
+            payload: events::encode(&doc),
+        }
+    }
+
+    /// Row `id` is gone as of `version`: the version stops a late, older
+    /// event from bringing the document back.
+    pub fn deleted(aggregate: Aggregate, id: Uuid, version: i64, event_type: &'static str) -> Self {
+        Self {
+            aggregate,
+            aggregate_id: id,
+            version,
+            event_type,
+            payload: events::tombstone(),
+        }
+    }
 }
 
 /// Names one aggregate version a transaction wrote; the read side uses these
@@ -41,7 +58,7 @@ pub struct NewEvent {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EventRef {
     #[serde(rename = "t")]
-    pub aggregate_type: String,
+    pub aggregate: Aggregate,
     #[serde(rename = "i")]
     pub aggregate_id: Uuid,
     #[serde(rename = "v")]
@@ -58,7 +75,7 @@ pub async fn enqueue(tx: &Tx, event: NewEvent) -> AppResult<()> {
 fn row(event: NewEvent) -> outbox::ActiveModel {
     outbox::ActiveModel {
         id: Set(Uuid::new_v4()),
-        aggregate_type: Set(event.aggregate_type.to_owned()),
+        aggregate_type: Set(event.aggregate.name().to_owned()),
         aggregate_id: Set(event.aggregate_id),
         aggregate_version: Set(event.version),
         event_type: Set(event.event_type.to_owned()),
@@ -74,7 +91,7 @@ fn recorded_rows(tx: &Tx, events: Vec<NewEvent>) -> Vec<outbox::ActiveModel> {
         .into_iter()
         .map(|event| {
             tx.record(EventRef {
-                aggregate_type: event.aggregate_type.to_owned(),
+                aggregate: event.aggregate,
                 aggregate_id: event.aggregate_id,
                 version: event.version,
             });
@@ -147,10 +164,4 @@ where
         )));
     }
     Ok(stored)
-}
-
-/// A deletion marker: the version stops a late, older event from bringing the
-/// document back.
-pub fn tombstone(id: Uuid, version: i64) -> serde_json::Value {
-    serde_json::json!({ "id": id, "version": version, "deleted": true })
 }

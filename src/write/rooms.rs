@@ -3,42 +3,18 @@ use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, IntoActiveModel, QueryFilter,
     QueryOrder, QuerySelect,
 };
-use serde_json::json;
 use uuid::Uuid;
 
 use super::{
-    outbox::{self, aggregate, NewEvent},
+    outbox::{self, NewEvent},
     Committed, Tx, Writer,
 };
 use crate::{
     domain::{MessageBody, RoomName},
     entity::{messages, room_members, rooms},
     error::{AppError, AppResult},
+    events::{MessageDoc, RoomDoc},
 };
-
-pub fn room_payload(room: &rooms::Model, member_ids: &[Uuid]) -> serde_json::Value {
-    json!({
-        "id": room.id,
-        "name": room.name,
-        "created_by": room.created_by,
-        "member_ids": member_ids,
-        "version": room.version,
-        "created_at": room.created_at,
-        "updated_at": room.updated_at,
-    })
-}
-
-pub fn message_payload(message: &messages::Model) -> serde_json::Value {
-    json!({
-        "id": message.id,
-        "room_id": message.room_id,
-        "sender_id": message.sender_id,
-        "body": message.body,
-        "version": message.version,
-        "created_at": message.created_at,
-        "updated_at": message.updated_at,
-    })
-}
 
 /// Member ids of a room, in a stable order.
 pub async fn member_ids(
@@ -59,13 +35,12 @@ async fn room_event(tx: &Tx, room: &rooms::Model, event_type: &'static str) -> A
     let members = member_ids(tx.conn(), room.id).await?;
     outbox::enqueue(
         tx,
-        NewEvent {
-            aggregate_type: aggregate::ROOM,
-            aggregate_id: room.id,
-            version: room.version,
+        NewEvent::upsert(
+            room.id,
+            room.version,
             event_type,
-            payload: room_payload(room, &members),
-        },
+            RoomDoc::new(room, &members),
+        ),
     )
     .await
 }
@@ -182,13 +157,12 @@ pub async fn send_message(
                     updated_at: Set(now),
                 };
                 outbox::insert_with(tx, message, |message| {
-                    vec![NewEvent {
-                        aggregate_type: aggregate::MESSAGE,
-                        aggregate_id: message.id,
-                        version: message.version,
-                        event_type: "message.sent",
-                        payload: message_payload(message),
-                    }]
+                    vec![NewEvent::upsert(
+                        message.id,
+                        message.version,
+                        "message.sent",
+                        MessageDoc::from(message),
+                    )]
                 })
                 .await
             })

@@ -4,45 +4,18 @@ use sea_orm::{
     ActiveValue::Set,
     EntityTrait, TryIntoModel,
 };
-use serde_json::json;
 use uuid::Uuid;
 
 use super::{
-    outbox::{self, aggregate, NewEvent},
+    outbox::{self, NewEvent},
     Committed, Tx, Writer,
 };
 use crate::{
     domain::{Minutes, Period, StartedAt, Subject},
     entity::{study_sessions, study_totals},
     error::AppResult,
+    events::{StudySessionDoc, StudyTotalDoc},
 };
-
-pub fn payload(session: &study_sessions::Model) -> serde_json::Value {
-    json!({
-        "id": session.id,
-        "user_id": session.user_id,
-        "subject": session.subject,
-        "minutes": session.minutes,
-        "started_at": session.started_at,
-        "version": session.version,
-        "created_at": session.created_at,
-        "updated_at": session.updated_at,
-    })
-}
-
-pub fn total_payload(total: &study_totals::Model) -> serde_json::Value {
-    json!({
-        "id": total.id,
-        "user_id": total.user_id,
-        "period": total.period,
-        "period_start": total.period_start,
-        "minutes": total.minutes,
-        "sessions": total.sessions,
-        "version": total.version,
-        "created_at": total.created_at,
-        "updated_at": total.updated_at,
-    })
-}
 
 /// Records a session and adds it to the user's day, week, month and all-time
 /// totals, all in one transaction. The totals are events of their own, carrying
@@ -78,13 +51,12 @@ pub async fn log_session(
                     totals.push(add_to_total(tx, &session, period).await?);
                 }
                 outbox::insert_with(tx, row, |session| {
-                    let mut events = vec![NewEvent {
-                        aggregate_type: aggregate::STUDY_SESSION,
-                        aggregate_id: session.id,
-                        version: session.version,
-                        event_type: "study_session.logged",
-                        payload: payload(session),
-                    }];
+                    let mut events = vec![NewEvent::upsert(
+                        session.id,
+                        session.version,
+                        "study_session.logged",
+                        StudySessionDoc::from(session),
+                    )];
                     events.append(&mut totals);
                     events
                 })
@@ -135,11 +107,10 @@ async fn add_to_total(
         )
         .exec_with_returning(tx.conn())
         .await?;
-    Ok(NewEvent {
-        aggregate_type: aggregate::STUDY_TOTAL,
-        aggregate_id: total.id,
-        version: total.version,
-        event_type: "study_total.updated",
-        payload: total_payload(&total),
-    })
+    Ok(NewEvent::upsert(
+        total.id,
+        total.version,
+        "study_total.updated",
+        StudyTotalDoc::from(&total),
+    ))
 }

@@ -1,40 +1,20 @@
 //! Todos: create, change, delete — only by their owner.
 use sea_orm::{ActiveModelTrait, ActiveValue::Set, EntityTrait, IntoActiveModel, ModelTrait};
-use serde_json::json;
 use uuid::Uuid;
 
 use super::{
-    outbox::{self, aggregate, NewEvent},
+    outbox::{self, NewEvent},
     Committed, Tx, Writer,
 };
 use crate::{
     domain::{DueAt, Title},
     entity::todos,
     error::{AppError, AppResult},
+    events::{Aggregate, TodoDoc},
 };
 
-pub fn payload(todo: &todos::Model) -> serde_json::Value {
-    json!({
-        "id": todo.id,
-        "user_id": todo.user_id,
-        "title": todo.title,
-        "completed": todo.completed,
-        "completed_at": todo.completed_at,
-        "due_at": todo.due_at,
-        "version": todo.version,
-        "created_at": todo.created_at,
-        "updated_at": todo.updated_at,
-    })
-}
-
 fn event(todo: &todos::Model, event_type: &'static str) -> NewEvent {
-    NewEvent {
-        aggregate_type: aggregate::TODO,
-        aggregate_id: todo.id,
-        version: todo.version,
-        event_type,
-        payload: payload(todo),
-    }
+    NewEvent::upsert(todo.id, todo.version, event_type, TodoDoc::from(todo))
 }
 
 /// A partial change; `due_at: Some(None)` clears the due date.
@@ -137,13 +117,7 @@ pub async fn delete(writer: &Writer, owner: Uuid, id: Uuid) -> AppResult<Committ
                 current.delete(tx.conn()).await?;
                 outbox::enqueue(
                     tx,
-                    NewEvent {
-                        aggregate_type: aggregate::TODO,
-                        aggregate_id: id,
-                        version,
-                        event_type: "todo.deleted",
-                        payload: outbox::tombstone(id, version),
-                    },
+                    NewEvent::deleted(Aggregate::Todo, id, version, "todo.deleted"),
                 )
                 .await?;
                 Ok(id)

@@ -1,40 +1,21 @@
 //! Accounts: sign-up and profile changes.
 use sea_orm::{ActiveModelTrait, ActiveValue::Set, EntityTrait, IntoActiveModel};
-use serde_json::json;
 use uuid::Uuid;
 
 use super::{
     conflict_on_unique,
-    outbox::{self, aggregate, NewEvent},
+    outbox::{self, NewEvent},
     Committed, Writer,
 };
 use crate::{
     domain::{Email, UserName},
     entity::users,
     error::{AppError, AppResult},
+    events::UserDoc,
 };
 
-/// The public state of a user as the read model sees it: never the password
-/// hash or the role.
-pub fn payload(user: &users::Model) -> serde_json::Value {
-    json!({
-        "id": user.id,
-        "name": user.name,
-        "email": user.email,
-        "version": user.version,
-        "created_at": user.created_at,
-        "updated_at": user.updated_at,
-    })
-}
-
 fn event(user: &users::Model, event_type: &'static str) -> NewEvent {
-    NewEvent {
-        aggregate_type: aggregate::USER,
-        aggregate_id: user.id,
-        version: user.version,
-        event_type,
-        payload: payload(user),
-    }
+    NewEvent::upsert(user.id, user.version, event_type, UserDoc::from(user))
 }
 
 /// Creates an account; a taken email (in any letter case) is a `CONFLICT`.

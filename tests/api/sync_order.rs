@@ -35,7 +35,7 @@ async fn all_events(app: &TestApp) -> Vec<Event> {
 /// Every document of every collection, sorted, for comparing two states.
 async fn snapshot(app: &TestApp) -> Vec<Document> {
     let mut all = Vec::new();
-    for collection in project::COLLECTIONS {
+    for collection in project::collections() {
         let mut cursor = app
             .state
             .read_model()
