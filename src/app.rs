@@ -2,7 +2,7 @@
 use std::{sync::Arc, time::Duration};
 
 use anyhow::Context;
-use sea_orm::{ConnectOptions, Database, DatabaseConnection};
+use sea_orm::DatabaseConnection;
 use tokio::sync::{broadcast, Notify};
 
 use crate::{
@@ -121,18 +121,9 @@ impl AppState {
     }
 }
 
-#[tracing::instrument(skip_all)]
+/// The source of truth's pool (see [`crate::pool`]).
 pub async fn connect_sql(config: &Config) -> anyhow::Result<DatabaseConnection> {
-    let mut options = ConnectOptions::new(config.database_url.clone());
-    options
-        .max_connections(config.database_max_connections)
-        .min_connections(config.database_min_connections)
-        .connect_timeout(Duration::from_secs(5))
-        .acquire_timeout(Duration::from_secs(5))
-        .sqlx_logging(false);
-    Database::connect(options)
-        .await
-        .context("connecting to the SQL database (DATABASE_URL)")
+    crate::pool::connect(config).await
 }
 
 #[tracing::instrument(skip_all)]

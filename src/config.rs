@@ -50,6 +50,15 @@ pub struct Config {
     /// Minimum idle SQL connections kept open.
     #[arg(long, env = "DATABASE_MIN_CONNECTIONS", default_value_t = 1)]
     pub database_min_connections: u32,
+    /// How long a session of ours may sit idle inside a transaction before
+    /// the database ends it (milliseconds; 0 leaves the server's setting).
+    /// Bounds the harm of any transaction a cancelled request left open.
+    #[arg(
+        long,
+        env = "DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_MS",
+        default_value_t = 30_000
+    )]
+    pub database_idle_in_transaction_timeout_ms: u64,
     /// MongoDB connection string (read model).
     #[arg(long, env = "MONGODB_URI")]
     pub mongodb_uri: String,

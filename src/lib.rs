@@ -9,6 +9,7 @@ pub mod entity;
 pub mod error;
 pub mod graphql;
 pub mod http;
+pub mod pool;
 pub mod ratelimit;
 pub mod read;
 pub mod seed;

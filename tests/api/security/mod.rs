@@ -3,6 +3,7 @@
 mod admin;
 mod brute_force;
 mod csrf;
+mod hangups;
 mod http_spec;
 mod limits;
 mod malformed;
