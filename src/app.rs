@@ -6,7 +6,7 @@ use sea_orm::DatabaseConnection;
 use tokio::sync::{broadcast, Notify};
 
 use crate::{
-    auth::Tokens,
+    auth::{PasswordGate, Tokens},
     config::Config,
     graphql::types::Message,
     read::{cursor::Cursors, routing::ReadRouter},
@@ -25,6 +25,7 @@ struct Inner {
     mongo: mongodb::Database,
     writer: Writer,
     tokens: Tokens,
+    passwords: PasswordGate,
     cursors: Cursors,
     outbox_wake: Arc<Notify>,
     messages: broadcast::Sender<Message>,
@@ -48,6 +49,11 @@ impl AppState {
         let writer = writer.with_mode(config.bench_write_mode, mongo.clone());
         let tokens = Tokens::new(&config.jwt_secret, config.jwt_ttl_seconds);
         let cursors = Cursors::new(config.jwt_secret.expose());
+        let passwords = PasswordGate::new(
+            config.password_hash_concurrency,
+            config.password_hash_queue,
+            Duration::from_millis(config.password_hash_wait_ms),
+        );
         let (messages, _) = broadcast::channel(1024);
         let reads = ReadRouter::new(&config, sql.clone(), mongo.clone());
         Self {
@@ -57,6 +63,7 @@ impl AppState {
                 mongo,
                 writer,
                 tokens,
+                passwords,
                 cursors,
                 outbox_wake,
                 messages,
@@ -87,6 +94,11 @@ impl AppState {
 
     pub fn tokens(&self) -> &Tokens {
         &self.inner.tokens
+    }
+
+    /// Hashes and verifies passwords under the memory bound.
+    pub fn passwords(&self) -> &PasswordGate {
+        &self.inner.passwords
     }
 
     /// Signs and checks pagination cursors and consistency tokens.

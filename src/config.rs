@@ -144,6 +144,17 @@ pub struct Config {
     /// Window of the `logIn` limits, in seconds.
     #[arg(long, env = "LOGIN_WINDOW_SECONDS", default_value_t = 900)]
     pub login_window_seconds: u64,
+    /// Password hashes (argon2id, 19 MiB each) that may run at once; with
+    /// the queue below this bounds the memory logins and sign-ups can use.
+    #[arg(long, env = "PASSWORD_HASH_CONCURRENCY", default_value_t = 4)]
+    pub password_hash_concurrency: usize,
+    /// `logIn`/`signUp`s that may wait for a hashing slot; more are
+    /// `RATE_LIMITED` at once.
+    #[arg(long, env = "PASSWORD_HASH_QUEUE", default_value_t = 64)]
+    pub password_hash_queue: usize,
+    /// Longest wait for a hashing slot before `RATE_LIMITED` (milliseconds).
+    #[arg(long, env = "PASSWORD_HASH_WAIT_MS", default_value_t = 2_000)]
+    pub password_hash_wait_ms: u64,
     /// `signUp` attempts allowed per client address within `SIGNUP_WINDOW_SECONDS`.
     #[arg(long, env = "SIGNUP_MAX_PER_ADDRESS", default_value_t = 10)]
     pub signup_max_per_address: u32,
@@ -260,6 +271,11 @@ impl Config {
                 u64::from(self.signup_max_per_address),
             ),
             ("SIGNUP_WINDOW_SECONDS", self.signup_window_seconds),
+            (
+                "PASSWORD_HASH_CONCURRENCY",
+                self.password_hash_concurrency as u64,
+            ),
+            ("PASSWORD_HASH_WAIT_MS", self.password_hash_wait_ms),
         ];
         if let Some((name, _)) = limits.iter().find(|(_, value)| *value == 0) {
             bail!("{name} must be positive");

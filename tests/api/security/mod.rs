@@ -6,6 +6,7 @@ mod csrf;
 mod hangups;
 mod http_spec;
 mod limits;
+mod login_burst;
 mod malformed;
 mod secrets;
 mod tokens;
