@@ -83,6 +83,23 @@ pub struct Config {
     /// Serve schema introspection (GraphiQL needs it).
     #[arg(long, env = "INTROSPECTION", default_value_t = true, action = clap::ArgAction::Set)]
     pub introspection: bool,
+    /// How long a client may take to send a request's headers, and how
+    /// long a new connection may stay silent (milliseconds). Slow-header
+    /// ("slowloris") connections are closed after it.
+    #[arg(long, env = "HTTP_HEADER_READ_TIMEOUT_MS", default_value_t = 10_000)]
+    pub http_header_read_timeout_ms: u64,
+    /// How long a keep-alive connection may sit idle between requests before
+    /// the server closes it (milliseconds).
+    #[arg(long, env = "HTTP_KEEP_ALIVE_TIMEOUT_MS", default_value_t = 60_000)]
+    pub http_keep_alive_timeout_ms: u64,
+    /// Most HTTP connections open at once; more are closed on accept.
+    #[arg(long, env = "MAX_CONNECTIONS", default_value_t = 10_000)]
+    pub max_connections: usize,
+    /// Most HTTP connections open at once from one client (TCP peer)
+    /// address; more are closed on accept. Behind a proxy every client
+    /// shares its address: raise this there.
+    #[arg(long, env = "MAX_CONNECTIONS_PER_ADDRESS", default_value_t = 256)]
+    pub max_connections_per_address: usize,
     /// Per-request timeout in milliseconds.
     #[arg(long, env = "REQUEST_TIMEOUT_MS", default_value_t = 10_000)]
     pub request_timeout_ms: u64,
@@ -252,6 +269,19 @@ impl Config {
     fn validate_limits(&self) -> anyhow::Result<()> {
         let limits = [
             ("BODY_LIMIT_BYTES", self.body_limit_bytes as u64),
+            (
+                "HTTP_HEADER_READ_TIMEOUT_MS",
+                self.http_header_read_timeout_ms,
+            ),
+            (
+                "HTTP_KEEP_ALIVE_TIMEOUT_MS",
+                self.http_keep_alive_timeout_ms,
+            ),
+            ("MAX_CONNECTIONS", self.max_connections as u64),
+            (
+                "MAX_CONNECTIONS_PER_ADDRESS",
+                self.max_connections_per_address as u64,
+            ),
             ("MAX_QUERY_DEPTH", self.max_query_depth as u64),
             ("MAX_QUERY_COMPLEXITY", self.max_query_complexity as u64),
             ("MAX_QUERY_FIELDS", self.max_query_fields as u64),

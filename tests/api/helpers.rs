@@ -126,6 +126,8 @@ pub async fn spawn_app_on(
         "100000".into(),
         "--login-max-failures-per-address".into(),
         "100000".into(),
+        "--max-connections-per-address".into(),
+        "100000".into(),
     ];
     args.extend(extra.iter().map(|s| s.to_string()));
     let config = Config::from_args(args).expect("test config");

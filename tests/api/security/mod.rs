@@ -2,6 +2,7 @@
 //! brute force, tokens, admin rights and secrets.
 mod admin;
 mod brute_force;
+mod connections;
 mod csrf;
 mod hangups;
 mod http_spec;
