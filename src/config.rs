@@ -77,7 +77,9 @@ pub struct Config {
     /// Address the HTTP API listens on.
     #[arg(long, env = "BIND_ADDR", default_value = "127.0.0.1:8080")]
     pub bind_addr: SocketAddr,
-    /// Emails that are granted the admin role when they sign up.
+    /// Emails of existing accounts that `serve` grants the admin role at
+    /// start-up. Never applied at sign-up: signing up with an address proves
+    /// nothing about owning it (`studysync user promote` is the other way).
     #[arg(long, env = "ADMIN_EMAILS", value_delimiter = ',', default_value = "")]
     pub admin_emails: Vec<String>,
     /// Serve schema introspection (GraphiQL needs it).
@@ -257,12 +259,6 @@ impl Config {
 
     pub fn request_timeout(&self) -> Duration {
         Duration::from_millis(self.request_timeout_ms)
-    }
-
-    pub fn is_admin_email(&self, email: &str) -> bool {
-        self.admin_emails
-            .iter()
-            .any(|admin| !admin.is_empty() && admin.eq_ignore_ascii_case(email))
     }
 
     /// Every abuse limit must allow at least one request.

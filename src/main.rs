@@ -128,6 +128,7 @@ async fn main() -> anyhow::Result<()> {
             migration::Migrator::up(app.sql(), None)
                 .await
                 .context("applying migrations")?;
+            cli::grant_admin_emails(&app).await?;
             studysync::auth::dummy_hash();
             studysync::read::mongo::indexes::ensure_indexes_at_start(app.read_model()).await;
             let listener = tokio::net::TcpListener::bind(app.config().bind_addr)

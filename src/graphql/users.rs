@@ -70,8 +70,8 @@ impl UserMutation {
         let password = Password::parse(&input.password)?;
         let state = ctx.state();
         let hash = state.passwords().hash(password).await?;
-        let admin = state.config().is_admin_email(email.as_str());
-        let done = write::users::sign_up(state.writer(), email, name, hash, admin).await?;
+        // Never admin at sign-up: an address is no proof of owning it.
+        let done = write::users::sign_up(state.writer(), email, name, hash, false).await?;
         ctx.record_written(&done.events);
         let token = state.tokens().issue(done.value.id)?;
         Ok(AuthPayload {

@@ -6,6 +6,7 @@ mod connections;
 mod csrf;
 mod hangups;
 mod http_spec;
+mod identity;
 mod limits;
 mod login_burst;
 mod malformed;
