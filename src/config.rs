@@ -174,6 +174,14 @@ pub struct Config {
     /// Longest wait for a hashing slot before `RATE_LIMITED` (milliseconds).
     #[arg(long, env = "PASSWORD_HASH_WAIT_MS", default_value_t = 2_000)]
     pub password_hash_wait_ms: u64,
+    /// Mutations one account may run at once before the rate applies (every
+    /// alias and batch entry counts).
+    #[arg(long, env = "MUTATION_BURST", default_value_t = 60)]
+    pub mutation_burst: u32,
+    /// Mutations per second one account may sustain; beyond it `RATE_LIMITED`
+    /// with `extensions.retryAfterSeconds`.
+    #[arg(long, env = "MUTATION_RATE_PER_SECOND", default_value_t = 10.0)]
+    pub mutation_rate_per_second: f64,
     /// `signUp` attempts allowed per client address within `SIGNUP_WINDOW_SECONDS`.
     #[arg(long, env = "SIGNUP_MAX_PER_ADDRESS", default_value_t = 10)]
     pub signup_max_per_address: u32,
@@ -251,6 +259,9 @@ impl Config {
         }
         self.sync.validate()?;
         self.validate_limits()?;
+        if !(self.mutation_rate_per_second > 0.0 && self.mutation_rate_per_second.is_finite()) {
+            bail!("MUTATION_RATE_PER_SECOND must be a positive number");
+        }
         if self.read_model_timeout_ms == 0 {
             bail!("READ_MODEL_TIMEOUT_MS must be positive");
         }
@@ -302,6 +313,7 @@ impl Config {
                 self.password_hash_concurrency as u64,
             ),
             ("PASSWORD_HASH_WAIT_MS", self.password_hash_wait_ms),
+            ("MUTATION_BURST", u64::from(self.mutation_burst)),
         ];
         if let Some((name, _)) = limits.iter().find(|(_, value)| *value == 0) {
             bail!("{name} must be positive");

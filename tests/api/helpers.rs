@@ -128,6 +128,9 @@ pub async fn spawn_app_on(
         "100000".into(),
         "--max-connections-per-address".into(),
         "100000".into(),
+        // Tests write in bulk as one user; the write limit's test sets its own.
+        "--mutation-burst".into(),
+        "1000000".into(),
     ];
     args.extend(extra.iter().map(|s| s.to_string()));
     let config = Config::from_args(args).expect("test config");

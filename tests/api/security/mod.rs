@@ -12,6 +12,7 @@ mod login_burst;
 mod malformed;
 mod secrets;
 mod tokens;
+mod write_limit;
 
 use serde_json::Value;
 
