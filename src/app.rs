@@ -3,11 +3,11 @@ use std::{sync::Arc, time::Duration};
 
 use anyhow::Context;
 use migration::Dialect;
-use sea_orm::{ConnectOptions, Database, DatabaseConnection};
+use sea_orm::DatabaseConnection;
 use tokio::sync::{broadcast, Notify};
 
 use crate::{
-    auth::Tokens,
+    auth::{PasswordGate, Tokens},
     config::Config,
     graphql::types::Message,
     read::{cursor::Cursors, routing::ReadRouter},
@@ -27,6 +27,7 @@ struct Inner {
     mongo: mongodb::Database,
     writer: Writer,
     tokens: Tokens,
+    passwords: PasswordGate,
     cursors: Cursors,
     outbox_wake: Arc<Notify>,
     messages: broadcast::Sender<Message>,
@@ -59,6 +60,11 @@ impl AppState {
         let writer = writer.with_mode(config.bench_write_mode, mongo.clone());
         let tokens = Tokens::new(&config.jwt_secret, config.jwt_ttl_seconds);
         let cursors = Cursors::new(config.jwt_secret.expose());
+        let passwords = PasswordGate::new(
+            config.password_hash_concurrency,
+            config.password_hash_queue,
+            Duration::from_millis(config.password_hash_wait_ms),
+        );
         let (messages, _) = broadcast::channel(1024);
         let reads = ReadRouter::new(&config, sql.clone(), mongo.clone());
         Self {
@@ -69,6 +75,7 @@ impl AppState {
                 mongo,
                 writer,
                 tokens,
+                passwords,
                 cursors,
                 outbox_wake,
                 messages,
@@ -107,6 +114,11 @@ impl AppState {
         &self.inner.tokens
     }
 
+    /// Hashes and verifies passwords under the memory bound.
+    pub fn passwords(&self) -> &PasswordGate {
+        &self.inner.passwords
+    }
+
     /// Signs and checks pagination cursors and consistency tokens.
     pub fn cursors(&self) -> &Cursors {
         &self.inner.cursors
@@ -139,18 +151,9 @@ impl AppState {
     }
 }
 
-#[tracing::instrument(skip_all)]
+/// The source of truth's pool (see [`crate::pool`]).
 pub async fn connect_sql(config: &Config) -> anyhow::Result<DatabaseConnection> {
-    let mut options = ConnectOptions::new(config.database_url.clone());
-    options
-        .max_connections(config.database_max_connections)
-        .min_connections(config.database_min_connections)
-        .connect_timeout(Duration::from_secs(5))
-        .acquire_timeout(Duration::from_secs(5))
-        .sqlx_logging(false);
-    let mut db = Database::connect(options)
-        .await
-        .context("connecting to the SQL database (DATABASE_URL)")?;
+    let mut db = crate::pool::connect(config).await?;
     crate::sql_audit::attach(&mut db);
     Ok(db)
 }

@@ -66,6 +66,23 @@ pub async fn migrate(database_url: &str, action: MigrateAction) -> anyhow::Resul
     Ok(())
 }
 
+/// Grants the admin role to the `ADMIN_EMAILS` accounts that exist now (run
+/// by `serve` at start-up). An address with no account yet is skipped: whoever
+/// signs up with it later is an ordinary user until promoted.
+pub async fn grant_admin_emails(app: &AppState) -> anyhow::Result<()> {
+    for raw in app.config().admin_emails.iter().filter(|e| !e.is_empty()) {
+        let email = Email::parse(raw).map_err(|e| anyhow::anyhow!("ADMIN_EMAILS: {e}"))?;
+        match crate::write::users::set_role(app.writer(), &email, true).await {
+            Ok(_) => tracing::info!("ADMIN_EMAILS: admin role granted to a configured account"),
+            Err(crate::error::AppError::NotFound(_)) => {
+                tracing::info!("ADMIN_EMAILS: a configured address has no account; not granted")
+            }
+            Err(e) => anyhow::bail!("ADMIN_EMAILS: {}", e.chain()),
+        }
+    }
+    Ok(())
+}
+
 pub async fn user(app: &AppState, action: UserAction) -> anyhow::Result<()> {
     let (email, admin) = match action {
         UserAction::Promote { email } => (email, true),

@@ -50,6 +50,15 @@ pub struct Config {
     /// Minimum idle SQL connections kept open.
     #[arg(long, env = "DATABASE_MIN_CONNECTIONS", default_value_t = 1)]
     pub database_min_connections: u32,
+    /// How long a session of ours may sit idle inside a transaction before
+    /// the database ends it (milliseconds; 0 leaves the server's setting).
+    /// Bounds the harm of any transaction a cancelled request left open.
+    #[arg(
+        long,
+        env = "DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_MS",
+        default_value_t = 30_000
+    )]
+    pub database_idle_in_transaction_timeout_ms: u64,
     /// MongoDB connection string (read model).
     #[arg(long, env = "MONGODB_URI")]
     pub mongodb_uri: String,
@@ -68,12 +77,31 @@ pub struct Config {
     /// Address the HTTP API listens on.
     #[arg(long, env = "BIND_ADDR", default_value = "127.0.0.1:8080")]
     pub bind_addr: SocketAddr,
-    /// Emails that are granted the admin role when they sign up.
+    /// Emails of existing accounts that `serve` grants the admin role at
+    /// start-up. Never applied at sign-up: signing up with an address proves
+    /// nothing about owning it (`studysync user promote` is the other way).
     #[arg(long, env = "ADMIN_EMAILS", value_delimiter = ',', default_value = "")]
     pub admin_emails: Vec<String>,
     /// Serve schema introspection (GraphiQL needs it).
     #[arg(long, env = "INTROSPECTION", default_value_t = true, action = clap::ArgAction::Set)]
     pub introspection: bool,
+    /// How long a client may take to send a request's headers, and how
+    /// long a new connection may stay silent (milliseconds). Slow-header
+    /// ("slowloris") connections are closed after it.
+    #[arg(long, env = "HTTP_HEADER_READ_TIMEOUT_MS", default_value_t = 10_000)]
+    pub http_header_read_timeout_ms: u64,
+    /// How long a keep-alive connection may sit idle between requests before
+    /// the server closes it (milliseconds).
+    #[arg(long, env = "HTTP_KEEP_ALIVE_TIMEOUT_MS", default_value_t = 60_000)]
+    pub http_keep_alive_timeout_ms: u64,
+    /// Most HTTP connections open at once; more are closed on accept.
+    #[arg(long, env = "MAX_CONNECTIONS", default_value_t = 10_000)]
+    pub max_connections: usize,
+    /// Most HTTP connections open at once from one client (TCP peer)
+    /// address; more are closed on accept. Behind a proxy every client
+    /// shares its address: raise this there.
+    #[arg(long, env = "MAX_CONNECTIONS_PER_ADDRESS", default_value_t = 256)]
+    pub max_connections_per_address: usize,
     /// Per-request timeout in milliseconds.
     #[arg(long, env = "REQUEST_TIMEOUT_MS", default_value_t = 10_000)]
     pub request_timeout_ms: u64,
@@ -140,6 +168,25 @@ pub struct Config {
     /// Window of the `logIn` limits, in seconds.
     #[arg(long, env = "LOGIN_WINDOW_SECONDS", default_value_t = 900)]
     pub login_window_seconds: u64,
+    /// Password hashes (argon2id, 19 MiB each) that may run at once; with
+    /// the queue below this bounds the memory logins and sign-ups can use.
+    #[arg(long, env = "PASSWORD_HASH_CONCURRENCY", default_value_t = 4)]
+    pub password_hash_concurrency: usize,
+    /// `logIn`/`signUp`s that may wait for a hashing slot; more are
+    /// `RATE_LIMITED` at once.
+    #[arg(long, env = "PASSWORD_HASH_QUEUE", default_value_t = 64)]
+    pub password_hash_queue: usize,
+    /// Longest wait for a hashing slot before `RATE_LIMITED` (milliseconds).
+    #[arg(long, env = "PASSWORD_HASH_WAIT_MS", default_value_t = 2_000)]
+    pub password_hash_wait_ms: u64,
+    /// Mutations one account may run at once before the rate applies (every
+    /// alias and batch entry counts).
+    #[arg(long, env = "MUTATION_BURST", default_value_t = 60)]
+    pub mutation_burst: u32,
+    /// Mutations per second one account may sustain; beyond it `RATE_LIMITED`
+    /// with `extensions.retryAfterSeconds`.
+    #[arg(long, env = "MUTATION_RATE_PER_SECOND", default_value_t = 10.0)]
+    pub mutation_rate_per_second: f64,
     /// `signUp` attempts allowed per client address within `SIGNUP_WINDOW_SECONDS`.
     #[arg(long, env = "SIGNUP_MAX_PER_ADDRESS", default_value_t = 10)]
     pub signup_max_per_address: u32,
@@ -217,6 +264,9 @@ impl Config {
         }
         self.sync.validate()?;
         self.validate_limits()?;
+        if !(self.mutation_rate_per_second > 0.0 && self.mutation_rate_per_second.is_finite()) {
+            bail!("MUTATION_RATE_PER_SECOND must be a positive number");
+        }
         if self.read_model_timeout_ms == 0 {
             bail!("READ_MODEL_TIMEOUT_MS must be positive");
         }
@@ -227,16 +277,23 @@ impl Config {
         Duration::from_millis(self.request_timeout_ms)
     }
 
-    pub fn is_admin_email(&self, email: &str) -> bool {
-        self.admin_emails
-            .iter()
-            .any(|admin| !admin.is_empty() && admin.eq_ignore_ascii_case(email))
-    }
-
     /// Every abuse limit must allow at least one request.
     fn validate_limits(&self) -> anyhow::Result<()> {
         let limits = [
             ("BODY_LIMIT_BYTES", self.body_limit_bytes as u64),
+            (
+                "HTTP_HEADER_READ_TIMEOUT_MS",
+                self.http_header_read_timeout_ms,
+            ),
+            (
+                "HTTP_KEEP_ALIVE_TIMEOUT_MS",
+                self.http_keep_alive_timeout_ms,
+            ),
+            ("MAX_CONNECTIONS", self.max_connections as u64),
+            (
+                "MAX_CONNECTIONS_PER_ADDRESS",
+                self.max_connections_per_address as u64,
+            ),
             ("MAX_QUERY_DEPTH", self.max_query_depth as u64),
             ("MAX_QUERY_COMPLEXITY", self.max_query_complexity as u64),
             ("MAX_QUERY_FIELDS", self.max_query_fields as u64),
@@ -256,6 +313,12 @@ impl Config {
                 u64::from(self.signup_max_per_address),
             ),
             ("SIGNUP_WINDOW_SECONDS", self.signup_window_seconds),
+            (
+                "PASSWORD_HASH_CONCURRENCY",
+                self.password_hash_concurrency as u64,
+            ),
+            ("PASSWORD_HASH_WAIT_MS", self.password_hash_wait_ms),
+            ("MUTATION_BURST", u64::from(self.mutation_burst)),
         ];
         if let Some((name, _)) = limits.iter().find(|(_, value)| *value == 0) {
             bail!("{name} must be positive");

@@ -18,8 +18,10 @@ pub enum AppError {
     NotFound(&'static str),
     #[error("{0}")]
     Conflict(String),
-    #[error("{0}")]
-    RateLimited(String),
+    /// Over a rate limit; `retry_after` (seconds) becomes
+    /// `extensions.retryAfterSeconds`.
+    #[error("{message}")]
+    RateLimited { message: String, retry_after: u64 },
     #[error("internal error")]
     Db(#[from] sea_orm::DbErr),
     #[error("internal error")]
@@ -43,7 +45,7 @@ impl AppError {
             Self::Forbidden(_) => "FORBIDDEN",
             Self::NotFound(_) => "NOT_FOUND",
             Self::Conflict(_) => "CONFLICT",
-            Self::RateLimited(_) => "RATE_LIMITED",
+            Self::RateLimited { .. } => "RATE_LIMITED",
             Self::Db(_) | Self::ReadModel(_) | Self::Internal(_) => "INTERNAL",
         }
     }
@@ -85,6 +87,13 @@ pub fn classify(error: &mut ServerError) {
     }
     let source = error.source.clone();
     let code = match source.as_deref().and_then(|s| s.downcast_ref::<AppError>()) {
+        Some(AppError::RateLimited { retry_after, .. }) => {
+            error
+                .extensions
+                .get_or_insert_with(Default::default)
+                .set("retryAfterSeconds", *retry_after);
+            "RATE_LIMITED"
+        }
         Some(app) => {
             if app.is_internal() {
                 tracing::error!(error = %app.chain(), path = ?error.path, "request failed");

@@ -10,6 +10,7 @@ pub mod error;
 pub mod events;
 pub mod graphql;
 pub mod http;
+pub mod pool;
 pub mod ratelimit;
 pub mod read;
 pub mod seed;

@@ -126,6 +126,7 @@ async fn main() -> anyhow::Result<()> {
             config.validate()?;
             let app = AppState::connect(config).await?;
             studysync::app::check_schema(app.sql(), app.config().migrate_on_start).await?;
+            cli::grant_admin_emails(&app).await?;
             studysync::auth::dummy_hash();
             studysync::read::mongo::indexes::ensure_indexes_at_start(app.read_model()).await;
             let listener = tokio::net::TcpListener::bind(app.config().bind_addr)

@@ -65,15 +65,44 @@ impl Limiter {
         }
     }
 
+    /// Counts one event for `key` if its budget allows it, in one step, so
+    /// that concurrent callers cannot all pass the check before any counts.
+    pub fn try_take(&self, key: &str) -> Result<(), Duration> {
+        let Ok(mut state) = self.state.lock() else {
+            return Ok(());
+        };
+        let now = Instant::now();
+        if let Some(w) = state.entries.get(key) {
+            if now.duration_since(w.started) < self.window && w.count >= self.max {
+                return Err(self.window.saturating_sub(now.duration_since(w.started)));
+            }
+        }
+        Self::count(&mut state, key, now, self.window);
+        Ok(())
+    }
+
+    /// Gives back one event taken with [`Self::try_take`] (it turned out
+    /// not to count, e.g. a successful login).
+    pub fn give_back(&self, key: &str) {
+        if let Ok(mut state) = self.state.lock() {
+            if let Some(w) = state.entries.get_mut(key) {
+                w.count = w.count.saturating_sub(1);
+            }
+        }
+    }
+
     /// Counts one event for `key`.
     pub fn record(&self, key: &str) {
         let now = Instant::now();
         let Ok(mut state) = self.state.lock() else {
             return;
         };
+        Self::count(&mut state, key, now, self.window);
+    }
+
+    fn count(state: &mut State, key: &str, now: Instant, window: Duration) {
         if !state.entries.contains_key(key) {
             if state.entries.len() >= state.sweep_at {
-                let window = self.window;
                 state
                     .entries
                     .retain(|_, w| now.duration_since(w.started) < window);
@@ -88,7 +117,7 @@ impl Limiter {
             started: now,
             count: 0,
         });
-        if now.duration_since(entry.started) >= self.window {
+        if now.duration_since(entry.started) >= window {
             *entry = Window {
                 started: now,
                 count: 0,
@@ -129,19 +158,30 @@ impl AuthLimits {
         }
     }
 
-    /// Refuses a `logIn` once the email or the address has failed too often,
-    /// before any password is checked.
-    pub fn check_login(&self, email: Option<&str>, client: ClientAddr) -> Result<(), AppError> {
-        let by_addr = self.login_addr.check(&client.key());
-        let by_email = email.map_or(Ok(()), |e| self.login_email.check(e));
-        by_addr.and(by_email).map_err(|wait| limited("logIn", wait))
-    }
-
-    pub fn record_login_failure(&self, email: Option<&str>, client: ClientAddr) {
-        self.login_addr.record(&client.key());
+    /// Reserves one `logIn` attempt for the address and the email before
+    /// any password is checked: a burst counts every attempt, so at most the
+    /// limit are ever verified. A successful login gives its reservation back
+    /// ([`LoginAttempt::give_back`]); any other end keeps it counted.
+    pub fn reserve_login<'a>(
+        &'a self,
+        email: Option<&'a str>,
+        client: ClientAddr,
+    ) -> Result<LoginAttempt<'a>, AppError> {
+        let addr = client.key();
+        self.login_addr
+            .try_take(&addr)
+            .map_err(|wait| limited("logIn", wait))?;
         if let Some(email) = email {
-            self.login_email.record(email);
+            if let Err(wait) = self.login_email.try_take(email) {
+                self.login_addr.give_back(&addr);
+                return Err(limited("logIn", wait));
+            }
         }
+        Ok(LoginAttempt {
+            limits: self,
+            email,
+            addr,
+        })
     }
 
     /// Counts every `signUp` attempt from an address, successful or not:
@@ -156,13 +196,33 @@ impl AuthLimits {
     }
 }
 
-fn limited(what: &'static str, wait: Duration) -> AppError {
+/// A reserved `logIn` attempt; it counts as a failure unless it succeeds.
+pub struct LoginAttempt<'a> {
+    limits: &'a AuthLimits,
+    email: Option<&'a str>,
+    addr: String,
+}
+
+impl LoginAttempt<'_> {
+    /// The attempt does not count: the password was right (successful logins
+    /// do not count), or it was never checked.
+    pub fn give_back(self) {
+        self.limits.login_addr.give_back(&self.addr);
+        if let Some(email) = self.email {
+            self.limits.login_email.give_back(email);
+        }
+    }
+}
+
+/// `RATE_LIMITED` with the wait, in whole seconds rounded up.
+pub fn limited(what: &'static str, wait: Duration) -> AppError {
     metrics::counter!("studysync_rate_limited_total", "operation" => what).increment(1);
     tracing::info!(operation = what, "rate limit reached");
     let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-    AppError::RateLimited(format!(
-        "too many {what} attempts; try again in {seconds} s"
-    ))
+    AppError::RateLimited {
+        message: format!("too many {what} attempts; try again in {seconds} s"),
+        retry_after: seconds,
+    }
 }
 
 #[cfg(test)]
@@ -187,6 +247,17 @@ mod tests {
         }
         let tracked = limiter.state.lock().map(|s| s.entries.len()).unwrap_or(0);
         assert!(tracked <= FIRST_SWEEP, "{tracked}");
+    }
+
+    #[test]
+    fn taking_is_refused_at_the_budget_and_giving_back_frees_one() {
+        let limiter = Limiter::new(2, Duration::from_secs(60));
+        assert!(limiter.try_take("a").is_ok());
+        assert!(limiter.try_take("a").is_ok());
+        assert!(limiter.try_take("a").is_err());
+        limiter.give_back("a");
+        assert!(limiter.try_take("a").is_ok());
+        assert!(limiter.try_take("b").is_ok());
     }
 
     #[test]

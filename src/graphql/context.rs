@@ -18,6 +18,8 @@ pub enum Viewer {
     User(Uuid),
     /// A token was sent but is malformed, forged or expired.
     InvalidToken,
+    /// A valid token whose account no longer exists.
+    AccountGone,
 }
 
 impl Viewer {
@@ -32,6 +34,21 @@ impl Viewer {
         match token.map(|t| state.tokens().verify(t)) {
             Some(Ok(claims)) => Viewer::User(claims.sub),
             _ => Viewer::InvalidToken,
+        }
+    }
+
+    /// Resolves the caller's row once for the whole request: a token whose
+    /// account is gone becomes [`Viewer::AccountGone`], so every field and
+    /// mutation (routed reads included) answers `UNAUTHENTICATED`. Returns
+    /// the row, so the admin check need not read it again.
+    #[tracing::instrument(skip_all)]
+    pub async fn resolve(self, state: &AppState) -> AppResult<(Self, Option<users::Model>)> {
+        let Viewer::User(id) = self else {
+            return Ok((self, None));
+        };
+        match crate::read::sql::user(state.sql(), id).await? {
+            Some(user) => Ok((Viewer::User(id), Some(user))),
+            None => Ok((Viewer::AccountGone, None)),
         }
     }
 
@@ -82,6 +99,7 @@ impl ContextExt for Context<'_> {
             Viewer::User(id) => Ok(id),
             Viewer::Anonymous => Err(AppError::Unauthenticated("authentication required")),
             Viewer::InvalidToken => Err(AppError::Unauthenticated("invalid or expired token")),
+            Viewer::AccountGone => Err(AppError::Unauthenticated("account no longer exists")),
         }
     }
 
@@ -126,6 +144,15 @@ pub async fn require_admin(ctx: &Context<'_>) -> AppResult<users::Model> {
 /// most once per request (a page of users asks for every row).
 #[derive(Default)]
 pub struct AdminCheck(tokio::sync::OnceCell<bool>);
+
+impl AdminCheck {
+    /// Already known from the row the request resolved.
+    pub fn known(user: Option<&users::Model>) -> Self {
+        Self(tokio::sync::OnceCell::new_with(
+            user.map(users::Model::is_admin),
+        ))
+    }
+}
 
 /// True when the caller is an admin; anonymous and invalid tokens are not.
 #[tracing::instrument(skip_all)]

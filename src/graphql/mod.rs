@@ -15,6 +15,7 @@ pub mod todos;
 pub mod types;
 pub mod users;
 pub mod variables;
+pub mod writes;
 
 use std::sync::Arc;
 
@@ -68,6 +69,10 @@ pub fn build_schema(state: Option<AppState>) -> AppSchema {
         builder = builder
             .extension(limits::Limits(limits::QueryLimits::from_config(config)))
             .limit_recursive_depth(config.max_query_nesting)
+            .extension(writes::WriteLimit(Arc::new(writes::MutationLimiter::new(
+                config.mutation_burst,
+                config.mutation_rate_per_second,
+            ))))
             .data(Arc::new(crate::ratelimit::AuthLimits::new(config)));
         builder = builder.data(state);
     }

@@ -8,7 +8,6 @@ use super::{
     types::{AuthPayload, User},
 };
 use crate::{
-    auth,
     domain::{Email, Password, UserName},
     error::AppError,
     ratelimit::{AuthLimits, ClientAddr},
@@ -70,9 +69,9 @@ impl UserMutation {
         let name = UserName::parse(&input.name)?;
         let password = Password::parse(&input.password)?;
         let state = ctx.state();
-        let hash = auth::hash_password(password).await?;
-        let admin = state.config().is_admin_email(email.as_str());
-        let done = write::users::sign_up(state.writer(), email, name, hash, admin).await?;
+        let hash = state.passwords().hash(password).await?;
+        // Never admin at sign-up: an address is no proof of owning it.
+        let done = write::users::sign_up(state.writer(), email, name, hash, false).await?;
         ctx.record_written(&done.events);
         let token = state.tokens().issue(done.value.id)?;
         Ok(AuthPayload {
@@ -93,27 +92,33 @@ impl UserMutation {
         let client = client_addr(ctx);
         let email = Email::parse(&email);
         let key = email.as_ref().ok().map(Email::as_str);
-        limits.check_login(key, client)?;
-        let fail = || {
-            limits.record_login_failure(key, client);
-            Err(rejected().into())
-        };
+        // Counted before anything is checked; only a success gives it back.
+        let attempt = limits.reserve_login(key, client)?;
         let (Ok(email), Ok(password)) = (&email, Password::parse(&password)) else {
-            return fail();
+            return Err(rejected().into());
         };
         let state = ctx.state();
         let user = sql::user_by_email(state.sql(), email.as_str()).await?;
         let hash = user.as_ref().map(|u| u.password_hash.clone());
-        let ok = auth::verify_password(password, hash).await?;
+        let ok = match state.passwords().verify(password, hash).await {
+            Ok(ok) => ok,
+            Err(busy @ AppError::RateLimited { .. }) => {
+                // Not checked at all, so not a failure either.
+                attempt.give_back();
+                return Err(busy.into());
+            }
+            Err(other) => return Err(other.into()),
+        };
         match user {
             Some(user) if ok => {
+                attempt.give_back();
                 let token = state.tokens().issue(user.id)?;
                 Ok(AuthPayload {
                     token,
                     user: User::for_owner(user),
                 })
             }
-            _ => fail(),
+            _ => Err(rejected().into()),
         }
     }
 

@@ -152,7 +152,19 @@ async fn execute(
         Ok(token) => token,
         Err(response) => return response::execution(&BatchResponse::Single(*response), media),
     };
-    let admin = Arc::new(AdminCheck::default());
+    let (viewer, user) = match viewer.resolve(&http.app).await {
+        Ok(resolved) => resolved,
+        Err(error) => {
+            tracing::error!(error = %error.chain(), "resolving the caller failed");
+            return response::error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                media,
+                "INTERNAL",
+                "internal error",
+            );
+        }
+    };
+    let admin = Arc::new(AdminCheck::known(user.as_ref()));
     let run = |request: Request| {
         let written = Arc::new(Written::default());
         let reads = Arc::new(ReadRequest::new(token.clone()));

@@ -5,6 +5,7 @@ mod graphql;
 pub mod limits;
 pub mod request;
 pub mod response;
+mod serve;
 mod subscriptions;
 mod sync_health;
 
@@ -68,19 +69,15 @@ pub fn router(app: AppState) -> Router {
         .with_state(http)
 }
 
-/// Serves until `shutdown` resolves, then drains in-flight requests.
+/// Serves until `shutdown` resolves, then drains in-flight requests; every
+/// connection is bounded (see [`serve`]).
 pub async fn serve(
     app: AppState,
     listener: tokio::net::TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let router = router(app);
-    axum::serve(
-        listener,
-        router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
+    let rules = serve::ConnectionRules::from_config(app.config());
+    serve::serve(router(app), rules, listener, shutdown).await
 }
 
 /// Liveness: the process answers.

@@ -36,14 +36,18 @@ pub async fn ws(
         .on_upgrade(move |socket| {
             GraphQLWebSocket::new(socket, schema, protocol)
                 .on_connection_init(move |payload| async move {
-                    Ok(connection_data(&app, client, &payload))
+                    connection_data(&app, client, &payload).await
                 })
                 .serve()
         })
 }
 
 /// Per-connection data: who is connected and their own loaders.
-fn connection_data(app: &AppState, client: ClientAddr, payload: &Value) -> Data {
+async fn connection_data(
+    app: &AppState,
+    client: ClientAddr,
+    payload: &Value,
+) -> async_graphql::Result<Data> {
     let bearer = ["token", "authToken"]
         .iter()
         .find_map(|k| payload.get(*k).and_then(Value::as_str))
@@ -55,10 +59,15 @@ fn connection_data(app: &AppState, client: ClientAddr, payload: &Value) -> Data 
                 .map(str::to_owned)
         });
     let mut data = Data::default();
-    data.insert(Viewer::from_bearer(app, bearer.as_deref()));
+    // The account is resolved when the connection starts: a token whose
+    // account is gone is refused like a forged one.
+    let (viewer, _) = Viewer::from_bearer(app, bearer.as_deref())
+        .resolve(app)
+        .await?;
+    data.insert(viewer);
     data.insert(Loaders::uncached(app));
     data.insert(Arc::new(ReadRequest::default()));
     // The login limits key on the client address, over websocket too.
     data.insert(client);
-    data
+    Ok(data)
 }

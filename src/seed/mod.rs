@@ -209,7 +209,7 @@ async fn seed_rooms(
         }
         let batch = Arc::new(batch);
         writer
-            .transact(|tx| {
+            .transact(move |tx| {
                 let batch = Arc::clone(&batch);
                 Box::pin(async move { insert_messages(tx, &batch).await })
             })
@@ -233,7 +233,7 @@ struct Written {
 async fn write_batch(writer: &Writer, batch: Arc<Batch>) -> AppResult<Written> {
     let committed =
         writer
-            .transact(|tx| {
+            .transact(move |tx| {
                 let batch = Arc::clone(&batch);
                 Box::pin(async move {
                     let conn = tx.conn();

@@ -372,7 +372,7 @@ fn fix_id(fix: &Fix) -> Uuid {
 async fn repair(state: &AppState, table: Aggregate, fixes: Vec<Fix>) -> AppResult<u64> {
     let done = state
         .writer()
-        .transact(|tx| {
+        .transact(move |tx| {
             let fixes = fixes.clone();
             Box::pin(async move {
                 let mut current = Vec::new();

@@ -97,8 +97,26 @@ impl Writer {
     /// transaction") or deadlock rolls back and runs `work` again after a
     /// bounded, jittered exponential backoff. Once committed, the in-process
     /// sync worker is woken if the transaction wrote outbox events.
-    #[tracing::instrument(name = "transact", skip_all, fields(attempts))]
-    pub async fn transact<T, F>(&self, mut work: F) -> AppResult<Committed<T>>
+    ///
+    /// The transaction runs as a task of its own that the caller awaits, so
+    /// it always reaches its `COMMIT` or `ROLLBACK` even when the caller is
+    /// dropped (a client hanging up, the request timeout): a future cancelled
+    /// during `BEGIN`'s round trip would otherwise hand the pool a connection
+    /// inside an open transaction. That is why `work` and `T` are owned.
+    pub async fn transact<T, F>(&self, work: F) -> AppResult<Committed<T>>
+    where
+        T: Send + 'static,
+        F: for<'c> FnMut(&'c Tx) -> Work<'c, T> + Send + 'static,
+    {
+        use tracing::Instrument;
+        let writer = self.clone();
+        let span = tracing::info_span!("transact", attempts = tracing::field::Empty);
+        tokio::spawn(async move { writer.run(work).await }.instrument(span))
+            .await
+            .map_err(|e| AppError::Internal(anyhow::anyhow!("write transaction task: {e}")))?
+    }
+
+    async fn run<T, F>(&self, mut work: F) -> AppResult<Committed<T>>
     where
         T: Send,
         F: for<'c> FnMut(&'c Tx) -> Work<'c, T>,

@@ -64,7 +64,7 @@ pub async fn create_room(
     name: RoomName,
 ) -> AppResult<Committed<rooms::Model>> {
     writer
-        .transact(|tx| {
+        .transact(move |tx| {
             let name = name.clone();
             Box::pin(async move {
                 let now = crate::domain::now();
@@ -94,7 +94,7 @@ pub async fn join_room(
     room_id: Uuid,
 ) -> AppResult<Committed<rooms::Model>> {
     writer
-        .transact(|tx| {
+        .transact(move |tx| {
             Box::pin(async move {
                 let room = rooms::Entity::find_by_id(room_id)
                     .one(tx.conn())
@@ -136,7 +136,7 @@ pub async fn send_message(
     body: MessageBody,
 ) -> AppResult<Committed<messages::Model>> {
     writer
-        .transact(|tx| {
+        .transact(move |tx| {
             let body = body.clone();
             Box::pin(async move {
                 if !is_member(tx.conn(), room_id, sender).await? {

@@ -29,7 +29,7 @@ pub async fn log_session(
     started_at: StartedAt,
 ) -> AppResult<Committed<study_sessions::Model>> {
     writer
-        .transact(|tx| {
+        .transact(move |tx| {
             let subject = subject.clone();
             Box::pin(async move {
                 let now = crate::domain::now();

@@ -33,7 +33,7 @@ pub async fn create(
     due_at: Option<DueAt>,
 ) -> AppResult<Committed<todos::Model>> {
     writer
-        .transact(|tx| {
+        .transact(move |tx| {
             let title = title.clone();
             Box::pin(async move {
                 let now = crate::domain::now();
@@ -74,7 +74,7 @@ pub async fn update(
     change: TodoChange,
 ) -> AppResult<Committed<todos::Model>> {
     writer
-        .transact(|tx| {
+        .transact(move |tx| {
             let change = change.clone();
             Box::pin(async move {
                 let current = owned(tx, owner, id).await?;
@@ -110,7 +110,7 @@ pub async fn update(
 #[tracing::instrument(skip_all, fields(user_id = %owner, todo_id = %id))]
 pub async fn delete(writer: &Writer, owner: Uuid, id: Uuid) -> AppResult<Committed<Uuid>> {
     writer
-        .transact(|tx| {
+        .transact(move |tx| {
             Box::pin(async move {
                 let current = owned(tx, owner, id).await?;
                 let version = current.version + 1;

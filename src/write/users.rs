@@ -28,7 +28,7 @@ pub async fn sign_up(
     admin: bool,
 ) -> AppResult<Committed<users::Model>> {
     writer
-        .transact(|tx| {
+        .transact(move |tx| {
             let (email, name, hash) = (email.clone(), name.clone(), password_hash.clone());
             Box::pin(async move {
                 let now = crate::domain::now();
@@ -62,7 +62,7 @@ pub async fn update_profile(
     name: Option<UserName>,
 ) -> AppResult<Committed<users::Model>> {
     writer
-        .transact(|tx| {
+        .transact(move |tx| {
             let name = name.clone();
             Box::pin(async move {
                 let current = users::Entity::find_by_id(user_id)
@@ -89,7 +89,7 @@ pub async fn update_profile(
 pub async fn set_role(writer: &Writer, email: &Email, admin: bool) -> AppResult<users::Model> {
     let email = email.clone();
     let done = writer
-        .transact(|tx| {
+        .transact(move |tx| {
             let email = email.clone();
             Box::pin(async move {
                 use sea_orm::{ColumnTrait, QueryFilter};

@@ -137,10 +137,19 @@ pub async fn spawn_app_on(
         "100000".into(),
         "--login-max-failures-per-address".into(),
         "100000".into(),
+        "--max-connections-per-address".into(),
+        "100000".into(),
+        // Tests write in bulk as one user; the write limit's test sets its own.
+        "--mutation-burst".into(),
+        "1000000".into(),
     ];
     args.extend(extra.iter().map(|s| s.to_string()));
     let config = Config::from_args(args).expect("test config");
     let state = AppState::connect(config).await.expect("connect app");
+    // As `serve` does at start-up.
+    studysync::cli::grant_admin_emails(&state)
+        .await
+        .expect("ADMIN_EMAILS");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
@@ -246,6 +255,16 @@ impl TestApp {
             .expect("id")
             .to_owned();
         (token, id)
+    }
+
+    /// Grants the admin role as `studysync user promote` does.
+    pub async fn promote(&self, email: &str) {
+        let promote = studysync::cli::UserAction::Promote {
+            email: email.to_owned(),
+        };
+        studysync::cli::user(&self.state, promote)
+            .await
+            .expect("promote");
     }
 
     /// One document of the read model by `_id`, as the worker left it.

@@ -10,16 +10,11 @@ const STATS: &str = "query($u: ID, $f: DateTime, $t: DateTime) { studyStats(user
 
 #[tokio::test]
 async fn only_admins_may_read_another_users_study_stats() {
-    let app = spawn_app_with(&[
-        "--admin-emails",
-        "boss@example.org",
-        "--read-model-timeout-ms",
-        "10000",
-    ])
-    .await;
+    let app = spawn_app_with(&["--read-model-timeout-ms", "10000"]).await;
     let (student, student_id) = app.sign_up("student@example.org", "Stu").await;
     let (peer, _) = app.sign_up("peer@example.org", "Pat").await;
     let (boss, _) = app.sign_up("boss@example.org", "Bo").await;
+    app.promote("boss@example.org").await;
     log_study(&app, &student, "Maths", 42, None).await;
     app.drain().await;
     let own = app

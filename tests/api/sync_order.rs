@@ -178,8 +178,6 @@ async fn a_poison_event_is_parked_without_blocking_others_and_replays_once_its_c
         "0",
         "--sync-backoff-max-ms",
         "0",
-        "--admin-emails",
-        "admin@example.org",
     ])
     .await;
     let todos = app.state.read_model().collection::<Document>("todos");
@@ -199,6 +197,7 @@ async fn a_poison_event_is_parked_without_blocking_others_and_replays_once_its_c
         .await
         .expect("index");
     let (admin, _) = app.sign_up("admin@example.org", "Ada").await;
+    app.promote("admin@example.org").await;
     let (token, _) = app.sign_up("p@example.org", "Pat").await;
     for who in [&admin, &token] {
         app.gql(

@@ -145,9 +145,10 @@ async fn sync_status_over_graphql_reports_the_same_figures() {
 
 #[tokio::test]
 async fn only_admins_may_replay_parked_events_or_start_a_resync() {
-    let app = spawn_app_with(&["--admin-emails", "boss@example.org"]).await;
+    let app = spawn_app().await;
     let (user, _) = app.sign_up("u@example.org", "Uma").await;
     let (admin, _) = app.sign_up("boss@example.org", "Boss").await;
+    app.promote("boss@example.org").await;
     for mutation in [
         "mutation { replayParkedEvents }",
         "mutation { startResync }",

@@ -2,12 +2,17 @@
 //! brute force, tokens, admin rights and secrets.
 mod admin;
 mod brute_force;
+mod connections;
 mod csrf;
+mod hangups;
 mod http_spec;
+mod identity;
 mod limits;
+mod login_burst;
 mod malformed;
 mod secrets;
 mod tokens;
+mod write_limit;
 
 use serde_json::Value;
 

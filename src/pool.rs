@@ -1,0 +1,122 @@
+//! The SQL connection pool, built so that no connection can carry an open
+//! transaction from one borrower to the next.
+//!
+//! sqlx 0.8 has a known flaw: a future dropped while `BEGIN`'s round trip is
+//! in flight returns its connection to the pool inside an open transaction,
+//! and the pool's own check on release does not look at the transaction
+//! status. Every later borrower then runs inside that old transaction (an old
+//! snapshot, its locks, its predicate locks). The write path avoids the
+//! cancellation itself (see [`crate::write::Writer::transact`]); this module
+//! is the second and third line:
+//!
+//! - every connection sets `idle_in_transaction_session_timeout`, so the
+//!   database ends any transaction left idle (CockroachDB has the same
+//!   session setting);
+//! - on release, a connection whose session is inside a transaction block is
+//!   closed instead of being pooled again.
+use std::{
+    sync::{
+        atomic::{AtomicU8, Ordering},
+        Arc,
+    },
+    time::Duration,
+};
+
+use anyhow::Context;
+use sea_orm::{
+    sqlx::{
+        self,
+        postgres::{PgConnectOptions, PgPoolOptions},
+        ConnectOptions as _, Connection as _, Row as _,
+    },
+    DatabaseConnection, SqlxPostgresConnector,
+};
+
+use crate::config::Config;
+
+/// Which server the pool talks to; they answer "am I in a transaction?"
+/// differently.
+const UNKNOWN: u8 = 0;
+const POSTGRES: u8 = 1;
+const COCKROACH: u8 = 2;
+
+/// Connects the pool the server, the worker and the CLI share.
+#[tracing::instrument(skip_all)]
+pub async fn connect(config: &Config) -> anyhow::Result<DatabaseConnection> {
+    let mut options: PgConnectOptions = config
+        .database_url
+        .parse()
+        .context("parsing DATABASE_URL")?;
+    options = options.disable_statement_logging();
+    if config.database_idle_in_transaction_timeout_ms > 0 {
+        options = options.options([(
+            "idle_in_transaction_session_timeout",
+            config.database_idle_in_transaction_timeout_ms,
+        )]);
+    }
+    let server = Arc::new(AtomicU8::new(UNKNOWN));
+    let seen = server.clone();
+    let pool = PgPoolOptions::new()
+        .max_connections(config.database_max_connections)
+        .min_connections(config.database_min_connections)
+        .acquire_timeout(Duration::from_secs(5))
+        .after_connect(move |conn, _| {
+            let seen = seen.clone();
+            Box::pin(async move {
+                if seen.load(Ordering::Relaxed) == UNKNOWN {
+                    let row = sqlx::query("SELECT version()")
+                        .fetch_one(&mut *conn)
+                        .await?;
+                    let version: String = row.try_get(0)?;
+                    let kind = if version.contains("CockroachDB") {
+                        COCKROACH
+                    } else {
+                        POSTGRES
+                    };
+                    seen.store(kind, Ordering::Relaxed);
+                }
+                Ok(())
+            })
+        })
+        .after_release(move |conn, _| {
+            let server = server.load(Ordering::Relaxed);
+            Box::pin(async move {
+                let open = in_transaction(conn, server).await?;
+                if open {
+                    metrics::counter!("studysync_sql_connections_discarded_total").increment(1);
+                    tracing::warn!("a connection came back inside a transaction; closing it");
+                }
+                Ok(!open)
+            })
+        })
+        .connect_with(options)
+        .await
+        .context("connecting to the SQL database (DATABASE_URL)")?;
+    Ok(SqlxPostgresConnector::from_sqlx_postgres_pool(pool))
+}
+
+/// Whether the session is inside a transaction block, as the server sees it
+/// (the driver's own count misses a `BEGIN` whose reply was never read).
+///
+/// PostgreSQL gives the first statement of a transaction (sent as a simple
+/// query) the transaction's own start time, so a statement that starts later than its transaction
+/// runs inside a block someone else opened. CockroachDB says so directly.
+async fn in_transaction(conn: &mut sqlx::PgConnection, server: u8) -> Result<bool, sqlx::Error> {
+    if conn.is_in_transaction() {
+        return Ok(true);
+    }
+    if server == COCKROACH {
+        let row = sqlx::query("SHOW TRANSACTION STATUS")
+            .fetch_one(&mut *conn)
+            .await?;
+        return Ok(row.try_get::<String, _>(0)? != "NoTxn");
+    }
+    // The simple protocol: with the extended one a statement's timestamp is
+    // taken per message, not per statement.
+    let row = sqlx::Executor::fetch_one(
+        &mut *conn,
+        "SELECT pg_catalog.transaction_timestamp() <> pg_catalog.statement_timestamp()",
+    )
+    .await?;
+    row.try_get::<bool, _>(0)
+}
