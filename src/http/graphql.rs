@@ -25,6 +25,7 @@ use super::{
 use crate::{
     graphql::{
         context::{AdminCheck, Viewer, Written},
+        limits::{admit, QueryLimits},
         loaders::Loaders,
     },
     ratelimit::ClientAddr,
@@ -108,7 +109,7 @@ pub async fn get(
     let Some(media) = response::negotiate(headers) else {
         return not_acceptable();
     };
-    let request = match params::from_query_string(&query) {
+    let mut request = match params::from_query_string(&query) {
         Ok(request) => request,
         Err(rejection) => {
             return response::error(
@@ -119,7 +120,17 @@ pub async fn get(
             )
         }
     };
-    if params::is_write_operation(&request) {
+    let limits = QueryLimits::from_config(http.app.config());
+    if let Err(mut error) = admit(&mut request, &limits) {
+        crate::error::classify(&mut error);
+        let refused = Response::from_errors(vec![error]);
+        return response::execution(&BatchResponse::Single(refused), media);
+    }
+    let operation = request.operation_name.clone();
+    let writes = request
+        .parsed_query()
+        .is_ok_and(|doc| params::is_write_operation(doc, operation.as_deref()));
+    if writes {
         let mut reply = response::error(
             StatusCode::METHOD_NOT_ALLOWED,
             media,

@@ -3,6 +3,7 @@
 mod admin;
 mod brute_force;
 mod csrf;
+mod front_door;
 mod http_spec;
 mod limits;
 mod malformed;
