@@ -68,7 +68,9 @@ pub fn build_schema(state: Option<AppState>) -> AppSchema {
     });
     if let Some(state) = state {
         if !state.config().introspection {
-            builder = builder.disable_introspection();
+            // Suggestions ("Did you mean ...") would name the fields that
+            // introspection hides.
+            builder = builder.disable_introspection().disable_suggestions();
         }
         let config = state.config();
         builder = builder

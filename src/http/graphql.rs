@@ -13,7 +13,6 @@ use axum::{
     body::Bytes,
     extract::{RawQuery, State},
     http::{header, request::Parts, HeaderMap, HeaderValue, StatusCode},
-    response::{Html, IntoResponse},
 };
 
 use super::{
@@ -104,7 +103,7 @@ pub async fn get(
         .and_then(|v| v.to_str().ok())
         .is_some_and(|a| a.contains("text/html"));
     if wants_html && !query.contains("query=") {
-        return Html(super::graphiql::page()).into_response();
+        return super::graphiql::page();
     }
     let Some(media) = response::negotiate(headers) else {
         return not_acceptable();
