@@ -36,7 +36,8 @@
 //!
 //! **Rule for new list fields:** give every field that returns a list or a
 //! connection `#[graphql(complexity = "limits::list_cost(first, child_complexity)")]`
-//! (use `Some(MAX)` with the list's real maximum when it has no `first`).
+//! or, when it has no `first`, `limits::capped_list_cost(MAX, child_complexity)`
+//! with the most items it can return (and make sure it returns no more).
 //!
 //! Each limit answers with its own `extensions.code`, listed in [`codes`].
 use std::{any::TypeId, sync::Arc};
@@ -75,6 +76,12 @@ pub fn list_cost(first: Option<i32>, child_complexity: usize) -> usize {
         u64::try_from(n).unwrap_or(0).min(MAX_PAGE)
     });
     let items = usize::try_from(items).unwrap_or(usize::MAX);
+    items.saturating_mul(child_complexity).saturating_add(1)
+}
+
+/// Cost of a list field without `first` that returns at most `max` items.
+pub fn capped_list_cost(max: u64, child_complexity: usize) -> usize {
+    let items = usize::try_from(max).unwrap_or(usize::MAX);
     items.saturating_mul(child_complexity).saturating_add(1)
 }
 
@@ -472,5 +479,6 @@ mod tests {
         assert_eq!(list_cost(None, 3), 61);
         assert_eq!(list_cost(Some(-5), 3), 1);
         assert_eq!(list_cost(Some(i32::MAX), 1), 101);
+        assert_eq!(capped_list_cost(50, 2), 101);
     }
 }

@@ -8,6 +8,7 @@ mod headers;
 mod http_spec;
 mod limits;
 mod malformed;
+mod prices;
 mod search;
 mod secrets;
 mod tokens;
