@@ -80,3 +80,27 @@ async fn a_query_whose_lists_could_return_more_than_the_budget_is_refused() {
     let still = post_json(&app, GRAPHQL_RESPONSE, &json!({"query": "{ __typename }"})).await;
     assert_eq!(still.json()["data"]["__typename"], "Query");
 }
+
+#[tokio::test]
+async fn study_statistics_lists_are_priced_by_a_year_of_days_and_fifty_subjects() {
+    let app = spawn_app().await;
+    let (token, _) = app.sign_up("stats@example.org", "Stats").await;
+    let one = "studyStats { byDay { day minutes } bySubject { subject minutes } }";
+    let body = app
+        .gql(Some(&token), &format!("{{ {one} }}"), json!({}))
+        .await;
+    assert!(body["errors"].is_null(), "{body}");
+    assert_eq!(body["data"]["studyStats"]["byDay"], json!([]));
+    // One costs 1 + (366 × 2 + 1) + (50 × 2 + 1) = 835; seven could list
+    // 7 × 416 rows and cost 5,845, over the budget of 5,000.
+    let seven: Vec<String> = (0..7).map(|i| format!("s{i}: {one}")).collect();
+    let (status, body) = app
+        .gql_full(
+            Some(&token),
+            &format!("{{ {} }}", seven.join(" ")),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(error_code(&body), "QUERY_TOO_COMPLEX", "{body}");
+}
