@@ -4,6 +4,7 @@ mod admin;
 mod brute_force;
 mod csrf;
 mod front_door;
+mod fuzz;
 mod headers;
 mod http_spec;
 mod limits;
