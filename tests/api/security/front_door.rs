@@ -339,3 +339,25 @@ async fn a_response_reports_at_most_twenty_errors_and_says_how_many_were_dropped
         .is_some_and(|m| m.contains("80 more")));
     still_answers(&app).await;
 }
+
+#[tokio::test]
+async fn an_unused_doubling_fragment_chain_is_refused_without_being_expanded() {
+    let app = spawn_app().await;
+    // Not reachable from the operation, so not in its cost: validation must
+    // still walk each fragment once, not 2^60 times.
+    let mut query = String::from("{ __typename }\nfragment F60 on Query { __typename }\n");
+    for i in 0..60 {
+        query.push_str(&format!(
+            "fragment F{i} on Query {{ ...F{} ...F{} }}\n",
+            i + 1,
+            i + 1
+        ));
+    }
+    let reply = post_json(&app, GRAPHQL_RESPONSE, &json!({ "query": query })).await;
+    let body = reply.assert_error(400, "BAD_USER_INPUT");
+    assert!(
+        body["errors"].as_array().is_some_and(|e| e.len() <= 21),
+        "{body}"
+    );
+    still_answers(&app).await;
+}
