@@ -361,3 +361,27 @@ async fn an_unused_doubling_fragment_chain_is_refused_without_being_expanded() {
     );
     still_answers(&app).await;
 }
+
+#[tokio::test]
+async fn a_websocket_message_over_the_body_limit_closes_that_socket_only() {
+    let app = spawn_app().await;
+    let mut socket = websocket(&app).await;
+    let query = format!("{{ __typename }} # {}", "x".repeat(1_100_000));
+    let frame = json!({"id": "big", "type": "subscribe", "payload": {"query": query}});
+    // The server may close before it has read the whole frame.
+    let _ = socket.send(Frame::text(frame.to_string())).await;
+    let mut answered = false;
+    while let Ok(Some(frame)) = tokio::time::timeout(Duration::from_secs(10), socket.next()).await {
+        match frame {
+            Ok(Frame::Text(text)) => answered |= text.as_str().contains("\"big\""),
+            Ok(Frame::Close(_)) | Err(_) => break,
+            Ok(_) => {}
+        }
+    }
+    assert!(!answered, "an over-long message was executed");
+    let mut other = websocket(&app).await;
+    let ok = json!({"id": "ok", "type": "subscribe", "payload": {"query": "{ __typename }"}});
+    other.send(Frame::text(ok.to_string())).await.expect("send");
+    let reply = next_json(&mut other).await.expect("a reply");
+    assert_eq!(reply["payload"]["data"]["__typename"], "Query", "{reply}");
+}
