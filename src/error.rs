@@ -112,3 +112,22 @@ pub fn classify(error: &mut ServerError) {
         .get_or_insert_with(Default::default)
         .set("code", code);
 }
+
+/// Keeps the first `max` errors and replaces the rest with one error saying
+/// how many were dropped (`TOO_MANY_ERRORS`).
+pub fn cap(errors: &mut Vec<ServerError>, max: usize) {
+    if errors.len() <= max {
+        return;
+    }
+    let dropped = errors.len() - max;
+    errors.truncate(max);
+    let mut summary = ServerError::new(
+        format!("{dropped} more errors were dropped: a response reports at most {max}"),
+        None,
+    );
+    summary
+        .extensions
+        .get_or_insert_with(Default::default)
+        .set("code", "TOO_MANY_ERRORS");
+    errors.push(summary);
+}

@@ -10,6 +10,12 @@ pub use period::Period;
 pub use text::{Email, MessageBody, Password, RoomName, Subject, Title, UserName};
 pub use time::{DueAt, Minutes, StartedAt};
 
+/// Most members a room may have: `Room.members` returns at most this many,
+/// so the complexity budget can price it by its real maximum.
+pub const MAX_ROOM_MEMBERS: u64 = 50;
+/// Most rooms one user may belong to, for the same reason (`Query.rooms`).
+pub const MAX_ROOMS_PER_USER: u64 = 50;
+
 /// The current time at millisecond precision: the finest both stores keep
 /// (BSON dates are milliseconds), so a row and its document hold the same
 /// instant and sort the same way.

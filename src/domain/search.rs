@@ -11,22 +11,42 @@ pub const MIN_PREFIX: usize = 2;
 /// Most distinct words indexed per text.
 pub const MAX_WORDS: usize = 256;
 
+/// Longest search query accepted, in bytes, checked before any folding.
+pub const MAX_QUERY_BYTES: usize = 512;
+
 /// Lower-cases, strips accents (é → e), and splits on anything that is not a
 /// letter or digit. Words keep their first-seen order and are deduplicated.
 pub fn words(text: &str) -> Vec<String> {
-    let folded: String = text
+    first_words(text, MAX_WORDS)
+}
+
+/// Like [`words`], stopping after `max` words: folding is lazy, so the text
+/// after the last word kept is never read.
+pub fn first_words(text: &str, max: usize) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    if max == 0 {
+        return out;
+    }
+    let mut word = String::new();
+    let folded = text
         .nfkd()
         .filter(|c| !is_combining_mark(*c))
         .flat_map(char::to_lowercase)
-        .collect();
-    let mut out: Vec<String> = Vec::new();
-    for word in folded.split(|c: char| !c.is_alphanumeric()) {
-        if word.is_empty() || out.iter().any(|w| w == word) {
+        .chain(std::iter::once(' '));
+    for c in folded {
+        if c.is_alphanumeric() {
+            word.push(c);
             continue;
         }
-        out.push(word.to_owned());
-        if out.len() == MAX_WORDS {
-            break;
+        if word.is_empty() {
+            continue;
+        }
+        let done = std::mem::take(&mut word);
+        if !out.contains(&done) {
+            out.push(done);
+            if out.len() == max {
+                break;
+            }
         }
     }
     out
@@ -57,6 +77,15 @@ mod tests {
         assert_eq!(words("Élodie  O'Brien, ÉLODIE!"), ["elodie", "o", "brien"]);
         assert_eq!(words("Straße ﬁx"), ["straße", "fix"]);
         assert_eq!(words(".*$where{}"), ["where"]);
+    }
+
+    #[test]
+    fn folding_stops_at_the_word_limit() {
+        assert_eq!(first_words("b a b c d", 3), ["b", "a", "c"]);
+        assert!(first_words("anything", 0).is_empty());
+        let many: String = (0..1000).map(|i| format!("w{i} ")).collect();
+        assert_eq!(first_words(&many, 16).len(), 16);
+        assert_eq!(words(&many).len(), MAX_WORDS);
     }
 
     #[test]

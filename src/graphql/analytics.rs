@@ -1,6 +1,6 @@
 //! Study statistics and the global dashboard; routed reads (MongoDB,
 //! CockroachDB as fallback).
-use async_graphql::{Context, Object, Result, SimpleObject, ID};
+use async_graphql::{ComplexObject, Context, Object, Result, SimpleObject, ID};
 use chrono::{DateTime, Utc};
 
 use super::{
@@ -47,14 +47,28 @@ fn subjects(rows: Vec<KeyMinutes>) -> Vec<SubjectMinutes> {
         .collect()
 }
 
+/// Most days `StudyStats.byDay` lists: a year, leap or not.
+pub const MAX_STATS_DAYS: u64 = 366;
+/// Most subjects `StudyStats.bySubject` lists.
+pub const MAX_STATS_SUBJECTS: u64 = 50;
+/// Subjects `Dashboard.topSubjects` lists.
+pub const TOP_SUBJECTS: u64 = 5;
+
+fn cap(max: u64) -> usize {
+    usize::try_from(max).unwrap_or(usize::MAX)
+}
+
 /// One user's study and todos over `[from, to)`.
+// The lists are resolved by `ComplexObject` fields, which can be priced by
+// their maxima.
 #[derive(SimpleObject, Clone, Debug)]
+#[graphql(complex)]
 pub struct StudyStats {
     pub total_minutes: i32,
     pub sessions: i32,
-    /// Days with study, oldest first.
+    #[graphql(skip)]
     pub by_day: Vec<DayMinutes>,
-    /// Most minutes first, then by subject name.
+    #[graphql(skip)]
     pub by_subject: Vec<SubjectMinutes>,
     /// Todos created in the range.
     pub todos_created: i32,
@@ -64,8 +78,27 @@ pub struct StudyStats {
     pub completion_rate: f64,
 }
 
+#[ComplexObject]
+impl StudyStats {
+    /// Days with study, oldest first: the last 366 of the range (totals
+    /// count every day).
+    #[graphql(complexity = "super::limits::capped_list_cost(MAX_STATS_DAYS, child_complexity)")]
+    async fn by_day(&self) -> &[DayMinutes] {
+        let skip = self.by_day.len().saturating_sub(cap(MAX_STATS_DAYS));
+        &self.by_day[skip..]
+    }
+
+    /// Most minutes first, then by subject name: the first 50.
+    #[graphql(complexity = "super::limits::capped_list_cost(MAX_STATS_SUBJECTS, child_complexity)")]
+    async fn by_subject(&self) -> &[SubjectMinutes] {
+        let end = self.by_subject.len().min(cap(MAX_STATS_SUBJECTS));
+        &self.by_subject[..end]
+    }
+}
+
 /// Everyone's study in the current period.
 #[derive(SimpleObject, Clone, Debug)]
+#[graphql(complex)]
 pub struct Dashboard {
     /// Users who studied in the period.
     pub active_users: i32,
@@ -73,8 +106,18 @@ pub struct Dashboard {
     pub sessions: i32,
     /// Share of the todos created in the period that are completed.
     pub completion_rate: f64,
-    /// The five subjects with most minutes.
+    #[graphql(skip)]
     pub top_subjects: Vec<SubjectMinutes>,
+}
+
+#[ComplexObject]
+impl Dashboard {
+    /// The five subjects with most minutes.
+    #[graphql(complexity = "super::limits::capped_list_cost(TOP_SUBJECTS, child_complexity)")]
+    async fn top_subjects(&self) -> &[SubjectMinutes] {
+        let end = self.top_subjects.len().min(cap(TOP_SUBJECTS));
+        &self.top_subjects[..end]
+    }
 }
 
 #[derive(Default)]

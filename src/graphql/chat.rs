@@ -73,6 +73,7 @@ impl ChatQuery {
         after: Option<String>,
     ) -> Result<Connection<String, Message>> {
         let user_id = ctx.require_user()?;
+        let words = query_words(&query)?;
         let limit = read::page_size(first)?;
         let state = ctx.state();
         let after = after
@@ -87,7 +88,6 @@ impl ChatQuery {
             }
             None => sql::room_ids_of(state.sql(), user_id).await?,
         };
-        let words = query_words(&query);
         let rows = routed(
             ctx,
             RoutedField::SearchMessages,

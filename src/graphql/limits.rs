@@ -1,39 +1,60 @@
 //! Limits on what one GraphQL document may ask for, enforced before anything
 //! runs so a hostile query costs the server little more than reading it.
 //!
-//! In order:
-//! 1. **Nesting** of `{`, `[` and `(` in the raw text (`MAX_QUERY_NESTING`),
-//!    before parsing, so the recursive parser never sees a pathological
-//!    document; async-graphql's recursion limit then bounds selection sets
-//!    nested through fragments.
-//! 2. **Fields** (fragments expanded, `MAX_QUERY_FIELDS`), **aliases**
-//!    (`MAX_QUERY_ALIASES`) and **depth** (`MAX_QUERY_DEPTH`) on the parsed
-//!    document, before validation, whose cost grows faster than the document.
+//! Every document goes through one front door, [`admit`], whatever its
+//! transport: GET calls it before telling a query from a mutation, and the
+//! [`Limits`] extension calls it for POST and websocket documents (and skips
+//! documents already admitted). In order:
+//! 1. **The text** (`scan`): size (`BODY_LIMIT_BYTES`), tokens
+//!    (`MAX_QUERY_TOKENS`), nesting of `{`, `[` and `(` of every kind
+//!    (`MAX_QUERY_NESTING`) and directives (`MAX_QUERY_DIRECTIVES`), in one
+//!    linear, non-recursive pass, so the recursive parser never sees a
+//!    pathological document. The request's variables: how many
+//!    (`MAX_QUERY_VARIABLES`) and how deeply nested (`MAX_QUERY_NESTING`).
+//! 2. **One parse**, kept in the request so async-graphql does not parse
+//!    again.
+//! 3. **The parsed document**: operations (`MAX_QUERY_OPERATIONS`),
+//!    definitions (`MAX_QUERY_DEFINITIONS`), arguments
+//!    (`MAX_QUERY_ARGUMENTS`), variable definitions (`MAX_QUERY_VARIABLES`),
+//!    then its cost in time linear in the document (`cost`, each fragment
+//!    costed once): selections with fragments expanded (`MAX_QUERY_FIELDS`;
+//!    fields, spreads and inline fragments each count), aliases
+//!    (`MAX_QUERY_ALIASES`), field depth (`MAX_QUERY_DEPTH`), selection
+//!    nesting through fragments (`MAX_QUERY_NESTING`), fragment cycles. All
+//!    of this runs before async-graphql's own checks and validation, whose
+//!    cost grows faster than the document and which this bounds.
 //!    Introspection (`__schema`, `__type`) does not count towards depth, since
 //!    GraphiQL's standard introspection query is 15 levels deep; instead, like
 //!    graphql-js's `MaxIntrospectionDepthRule`, it may nest the list fields
 //!    `fields`, `inputFields`, `interfaces` and `possibleTypes` at most 3 deep,
 //!    which is what stops the exponential `type { fields { type { fields ...`
 //!    introspection attack.
-//! 3. **Complexity** (`MAX_QUERY_COMPLEXITY`), computed by async-graphql
+//! 4. **Complexity** (`MAX_QUERY_COMPLEXITY`), computed by async-graphql
 //!    during validation: every field costs 1 plus its selection; list fields
-//!    cost [`list_cost`], i.e. their selection times the page size they ask
-//!    for (`first`, default 20, capped at 100) or a fixed estimate of 20 for
-//!    unpaginated lists.
+//!    cost [`list_cost`], i.e. their selection times the most items they can
+//!    return (`first`, default 20, capped at 100, or the list's own cap).
 //!
 //! **Rule for new list fields:** give every field that returns a list or a
 //! connection `#[graphql(complexity = "limits::list_cost(first, child_complexity)")]`
-//! (use `None` instead of `first` when it has no such argument).
+//! or, when it has no `first`, `limits::capped_list_cost(MAX, child_complexity)`
+//! with the most items it can return (and make sure it returns no more).
 //!
 //! Each limit answers with its own `extensions.code`, listed in [`codes`].
-use std::sync::Arc;
+use std::{any::TypeId, sync::Arc};
 
 use async_graphql::{
-    extensions::{Extension, ExtensionContext, ExtensionFactory, NextParseQuery, NextValidation},
-    parser::types::{ExecutableDocument, Selection, SelectionSet},
-    Positioned, ServerError, ServerResult, ValidationResult, Variables,
+    extensions::{
+        Extension, ExtensionContext, ExtensionFactory, NextParseQuery, NextPrepareRequest,
+        NextValidation,
+    },
+    parser::{parse_query, types::ExecutableDocument},
+    Request, ServerError, ServerResult, ValidationResult, Value, Variables,
 };
 
+use super::{
+    cost,
+    scan::{self, TextLimits},
+};
 use crate::{
     config::Config,
     read::{DEFAULT_PAGE, MAX_PAGE},
@@ -48,9 +69,6 @@ pub mod codes {
     pub const INTROSPECTION_DISABLED: &str = "INTROSPECTION_DISABLED";
 }
 
-/// Most nested introspection list fields, as in graphql-js.
-const MAX_INTROSPECTION_LISTS: usize = 3;
-
 /// Cost of a list field: 1 for the field plus its selection's cost once per
 /// item it may return.
 pub fn list_cost(first: Option<i32>, child_complexity: usize) -> usize {
@@ -61,14 +79,27 @@ pub fn list_cost(first: Option<i32>, child_complexity: usize) -> usize {
     items.saturating_mul(child_complexity).saturating_add(1)
 }
 
+/// Cost of a list field without `first` that returns at most `max` items.
+pub fn capped_list_cost(max: u64, child_complexity: usize) -> usize {
+    let items = usize::try_from(max).unwrap_or(usize::MAX);
+    items.saturating_mul(child_complexity).saturating_add(1)
+}
+
 /// The document limits, taken from the configuration.
 #[derive(Clone, Copy, Debug)]
 pub struct QueryLimits {
+    pub max_bytes: usize,
+    pub max_tokens: usize,
     pub max_depth: usize,
     pub max_complexity: usize,
     pub max_fields: usize,
     pub max_aliases: usize,
     pub max_nesting: usize,
+    pub max_directives: usize,
+    pub max_arguments: usize,
+    pub max_variables: usize,
+    pub max_operations: usize,
+    pub max_definitions: usize,
     /// When false, documents that select `__schema` or `__type` are refused
     /// with a clear error (instead of async-graphql's silent null).
     pub introspection: bool,
@@ -77,17 +108,53 @@ pub struct QueryLimits {
 impl QueryLimits {
     pub fn from_config(config: &Config) -> Self {
         Self {
+            max_bytes: config.body_limit_bytes,
+            max_tokens: config.max_query_tokens,
             max_depth: config.max_query_depth,
             max_complexity: config.max_query_complexity,
             max_fields: config.max_query_fields,
             max_aliases: config.max_query_aliases,
             max_nesting: config.max_query_nesting,
+            max_directives: config.max_query_directives,
+            max_arguments: config.max_query_arguments,
+            max_variables: config.max_query_variables,
+            max_operations: config.max_query_operations,
+            max_definitions: config.max_query_definitions,
             introspection: config.introspection,
+        }
+    }
+
+    /// The defaults of [`Config`], for unit tests that have no environment.
+    #[cfg(test)]
+    pub fn for_tests() -> Self {
+        Self {
+            max_bytes: 1024 * 1024,
+            max_tokens: 10_000,
+            max_depth: 12,
+            max_complexity: 5_000,
+            max_fields: 500,
+            max_aliases: 30,
+            max_nesting: 32,
+            max_directives: 50,
+            max_arguments: 200,
+            max_variables: 100,
+            max_operations: 10,
+            max_definitions: 100,
+            introspection: true,
+        }
+    }
+
+    fn text(&self) -> TextLimits {
+        TextLimits {
+            max_bytes: self.max_bytes,
+            max_tokens: self.max_tokens,
+            max_nesting: self.max_nesting,
+            max_directives: self.max_directives,
         }
     }
 }
 
-fn limit_error(code: &str, message: String) -> ServerError {
+pub(crate) fn limit_error(code: &str, message: String) -> ServerError {
     let mut error = ServerError::new(message, None);
     error
         .extensions
@@ -96,155 +163,118 @@ fn limit_error(code: &str, message: String) -> ServerError {
     error
 }
 
-/// Rejects text nested deeper than `max` (strings and comments skipped).
-fn check_nesting(query: &str, max: usize) -> ServerResult<()> {
-    let bytes = query.as_bytes();
-    let (mut depth, mut i) = (0usize, 0usize);
-    while i < bytes.len() {
-        match bytes[i] {
-            b'#' => {
-                while i < bytes.len() && bytes[i] != b'\n' && bytes[i] != b'\r' {
-                    i += 1;
-                }
-            }
-            b'"' if bytes[i..].starts_with(b"\"\"\"") => {
-                i += 3;
-                while i < bytes.len() && !bytes[i..].starts_with(b"\"\"\"") {
-                    i += if bytes[i..].starts_with(b"\\\"\"\"") {
-                        4
-                    } else {
-                        1
-                    };
-                }
-                i += 2;
-            }
-            b'"' => {
-                i += 1;
-                while i < bytes.len() && bytes[i] != b'"' && bytes[i] != b'\n' {
-                    i += if bytes[i] == b'\\' { 2 } else { 1 };
-                }
-            }
-            b'{' | b'[' | b'(' => {
-                depth += 1;
-                if depth > max {
-                    return Err(limit_error(
-                        codes::TOO_DEEP,
-                        format!("the query is nested more than {max} levels deep"),
-                    ));
-                }
-            }
-            b'}' | b']' | b')' => depth = depth.saturating_sub(1),
+/// Marks a request that went through [`admit`], so the extension does not
+/// scan and parse it again.
+struct Admitted;
+
+fn too_large(what: &str, max: usize) -> ServerError {
+    limit_error(
+        codes::TOO_MANY_FIELDS,
+        format!("the query has more than {max} {what}"),
+    )
+}
+
+/// The front door: checks the request's text and variables, parses the
+/// document once (kept in the request for execution) and checks what it
+/// costs, each step bounded by the limits before the next, unbounded one
+/// starts. Errors carry their `extensions.code`.
+pub fn admit(request: &mut Request, limits: &QueryLimits) -> ServerResult<()> {
+    scan::scan(&request.query, &limits.text())?;
+    check_variables(&request.variables, limits)?;
+    let doc = parse_query(&request.query).map_err(|error| {
+        let mut error = ServerError::from(error);
+        if let Some(short) = syntax_message(&error.message) {
+            error.message = short;
+        }
+        error
+    })?;
+    check_document(&doc, limits)?;
+    request.set_parsed_query(doc);
+    request.data.insert(Admitted);
+    Ok(())
+}
+
+/// How many variables the request supplies, and how deeply nested, without
+/// recursion.
+fn check_variables(variables: &Variables, limits: &QueryLimits) -> ServerResult<()> {
+    if variables.len() > limits.max_variables {
+        return Err(too_large("variables", limits.max_variables));
+    }
+    let mut stack: Vec<(&Value, usize)> = variables.values().map(|v| (v, 1)).collect();
+    while let Some((value, depth)) = stack.pop() {
+        if depth > limits.max_nesting {
+            return Err(limit_error(
+                codes::TOO_DEEP,
+                format!(
+                    "the variables are nested more than {} levels deep",
+                    limits.max_nesting
+                ),
+            ));
+        }
+        match value {
+            Value::List(items) => stack.extend(items.iter().map(|v| (v, depth + 1))),
+            Value::Object(fields) => stack.extend(fields.values().map(|v| (v, depth + 1))),
             _ => {}
         }
-        i += 1;
     }
     Ok(())
 }
 
-/// Counts fields and aliases and measures depth, stopping at the first limit
-/// exceeded so a fragment that expands exponentially costs no more than the
-/// limit allows.
-struct Walk<'a> {
-    doc: &'a ExecutableDocument,
-    limits: &'a QueryLimits,
-    fields: usize,
-    aliases: usize,
-}
-
-impl Walk<'_> {
-    /// `depth`: enclosing non-introspection fields; `lists`: enclosing
-    /// introspection list fields, `None` outside introspection.
-    fn selection_set(
-        &mut self,
-        set: &Positioned<SelectionSet>,
-        depth: usize,
-        lists: Option<usize>,
-    ) -> ServerResult<()> {
-        for selection in &set.node.items {
-            match &selection.node {
-                Selection::Field(field) => {
-                    let field = &field.node;
-                    self.fields += 1;
-                    if self.fields > self.limits.max_fields {
-                        let max = self.limits.max_fields;
-                        return Err(limit_error(
-                            codes::TOO_MANY_FIELDS,
-                            format!("the query selects more than {max} fields"),
-                        ));
-                    }
-                    if field.alias.is_some() {
-                        self.aliases += 1;
-                        if self.aliases > self.limits.max_aliases {
-                            let max = self.limits.max_aliases;
-                            return Err(limit_error(
-                                codes::TOO_MANY_ALIASES,
-                                format!("the query uses more than {max} aliases"),
-                            ));
-                        }
-                    }
-                    let name = field.name.node.as_str();
-                    let introspects = name == "__schema" || name == "__type";
-                    if introspects && !self.limits.introspection {
-                        return Err(limit_error(
-                            codes::INTROSPECTION_DISABLED,
-                            "introspection is disabled on this server".to_owned(),
-                        ));
-                    }
-                    let lists = match lists {
-                        None if introspects => Some(0),
-                        Some(n)
-                            if matches!(
-                                name,
-                                "fields" | "inputFields" | "interfaces" | "possibleTypes"
-                            ) =>
-                        {
-                            Some(n + 1)
-                        }
-                        other => other,
-                    };
-                    if lists.is_some_and(|n| n > MAX_INTROSPECTION_LISTS) {
-                        return Err(limit_error(
-                            codes::TOO_DEEP,
-                            format!(
-                                "introspection may nest fields, inputFields, interfaces and possibleTypes at most {MAX_INTROSPECTION_LISTS} levels deep"
-                            ),
-                        ));
-                    }
-                    let depth = if lists.is_some() { depth } else { depth + 1 };
-                    if depth > self.limits.max_depth {
-                        let max = self.limits.max_depth;
-                        return Err(limit_error(
-                            codes::TOO_DEEP,
-                            format!("the query is nested more than {max} fields deep"),
-                        ));
-                    }
-                    self.selection_set(&field.selection_set, depth, lists)?;
-                }
-                Selection::InlineFragment(fragment) => {
-                    self.selection_set(&fragment.node.selection_set, depth, lists)?;
-                }
-                Selection::FragmentSpread(spread) => {
-                    // Unknown fragments are reported by validation.
-                    if let Some(fragment) = self.doc.fragments.get(&spread.node.fragment_name.node)
-                    {
-                        self.selection_set(&fragment.node.selection_set, depth, lists)?;
-                    }
-                }
-            }
-        }
-        Ok(())
-    }
-}
-
 fn check_document(doc: &ExecutableDocument, limits: &QueryLimits) -> ServerResult<()> {
-    let mut walk = Walk {
-        doc,
-        limits,
-        fields: 0,
-        aliases: 0,
-    };
-    for (_, operation) in doc.operations.iter() {
-        walk.selection_set(&operation.node.selection_set, 0, None)?;
+    let operations = doc.operations.iter().count();
+    if operations > limits.max_operations {
+        return Err(too_large("operations", limits.max_operations));
+    }
+    if operations.saturating_add(doc.fragments.len()) > limits.max_definitions {
+        return Err(too_large(
+            "definitions (operations and fragments)",
+            limits.max_definitions,
+        ));
+    }
+    let variables: usize = doc
+        .operations
+        .iter()
+        .map(|(_, op)| op.node.variable_definitions.len())
+        .sum();
+    if variables > limits.max_variables {
+        return Err(too_large("variable definitions", limits.max_variables));
+    }
+    if cost::arguments(doc) > limits.max_arguments {
+        return Err(too_large("arguments", limits.max_arguments));
+    }
+    let totals = cost::document_totals(doc, limits)?;
+    if totals.nesting > limits.max_nesting {
+        return Err(limit_error(
+            codes::TOO_DEEP,
+            format!(
+                "the query's selections are nested more than {} levels deep, fragments included",
+                limits.max_nesting
+            ),
+        ));
+    }
+    if totals.selections > limits.max_fields {
+        return Err(limit_error(
+            codes::TOO_MANY_FIELDS,
+            format!(
+                "the query selects more than {} fields, fragments expanded",
+                limits.max_fields
+            ),
+        ));
+    }
+    if totals.aliases > limits.max_aliases {
+        return Err(limit_error(
+            codes::TOO_MANY_ALIASES,
+            format!("the query uses more than {} aliases", limits.max_aliases),
+        ));
+    }
+    if totals.depth > limits.max_depth {
+        return Err(limit_error(
+            codes::TOO_DEEP,
+            format!(
+                "the query is nested more than {} fields deep",
+                limits.max_depth
+            ),
+        ));
     }
     Ok(())
 }
@@ -277,6 +307,22 @@ impl ExtensionFactory for Limits {
 
 #[async_trait::async_trait]
 impl Extension for Limits {
+    /// POST and websocket documents enter here; GET documents were
+    /// admitted by the handler already.
+    async fn prepare_request(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        mut request: Request,
+        next: NextPrepareRequest<'_>,
+    ) -> ServerResult<Request> {
+        if !request.data.contains_key(&TypeId::of::<Admitted>()) {
+            admit(&mut request, &self.0)?;
+        }
+        next.run(ctx, request).await
+    }
+
+    /// Runs on the document [`admit`] parsed: async-graphql's recursion check
+    /// then walks at most `MAX_QUERY_FIELDS` selections.
     async fn parse_query(
         &self,
         ctx: &ExtensionContext<'_>,
@@ -284,7 +330,6 @@ impl Extension for Limits {
         variables: &Variables,
         next: NextParseQuery<'_>,
     ) -> ServerResult<ExecutableDocument> {
-        check_nesting(query, self.0.max_nesting)?;
         let doc = next.run(ctx, query, variables).await.map_err(|mut error| {
             if error.message.starts_with(RECURSION_MESSAGE) {
                 error = limit_error(codes::TOO_DEEP, error.message);
@@ -293,7 +338,6 @@ impl Extension for Limits {
             }
             error
         })?;
-        check_document(&doc, &self.0)?;
         super::variables::check(&ctx.schema_env.registry, &doc, variables)?;
         Ok(doc)
     }
@@ -322,11 +366,101 @@ impl Extension for Limits {
 mod tests {
     use super::*;
 
+    fn code(error: &ServerError) -> String {
+        error
+            .extensions
+            .as_ref()
+            .and_then(|x| match x.get("code") {
+                Some(Value::String(code)) => Some(code.clone()),
+                _ => None,
+            })
+            .unwrap_or_default()
+    }
+
+    /// The worst documents of each kind that fit the body limit.
+    fn hostile(max_bytes: usize) -> Vec<String> {
+        let n = max_bytes / 2 - 16;
+        let mut chain = String::from("{ ...F0 }\n");
+        let mut i = 0;
+        while chain.len() < max_bytes - 64 {
+            chain.push_str(&format!("fragment F{i} on Query {{ ...F{} }}\n", i + 1));
+            i += 1;
+        }
+        vec![
+            format!("{{ a(x: {}1{}) }}", "[".repeat(n), "]".repeat(n)),
+            format!("{{ a(x: {}1) }}", "[".repeat(2 * n)),
+            format!("{{ a(x: {}) }}", "{b: ".repeat(n / 2)),
+            "{a".repeat(n),
+            "(".repeat(2 * n),
+            format!("query($v: {}Int) {{ a }}", "[".repeat(2 * n)),
+            format!("{{ a {} }}", "@x ".repeat(n / 2)),
+            format!("{{ {} }}", "a ".repeat(n)),
+            chain,
+        ]
+    }
+
     #[test]
-    fn nesting_ignores_strings_and_comments() {
-        assert!(check_nesting("{ a(s: \"{{{{{{\") # {{{{{{\n }", 2).is_ok());
-        assert!(check_nesting("{ a(s: \"\"\"{{{{ \\\"\"\" {{{{\"\"\") }", 2).is_ok());
-        assert!(check_nesting("{ a { b { c } } }", 2).is_err());
+    fn hostile_documents_within_the_body_limit_are_refused_on_a_small_stack() {
+        let run = || {
+            let limits = QueryLimits::for_tests();
+            let mut codes = Vec::new();
+            for doc in hostile(limits.max_bytes) {
+                assert!(doc.len() <= limits.max_bytes);
+                let mut request = Request::new(doc);
+                codes.push(admit(&mut request, &limits).map_err(|e| code(&e)).err());
+            }
+            // At the nesting limit the parser itself runs, on this stack too.
+            let n = limits.max_nesting - 2;
+            let deepest = format!("{{ a(x: {}1{}) }}", "[".repeat(n), "]".repeat(n));
+            let mut request = Request::new(deepest);
+            codes.push(admit(&mut request, &limits).map_err(|e| code(&e)).err());
+            codes
+        };
+        let codes = std::thread::Builder::new()
+            .stack_size(256 * 1024)
+            .spawn(run)
+            .expect("thread")
+            .join()
+            .expect("no overflow, no panic");
+        let (deepest, hostile) = codes.split_last().expect("results");
+        assert_eq!(deepest, &None);
+        for (i, code) in hostile.iter().enumerate() {
+            let code = code.as_deref().unwrap_or("admitted");
+            assert!(
+                ["QUERY_TOO_DEEP", "QUERY_TOO_LARGE"].contains(&code),
+                "document {i}: {code}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_admitted_document_is_kept_parsed_in_the_request() {
+        let limits = QueryLimits::for_tests();
+        let mut request = Request::new("query A { a } mutation B { b }").operation_name("B");
+        admit(&mut request, &limits).expect("admitted");
+        assert!(request.data.contains_key(&TypeId::of::<Admitted>()));
+        let doc = request.parsed_query().expect("parsed");
+        assert_eq!(doc.operations.iter().count(), 2);
+    }
+
+    #[test]
+    fn too_many_variables_or_deeply_nested_ones_are_refused_before_parsing() {
+        let limits = QueryLimits::for_tests();
+        let many: serde_json::Map<String, serde_json::Value> = (0..=limits.max_variables)
+            .map(|i| (format!("v{i}"), serde_json::Value::Null))
+            .collect();
+        let mut request =
+            Request::new("{ a }").variables(Variables::from_json(serde_json::Value::Object(many)));
+        let error = admit(&mut request, &limits).unwrap_err();
+        assert_eq!(code(&error), "QUERY_TOO_LARGE");
+        let mut deep = serde_json::json!(1);
+        for _ in 0..limits.max_nesting {
+            deep = serde_json::json!([deep]);
+        }
+        let mut request =
+            Request::new("{ a }").variables(Variables::from_json(serde_json::json!({ "v": deep })));
+        let error = admit(&mut request, &limits).unwrap_err();
+        assert_eq!(code(&error), "QUERY_TOO_DEEP");
     }
 
     #[test]
@@ -345,5 +479,6 @@ mod tests {
         assert_eq!(list_cost(None, 3), 61);
         assert_eq!(list_cost(Some(-5), 3), 1);
         assert_eq!(list_cost(Some(i32::MAX), 1), 101);
+        assert_eq!(capped_list_cost(50, 2), 101);
     }
 }

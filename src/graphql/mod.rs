@@ -2,12 +2,14 @@
 pub mod analytics;
 pub mod chat;
 pub mod context;
+pub mod cost;
 pub mod leaderboard;
 pub mod limits;
 pub mod loaders;
 pub mod prefetch;
 pub mod rooms;
 pub mod routed;
+pub mod scan;
 pub mod search;
 pub mod study;
 pub mod sync;
@@ -20,7 +22,7 @@ pub mod writes;
 use std::sync::Arc;
 
 use async_graphql::{
-    extensions::{Extension, ExtensionContext, ExtensionFactory, NextExecute},
+    extensions::{Extension, ExtensionContext, ExtensionFactory, NextRequest},
     MergedObject, MergedSubscription, Response, Schema,
 };
 
@@ -60,10 +62,16 @@ pub fn build_schema(state: Option<AppState>) -> AppSchema {
         Mutation::default(),
         Subscription::default(),
     )
-    .extension(ErrorCodes);
+    .extension(ErrorCodes {
+        max_errors: state
+            .as_ref()
+            .map_or(DEFAULT_MAX_ERRORS, |s| s.config().max_response_errors),
+    });
     if let Some(state) = state {
         if !state.config().introspection {
-            builder = builder.disable_introspection();
+            // Suggestions ("Did you mean ...") would name the fields that
+            // introspection hides.
+            builder = builder.disable_introspection().disable_suggestions();
         }
         let config = state.config();
         builder = builder
@@ -84,27 +92,39 @@ pub fn sdl() -> String {
     build_schema(None).sdl()
 }
 
-/// Gives every error an `extensions.code` and hides internal details.
-struct ErrorCodes;
+/// Errors per response when no configuration is given.
+const DEFAULT_MAX_ERRORS: usize = 20;
+
+/// Gives every error an `extensions.code`, hides internal details, and keeps
+/// at most `max_errors` errors per response, so no response is much larger
+/// than its request.
+struct ErrorCodes {
+    max_errors: usize,
+}
+
+impl ErrorCodes {
+    fn finish(&self, response: &mut Response) {
+        for error in &mut response.errors {
+            crate::error::classify(error);
+        }
+        crate::error::cap(&mut response.errors, self.max_errors);
+    }
+}
 
 impl ExtensionFactory for ErrorCodes {
     fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(ErrorCodes)
+        Arc::new(ErrorCodes {
+            max_errors: self.max_errors,
+        })
     }
 }
 
 #[async_trait::async_trait]
 impl Extension for ErrorCodes {
-    async fn execute(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        operation_name: Option<&str>,
-        next: NextExecute<'_>,
-    ) -> Response {
-        let mut response = next.run(ctx, operation_name).await;
-        for error in &mut response.errors {
-            crate::error::classify(error);
-        }
+    /// The whole request: refusals before execution included.
+    async fn request(&self, ctx: &ExtensionContext<'_>, next: NextRequest<'_>) -> Response {
+        let mut response = next.run(ctx).await;
+        self.finish(&mut response);
         response
     }
 
@@ -116,11 +136,12 @@ impl Extension for ErrorCodes {
         next: async_graphql::extensions::NextSubscribe<'_>,
     ) -> futures::stream::BoxStream<'s, Response> {
         use futures::StreamExt;
+        let codes = ErrorCodes {
+            max_errors: self.max_errors,
+        };
         next.run(ctx, stream)
-            .map(|mut response| {
-                for error in &mut response.errors {
-                    crate::error::classify(error);
-                }
+            .map(move |mut response| {
+                codes.finish(&mut response);
                 response
             })
             .boxed()

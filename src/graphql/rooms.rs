@@ -16,12 +16,15 @@ pub struct RoomQuery;
 
 #[Object]
 impl RoomQuery {
-    /// Rooms the caller belongs to, oldest first.
-    #[graphql(complexity = "super::limits::list_cost(None, child_complexity)")]
+    /// Rooms the caller belongs to, oldest first (at most 50).
+    #[graphql(
+        complexity = "super::limits::capped_list_cost(crate::domain::MAX_ROOMS_PER_USER, child_complexity)"
+    )]
     async fn rooms(&self, ctx: &Context<'_>) -> Result<Vec<Room>> {
         let user_id = ctx.require_user()?;
         let rows = sql::rooms_of(ctx.state().sql(), user_id).await?;
-        Ok(rows.into_iter().map(Room::from).collect())
+        let max = usize::try_from(crate::domain::MAX_ROOMS_PER_USER).unwrap_or(usize::MAX);
+        Ok(rows.into_iter().take(max).map(Room::from).collect())
     }
 }
 

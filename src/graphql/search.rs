@@ -42,13 +42,13 @@ impl SearchQuery {
         after: Option<String>,
     ) -> Result<Connection<String, User>> {
         ctx.require_user()?;
+        let words = query_words(&query)?;
         let limit = read::page_size(first)?;
         let state = ctx.state();
         let after = after
             .as_deref()
             .map(|c| state.cursors().decode::<SearchPosition>(c))
             .transpose()?;
-        let words = query_words(&query);
         let rows = routed(
             ctx,
             RoutedField::SearchUsers,

@@ -180,8 +180,10 @@ impl Room {
         ID(self.uuid.to_string())
     }
 
-    /// Members in the order they joined.
-    #[graphql(complexity = "super::limits::list_cost(None, child_complexity)")]
+    /// Members in the order they joined (a room has at most 50).
+    #[graphql(
+        complexity = "super::limits::capped_list_cost(crate::domain::MAX_ROOM_MEMBERS, child_complexity)"
+    )]
     async fn members(&self, ctx: &Context<'_>) -> Result<Vec<User>> {
         let loaders = ctx.data_unchecked::<Loaders>();
         let ids = loaders
@@ -195,9 +197,13 @@ impl Room {
             .load_many(ids.iter().copied())
             .await
             .map_err(load_error)?;
+        // Rooms filled before the cap existed are shown up to it: the
+        // price must hold.
+        let max = usize::try_from(crate::domain::MAX_ROOM_MEMBERS).unwrap_or(usize::MAX);
         Ok(ids
             .iter()
             .filter_map(|id| users.get(id).cloned().map(User::from))
+            .take(max)
             .collect())
     }
 }

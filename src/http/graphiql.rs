@@ -3,18 +3,41 @@
 use axum::{
     extract::Path,
     http::{header, StatusCode},
-    response::IntoResponse,
+    response::{Html, IntoResponse},
 };
 
 const GRAPHIQL_JS: &[u8] = include_bytes!("../../assets/graphiql/graphiql.min.js");
 const GRAPHIQL_CSS: &[u8] = include_bytes!("../../assets/graphiql/graphiql.min.css");
 const REACT_JS: &[u8] = include_bytes!("../../assets/graphiql/react.production.min.js");
 const REACT_DOM_JS: &[u8] = include_bytes!("../../assets/graphiql/react-dom.production.min.js");
+const START_JS: &[u8] = include_bytes!("../../assets/graphiql/start.js");
+
+/// What the playground may load: only this server's own scripts, styles,
+/// fonts and API. GraphiQL's styling library adds `<style>` elements at run
+/// time, hence `'unsafe-inline'` for styles only (styles cannot run code);
+/// its fonts are `data:` URLs in its stylesheet. No framing, by anyone.
+pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; \
+    style-src 'self' 'unsafe-inline'; font-src 'self' data:; img-src 'self' data:; \
+    connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+
+/// Headers of the page and its assets: the policy above, no framing for
+/// browsers that predate `frame-ancestors`, and no content sniffing.
+pub fn security_headers() -> [(header::HeaderName, &'static str); 4] {
+    [
+        (header::CONTENT_SECURITY_POLICY, CONTENT_SECURITY_POLICY),
+        (header::X_FRAME_OPTIONS, "DENY"),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::REFERRER_POLICY, "no-referrer"),
+    ]
+}
 
 /// The playground page. It sends the token saved by a `logIn` in the
 /// "Headers" tab, like any other client would.
-pub fn page() -> &'static str {
-    r#"<!doctype html>
+pub fn page() -> axum::response::Response {
+    (security_headers(), Html(PAGE)).into_response()
+}
+
+const PAGE: &str = r#"<!doctype html>
 <html lang="en">
 <head>
   <meta charset="utf-8">
@@ -28,35 +51,9 @@ pub fn page() -> &'static str {
   <script src="/graphiql/react.production.min.js"></script>
   <script src="/graphiql/react-dom.production.min.js"></script>
   <script src="/graphiql/graphiql.min.js"></script>
-  <script>
-    const fetcher = GraphiQL.createFetcher({ url: window.location.origin + '/graphql' });
-    const root = ReactDOM.createRoot(document.getElementById('graphiql'));
-    root.render(React.createElement(GraphiQL, {
-      fetcher,
-      defaultEditorToolsVisibility: true,
-      defaultQuery: [
-        '# studysync GraphiQL. Sign up or log in, then copy the token into the',
-        '# Headers tab below as {"Authorization": "Bearer <token>"}.',
-        '',
-        'mutation SignUp {',
-        '  signUp(input: {email: "you@example.org", name: "You", password: "a long password"}) {',
-        '    token',
-        '    user { id name email }',
-        '  }',
-        '}',
-        '',
-        'query Me {',
-        '  me { id name email }',
-        '  todos(first: 5) { edges { node { title completed } } }',
-        '}',
-        '',
-      ].join('\n'),
-      shouldPersistHeaders: true,
-    }));
-  </script>
+  <script src="/graphiql/start.js"></script>
 </body>
-</html>"#
-}
+</html>"#;
 
 pub async fn asset(Path(file): Path<String>) -> impl IntoResponse {
     let (body, content_type): (&'static [u8], &str) = match file.as_str() {
@@ -64,10 +61,12 @@ pub async fn asset(Path(file): Path<String>) -> impl IntoResponse {
         "graphiql.min.css" => (GRAPHIQL_CSS, "text/css; charset=utf-8"),
         "react.production.min.js" => (REACT_JS, "text/javascript; charset=utf-8"),
         "react-dom.production.min.js" => (REACT_DOM_JS, "text/javascript; charset=utf-8"),
+        "start.js" => (START_JS, "text/javascript; charset=utf-8"),
         _ => return (StatusCode::NOT_FOUND, "not found").into_response(),
     };
     (
         StatusCode::OK,
+        security_headers(),
         [
             (header::CONTENT_TYPE, content_type),
             (header::CACHE_CONTROL, "public, max-age=86400"),

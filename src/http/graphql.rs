@@ -13,7 +13,6 @@ use axum::{
     body::Bytes,
     extract::{RawQuery, State},
     http::{header, request::Parts, HeaderMap, HeaderValue, StatusCode},
-    response::{Html, IntoResponse},
 };
 
 use super::{
@@ -25,6 +24,7 @@ use super::{
 use crate::{
     graphql::{
         context::{AdminCheck, Viewer, Written},
+        limits::{admit, QueryLimits},
         loaders::Loaders,
     },
     ratelimit::ClientAddr,
@@ -103,12 +103,12 @@ pub async fn get(
         .and_then(|v| v.to_str().ok())
         .is_some_and(|a| a.contains("text/html"));
     if wants_html && !query.contains("query=") {
-        return Html(super::graphiql::page()).into_response();
+        return super::graphiql::page();
     }
     let Some(media) = response::negotiate(headers) else {
         return not_acceptable();
     };
-    let request = match params::from_query_string(&query) {
+    let mut request = match params::from_query_string(&query) {
         Ok(request) => request,
         Err(rejection) => {
             return response::error(
@@ -119,7 +119,17 @@ pub async fn get(
             )
         }
     };
-    if params::is_write_operation(&request) {
+    let limits = QueryLimits::from_config(http.app.config());
+    if let Err(mut error) = admit(&mut request, &limits) {
+        crate::error::classify(&mut error);
+        let refused = Response::from_errors(vec![error]);
+        return response::execution(&BatchResponse::Single(refused), media);
+    }
+    let operation = request.operation_name.clone();
+    let writes = request
+        .parsed_query()
+        .is_ok_and(|doc| params::is_write_operation(doc, operation.as_deref()));
+    if writes {
         let mut reply = response::error(
             StatusCode::METHOD_NOT_ALLOWED,
             media,

@@ -49,7 +49,8 @@ pub fn router(app: AppState) -> Router {
         .route("/metrics", get(metrics))
         .route("/api/health/sync", get(sync_health::sync_health))
         .layer(RequestBodyLimitLayer::new(body_limit))
-        .layer(middleware::from_fn_with_state(guard, limits::guard));
+        .layer(middleware::from_fn_with_state(guard, limits::guard))
+        .layer(middleware::from_fn(response::no_store_when_authenticated));
     let router = match cors {
         Some(cors) => router.layer(cors),
         None => router,

@@ -2,7 +2,7 @@
 //! string of a GET, checked parameter by parameter so that a malformed
 //! request gets a 400 with a precise message instead of a guess.
 use async_graphql::{
-    parser::{parse_query, types::OperationType},
+    parser::types::{ExecutableDocument, OperationType},
     BatchRequest, Request,
 };
 use serde_json::{Map, Value};
@@ -133,15 +133,13 @@ fn request(mut params: Map<String, Value>) -> Result<Request, Rejection> {
     Ok(request)
 }
 
-/// True when the operation `request` would run is a mutation (or a
-/// subscription, which plain HTTP cannot serve): GET must not run those.
-pub fn is_write_operation(request: &Request) -> bool {
-    let Ok(doc) = parse_query(&request.query) else {
-        return false;
-    };
-    let wanted = request.operation_name.as_deref();
+/// True when the operation the request would run (`operation_name`, or any
+/// when none is named) is a mutation (or a subscription, which plain HTTP
+/// cannot serve): GET must not run those. Takes the document the front door
+/// parsed, so GET parses once.
+pub fn is_write_operation(doc: &ExecutableDocument, operation_name: Option<&str>) -> bool {
     doc.operations.iter().any(|(name, op)| {
-        let selected = match wanted {
+        let selected = match operation_name {
             Some(w) => name.map(|n| n.as_str()) == Some(w),
             None => true,
         };

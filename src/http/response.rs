@@ -116,6 +116,23 @@ pub fn execution(response: &BatchResponse, media: &'static str) -> axum::respons
     out
 }
 
+/// A reply to a request that carried credentials depends on who asked: no
+/// cache (browser or shared) may keep it.
+pub async fn no_store_when_authenticated(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let authenticated = request.headers().contains_key(header::AUTHORIZATION);
+    let mut response = next.run(request).await;
+    if authenticated {
+        response.headers_mut().insert(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("private, no-store"),
+        );
+    }
+    response
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -31,7 +31,12 @@ pub async fn ws(
     let schema = http.schema.clone();
     let app = http.app.clone();
     let client = client_addr(&parts, app.config().trust_forwarded_for);
+    // A message holds one document and its variables: the body limit bounds
+    // it as it bounds a POST (the front door then bounds the document).
+    let limit = app.config().body_limit_bytes;
     upgrade
+        .max_message_size(limit)
+        .max_frame_size(limit)
         .protocols(ALL_WEBSOCKET_PROTOCOLS)
         .on_upgrade(move |socket| {
             GraphQLWebSocket::new(socket, schema, protocol)

@@ -5,7 +5,10 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::domain::search;
+use crate::{
+    domain::search,
+    error::{AppError, AppResult},
+};
 
 /// A user as search shows them (no secrets: the read model has none).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -28,11 +31,16 @@ pub const EXACT: u8 = 0;
 pub const PREFIX: u8 = 1;
 
 /// The folded words of a search query: at most [`MAX_QUERY_WORDS`], so a
-/// very long query costs a bounded `$in`, never a scan.
-pub fn query_words(query: &str) -> Vec<String> {
-    let mut words = search::words(query);
-    words.truncate(MAX_QUERY_WORDS);
-    words
+/// very long query costs a bounded `$in`, never a scan. A query longer than
+/// [`search::MAX_QUERY_BYTES`] is refused before any of it is folded.
+pub fn query_words(query: &str) -> AppResult<Vec<String>> {
+    if query.len() > search::MAX_QUERY_BYTES {
+        return Err(AppError::bad_input(format!(
+            "a search query may be at most {} bytes long",
+            search::MAX_QUERY_BYTES
+        )));
+    }
+    Ok(search::first_words(query, MAX_QUERY_WORDS))
 }
 
 pub const MAX_QUERY_WORDS: usize = 16;
@@ -194,10 +202,18 @@ mod tests {
 
     #[test]
     fn exact_words_outrank_prefixes() {
-        let q = query_words("alg");
+        let q = query_words("alg").unwrap();
         assert_eq!(match_rank("Alg study", &q), Some(EXACT));
         assert_eq!(match_rank("Algebra", &q), Some(PREFIX));
         assert_eq!(match_rank("Biology", &q), None);
-        assert_eq!(query_words(&"w ".repeat(500)).len(), 1);
+        assert_eq!(query_words(&"w ".repeat(250)).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn a_search_query_is_cut_at_sixteen_words_and_refused_when_too_long() {
+        let many: String = (0..40).map(|i| format!("w{i} ")).collect();
+        assert_eq!(query_words(&many).unwrap().len(), MAX_QUERY_WORDS);
+        let long = "a".repeat(search::MAX_QUERY_BYTES + 1);
+        assert!(matches!(query_words(&long), Err(AppError::BadInput(_))));
     }
 }

@@ -1,7 +1,7 @@
 //! Chat rooms, membership and messages.
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, IntoActiveModel, QueryFilter,
-    QueryOrder, QuerySelect,
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, IntoActiveModel, PaginatorTrait,
+    QueryFilter, QueryOrder, QuerySelect,
 };
 use uuid::Uuid;
 
@@ -45,7 +45,28 @@ async fn room_event(tx: &Tx, room: &rooms::Model, event_type: &'static str) -> A
     .await
 }
 
+/// Adds a member unless the room or the user is at its limit (counted
+/// inside the serializable transaction, so concurrent joins cannot pass it).
 async fn add_member(tx: &Tx, room_id: Uuid, user_id: Uuid) -> AppResult<()> {
+    use crate::domain::{MAX_ROOMS_PER_USER, MAX_ROOM_MEMBERS};
+    let members = room_members::Entity::find()
+        .filter(room_members::Column::RoomId.eq(room_id))
+        .count(tx.conn())
+        .await?;
+    if members >= MAX_ROOM_MEMBERS {
+        return Err(AppError::Conflict(format!(
+            "the room is full: a room has at most {MAX_ROOM_MEMBERS} members"
+        )));
+    }
+    let rooms = room_members::Entity::find()
+        .filter(room_members::Column::UserId.eq(user_id))
+        .count(tx.conn())
+        .await?;
+    if rooms >= MAX_ROOMS_PER_USER {
+        return Err(AppError::Conflict(format!(
+            "you are in {MAX_ROOMS_PER_USER} rooms, the most allowed: leave one first"
+        )));
+    }
     room_members::ActiveModel {
         room_id: Set(room_id),
         user_id: Set(user_id),

@@ -317,6 +317,10 @@ fn a_limit_of_zero_or_a_wildcard_origin_is_refused_at_start_up() {
         );
     }
     assert!(with(&["--cors-allowed-origins", "*"]).is_err());
+    // Deeper nesting would let documents risk the stack again.
+    assert!(with(&["--max-query-nesting", "128"]).is_ok());
+    let error = with(&["--max-query-nesting", "129"]).expect_err("too deep refused");
+    assert!(format!("{error:#}").contains("at most 128"), "{error:#}");
     assert!(with(&[
         "--cors-allowed-origins",
         "https://app.example.org,https://admin.example.org"
