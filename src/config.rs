@@ -233,11 +233,17 @@ pub struct Config {
     /// apply the named writes before answering from CockroachDB (milliseconds).
     #[arg(long, env = "CONSISTENCY_WAIT_MS", default_value_t = 500)]
     pub consistency_wait_ms: u64,
-    /// After MongoDB timed out or was unreachable, routed fields go straight
-    /// to CockroachDB for this long before MongoDB is tried again
+    /// After MongoDB was unreachable, routed fields go straight to
+    /// CockroachDB for this long before MongoDB is tried again
     /// (milliseconds; 0 tries MongoDB on every read).
     #[arg(long, env = "READ_MODEL_RETRY_AFTER_MS", default_value_t = 1_000)]
     pub read_model_retry_after_ms: u64,
+    /// When a routed query times out, how long a `ping` may take for MongoDB
+    /// to count as up (milliseconds): a server that answers it was only slow
+    /// on that query, which falls back alone; one that does not is treated
+    /// as unreachable by every reader for `READ_MODEL_RETRY_AFTER_MS`.
+    #[arg(long, env = "READ_MODEL_PING_TIMEOUT_MS", default_value_t = 2_000)]
+    pub read_model_ping_timeout_ms: u64,
     /// Benchmark builds only: how writes reach MongoDB (`outbox`,
     /// `dual-write`, `floor`). Absent from production builds.
     #[cfg(feature = "bench")]

@@ -26,8 +26,10 @@ pub enum FallbackReason {
     Error,
     /// MongoDB had not applied the consistency token's writes in time.
     Stale,
-    /// MongoDB timed out or was unreachable moments ago; it is not tried
-    /// again until `READ_MODEL_RETRY_AFTER_MS` has passed.
+    /// MongoDB was unreachable moments ago (no server could be selected, or
+    /// a query timed out and a ping did not answer either); it is not tried
+    /// again until `READ_MODEL_RETRY_AFTER_MS` has passed. A query that is
+    /// slow on a server that answers falls back alone, as `Timeout`.
     RecentlyDown,
 }
 

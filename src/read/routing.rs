@@ -96,6 +96,7 @@ pub struct ReadRouter {
     /// While MongoDB is down, reads skip it until this instant instead of
     /// each paying the timeout.
     retry_after: Duration,
+    ping_timeout: Duration,
     down_until: Mutex<Option<Instant>>,
 }
 
@@ -112,6 +113,7 @@ impl ReadRouter {
             lag: Mutex::new(None),
             loader_batches: AtomicU64::new(0),
             retry_after: Duration::from_millis(config.read_model_retry_after_ms),
+            ping_timeout: Duration::from_millis(config.read_model_ping_timeout_ms.max(1)),
             down_until: Mutex::new(None),
         }
     }
@@ -139,8 +141,12 @@ impl ReadRouter {
             Store::MongoDb if self.recently_down() => Err(Some(FallbackReason::RecentlyDown)),
             Store::MongoDb => {
                 let outcome = self.try_mongo(request, field, mongo).await;
-                if let Err(FallbackReason::Timeout | FallbackReason::Unreachable) = outcome {
-                    self.mark_down();
+                match outcome {
+                    Err(FallbackReason::Unreachable) => self.mark_down(),
+                    // One slow query falls back alone; only a server that
+                    // does not answer a ping either is an outage.
+                    Err(FallbackReason::Timeout) if !self.answers_ping().await => self.mark_down(),
+                    _ => {}
                 }
                 outcome.map_err(Some)
             }
@@ -230,7 +236,22 @@ impl ReadRouter {
             .unwrap_or(false)
     }
 
+    /// Whether MongoDB answers a `ping` within `READ_MODEL_PING_TIMEOUT_MS`:
+    /// a query that timed out on a server that still answers was slow on its
+    /// own (one user's flooded room), not a sign the server is gone.
+    async fn answers_ping(&self) -> bool {
+        let ping = self.mongo.run_command(mongodb::bson::doc! {"ping": 1});
+        matches!(
+            tokio::time::timeout(self.ping_timeout, ping).await,
+            Ok(Ok(_))
+        )
+    }
+
     fn mark_down(&self) {
+        tracing::warn!(
+            retry_after_ms = self.retry_after.as_millis() as u64,
+            "read model unreachable; routed reads use CockroachDB until it is tried again"
+        );
         if self.retry_after.is_zero() {
             return;
         }

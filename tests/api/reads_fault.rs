@@ -97,3 +97,77 @@ async fn with_mongodb_stopped_every_routed_query_answers_from_cockroachdb_and_to
         assert_eq!(p["reason"], "recently_down", "{p}");
     }
 }
+
+/// The provenance reasons of a response's routed fields.
+fn reasons(body: &serde_json::Value) -> Vec<String> {
+    body["extensions"]["provenance"]
+        .as_array()
+        .expect("provenance")
+        .iter()
+        .map(|p| p["reason"].as_str().unwrap_or("none").to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn one_users_slow_history_falls_back_alone_and_mongodb_keeps_serving_everyone_else() {
+    let app = crate::helpers::spawn_app_with(&[
+        "--read-model-timeout-ms",
+        "100",
+        "--read-model-retry-after-ms",
+        "600000",
+    ])
+    .await;
+    let (flooder, flooder_id) = app.sign_up("flood@example.org", "Flo Oder").await;
+    let (other, _) = app.sign_up("other@example.org", "Otto Other").await;
+    let room = create_room(&app, &flooder, "Flooded").await;
+    log_study(&app, &other, "Maths", 30, None).await;
+    app.drain().await;
+    // A room flooded with history: its page is a slow scan on this
+    // MongoDB stand-in, far past the 100 ms read timeout.
+    let messages = app
+        .state
+        .read_model()
+        .collection::<mongodb::bson::Document>("messages");
+    let now = mongodb::bson::DateTime::now();
+    for chunk in 0..4 {
+        let docs: Vec<mongodb::bson::Document> = (0..5_000)
+            .map(|i| {
+                mongodb::bson::doc! {
+                    "_id": uuid::Uuid::new_v4().to_string(), "version": 1_i64,
+                    "room_id": &room, "sender_id": flooder_id.to_string(),
+                    "body": format!("flood {chunk} {i}"), "created_at": now, "updated_at": now,
+                    "search_words": ["flood"], "search_prefixes": ["f", "fl", "flo"],
+                }
+            })
+            .collect();
+        messages.insert_many(docs).await.expect("flood the room");
+    }
+    let history = "query($r: ID!) { messages(roomId: $r, first: 10) { edges { node { body } } } }";
+
+    let slow = app.gql(Some(&flooder), history, json!({"r": room})).await;
+    assert!(slow["errors"].is_null(), "{slow}");
+    assert_eq!(reasons(&slow), ["timeout"], "{slow}");
+    assert_eq!(stores(&slow), ["cockroachdb"]);
+
+    // Everyone else's reads still go to MongoDB: the server answered a
+    // ping, so the slow query was not taken for an outage.
+    let board = app
+        .gql(
+            Some(&other),
+            "{ leaderboard(period: WEEK) { edges { node { minutes } } } searchUsers(query: \"otto\") { edges { node { name } } } }",
+            json!({}),
+        )
+        .await;
+    assert!(board["errors"].is_null(), "{board}");
+    assert!(
+        !reasons(&board).iter().any(|r| r == "recently_down"),
+        "{board}"
+    );
+    assert_eq!(
+        board["data"]["leaderboard"]["edges"][0]["node"]["minutes"],
+        30
+    );
+    // And the flooder's own next page tries MongoDB again too.
+    let again = app.gql(Some(&flooder), history, json!({"r": room})).await;
+    assert_ne!(reasons(&again), ["recently_down"], "{again}");
+}
