@@ -138,6 +138,15 @@ RETURNING id, aggregate_type, aggregate_id, aggregate_version, payload, created_
 }
 
 /// Marks events applied (or superseded) in one statement.
+///
+/// It does not ask whose claim the event is under, and need not: it runs
+/// only after the event's document (at that version or a newer one) is in
+/// MongoDB, so "processed" is true whichever worker says it. A worker whose
+/// lease ran out while it was still applying may complete an event another
+/// worker has claimed since; that one then applies a stale version (a no-op)
+/// or finds it processed. The reverse is what must not happen, and cannot:
+/// [`fail`] and [`release`] touch only rows still claimed by their caller
+/// and not processed.
 #[tracing::instrument(skip_all, fields(events = ids.len()))]
 pub async fn complete(db: &impl ConnectionTrait, ids: &[Uuid]) -> AppResult<()> {
     if ids.is_empty() {

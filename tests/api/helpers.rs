@@ -289,6 +289,18 @@ impl TestApp {
             .expect("text")
     }
 
+    /// The value of one sample in `/metrics` (e.g.
+    /// `studysync_read_fallback_total{field="messages",reason="stale"}`), 0
+    /// when absent. The recorder is shared by every test in this process, so
+    /// compare values before and after, never absolute ones.
+    pub async fn metric(&self, sample: &str) -> f64 {
+        self.metrics_text()
+            .await
+            .lines()
+            .find_map(|line| line.strip_prefix(sample)?.trim().parse().ok())
+            .unwrap_or(0.0)
+    }
+
     /// A single number from SQL, e.g. `SELECT count(*) FROM todos`.
     pub async fn count(&self, sql: &str) -> i64 {
         let row = self

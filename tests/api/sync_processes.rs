@@ -13,53 +13,41 @@ use crate::{
     },
 };
 
-/// Not an assertion on speed: prints how long a committed write takes to
-/// become visible in MongoDB, with the in-process worker (woken by the
-/// commit) and with a separate `worker` process (which polls).
+/// Every committed write reaches the read model, with the in-process worker
+/// (woken by the commit, its poll interval a minute away) and with a
+/// separate `worker` process (which polls). How fast is the benchmark's
+/// business (`scripts/bench.sh`, the lag phase), not a test's.
 #[tokio::test]
-async fn commit_to_read_model_lag_is_measured_in_and_out_of_process() {
-    const SAMPLES: usize = 20;
+async fn every_write_reaches_the_read_model_through_the_woken_in_process_worker_and_a_worker_process(
+) {
+    const SAMPLES: usize = 5;
     let app = spawn_app_with(&["--sync-poll-interval-ms", "60000"]).await;
     let (token, _) = app.sign_up("lag@example.org", "Lou").await;
     app.drain().await;
 
     let worker = app.start_worker();
-    let in_process = measure(&app, &token, SAMPLES).await;
+    reach_the_read_model(&app, &token, "in-process", SAMPLES).await;
     worker.stop().await;
 
-    let poll = "250";
     let mut process = spawn_worker_process(
         &app,
         &crate::helpers::mongo_uri(),
-        &[("SYNC_POLL_INTERVAL_MS", poll)],
+        &[("SYNC_POLL_INTERVAL_MS", "250")],
     );
-    let out_of_process = measure(&app, &token, SAMPLES).await;
+    reach_the_read_model(&app, &token, "worker process", SAMPLES).await;
     terminate(&process);
     process.wait().await.ok();
-
-    println!("commit -> visible in MongoDB, {SAMPLES} samples each");
-    println!(
-        "  in-process worker (woken on commit): {}",
-        summary(&in_process)
-    );
-    println!(
-        "  worker process (polling every {poll} ms): {}",
-        summary(&out_of_process)
-    );
 }
 
-async fn measure(app: &TestApp, token: &str, samples: usize) -> Vec<Duration> {
-    let mut lags = Vec::new();
+/// Writes `samples` todos one after another and waits for each to appear
+/// in MongoDB; a write still missing after 30 s fails the test.
+async fn reach_the_read_model(app: &TestApp, token: &str, worker: &str, samples: usize) {
     for i in 0..samples {
-        // Writes arrive at random moments, not in step with the worker.
-        let pause = rand::random::<u64>() % 300;
-        tokio::time::sleep(Duration::from_millis(pause)).await;
-        let started = Instant::now();
         let body = app
             .gql(
                 Some(token),
                 "mutation($t: String!) { createTodo(input: {title: $t}) { id } }",
-                json!({"t": format!("lag {i}")}),
+                json!({"t": format!("{worker} {i}")}),
             )
             .await;
         let id = body["data"]["createTodo"]["id"]
@@ -70,25 +58,11 @@ async fn measure(app: &TestApp, token: &str, samples: usize) -> Vec<Duration> {
         while app.read_doc("todos", &id).await.is_none() {
             assert!(
                 Instant::now() < deadline,
-                "todo {id} never reached the read model"
+                "todo {id} never reached the read model through the {worker}"
             );
-            tokio::time::sleep(Duration::from_millis(1)).await;
+            tokio::time::sleep(Duration::from_millis(5)).await;
         }
-        lags.push(started.elapsed());
     }
-    lags
-}
-
-fn summary(lags: &[Duration]) -> String {
-    let mut ms: Vec<f64> = lags.iter().map(|d| d.as_secs_f64() * 1000.0).collect();
-    ms.sort_by(f64::total_cmp);
-    let pick = |q: f64| ms[((ms.len() - 1) as f64 * q).round() as usize];
-    format!(
-        "p50 {:.1} ms, p90 {:.1} ms, max {:.1} ms (from sending the mutation)",
-        pick(0.5),
-        pick(0.9),
-        pick(1.0)
-    )
 }
 
 async fn sign_up_at(app: &TestApp, base: &str, email: &str) {

@@ -186,8 +186,13 @@ async fn only_admins_may_replay_parked_events_or_start_a_resync() {
 #[tokio::test]
 async fn metrics_count_applied_events_and_expose_the_queue() {
     let app = spawn_app().await;
+    const APPLIED: &str = "studysync_sync_events_applied_total";
+    let applied_before = app.metric(APPLIED).await;
     app.sign_up("m@example.org", "Mia").await;
-    app.drain().await;
+    let applied = app.drain().await.applied;
+    assert!(applied >= 1, "the sign-up's event was applied");
+    // Other tests share the recorder: the counter grew by at least ours.
+    assert!(app.metric(APPLIED).await >= applied_before + applied as f64);
     app.http
         .get(app.url("/api/health/sync"))
         .send()
@@ -265,4 +270,46 @@ async fn a_backlog_goes_out_in_growing_batches_each_event_claimed_once() {
         .count("SELECT count(*) FROM outbox WHERE attempts <> 1")
         .await;
     assert_eq!(again, 0, "claiming ahead never claims an event twice");
+}
+
+#[tokio::test]
+async fn a_worker_whose_lease_ran_out_cannot_undo_or_repeat_the_work_of_the_worker_that_took_over()
+{
+    let app = spawn_app().await;
+    burst(&app, "lease", 3).await;
+    let pending = unprocessed(&app).await;
+    assert!(pending > 0);
+    // Worker A claims everything with a lease that runs out at once, and
+    // stalls (it is still alive, holding its batch).
+    let mut slow = app.state.config().sync.clone();
+    slow.worker_id = "slow-worker".into();
+    slow.lease_ms = 1;
+    let taken = studysync::sync::outbox::claim(app.sql(), app.state.dialect(), &slow, 1_000)
+        .await
+        .expect("A claims");
+    assert_eq!(taken.len() as i64, pending);
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    // Worker B finds the expired leases due, applies and completes them.
+    let done = app.drain().await;
+    assert_eq!(
+        done.claimed as i64, pending,
+        "B took over every expired claim"
+    );
+    assert_eq!(unprocessed(&app).await, 0);
+
+    // A wakes up. Its failure report changes nothing: the rows are B's work,
+    // processed, and neither retried nor parked.
+    let ids: Vec<uuid::Uuid> = taken.iter().map(|e| e.id).collect();
+    let parked = studysync::sync::outbox::fail(app.sql(), &slow, &ids, "late failure", true)
+        .await
+        .expect("A's late failure");
+    assert_eq!(parked, 0);
+    assert_eq!(unprocessed(&app).await, 0);
+    // Its late completion is true (B applied them) and changes nothing either.
+    studysync::sync::outbox::complete(app.sql(), &ids)
+        .await
+        .expect("A's late completion");
+    assert_eq!(unprocessed(&app).await, 0);
+    assert_eq!(app.drain().await.claimed, 0, "nothing is claimed twice");
+    assert_in_sync(&app).await;
 }
