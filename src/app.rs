@@ -194,7 +194,7 @@ pub async fn check_schema(sql: &DatabaseConnection, migrate_on_start: bool) -> a
 
 #[tracing::instrument(skip_all)]
 pub async fn connect_mongo(config: &Config) -> anyhow::Result<mongodb::Database> {
-    let mut options = mongodb::options::ClientOptions::parse(&config.mongodb_uri)
+    let mut options = mongodb::options::ClientOptions::parse(config.mongodb_uri.expose())
         .await
         .context("parsing MONGODB_URI")?;
     options.app_name = Some("studysync".to_owned());

@@ -156,57 +156,6 @@ pub enum WorkerAction {
     ReplayParked,
 }
 
-/// Runs the API and, unless disabled, the sync worker beside it until
-/// SIGINT/SIGTERM. Both get the same shutdown; whichever ends first is
-/// logged, the other is then asked to stop and awaited.
-pub async fn serve(
-    app: AppState,
-    listener: tokio::net::TcpListener,
-    worker: bool,
-) -> anyhow::Result<()> {
-    let stop = tokio_util::sync::CancellationToken::new();
-    let signal = stop.clone();
-    tokio::spawn(async move {
-        shutdown_signal().await;
-        signal.cancel();
-    });
-    let mut api = tokio::spawn(crate::http::serve(
-        app.clone(),
-        listener,
-        stop.clone().cancelled_owned(),
-    ));
-    if !worker {
-        tracing::info!("sync worker disabled (--no-worker)");
-        let result = api.await.context("API task panicked")?;
-        tracing::info!(?result, "API stopped");
-        return result.context("HTTP server failed");
-    }
-    let settings = app.config().sync.clone();
-    let mut sync = tokio::spawn(crate::sync::worker::run(
-        app,
-        settings,
-        stop.clone().cancelled_owned(),
-    ));
-    let (api_result, sync_result) = tokio::select! {
-        api_result = &mut api => {
-            tracing::info!(result = ?api_result, "API stopped");
-            stop.cancel();
-            (api_result, sync.await)
-        }
-        sync_result = &mut sync => {
-            tracing::info!(result = ?sync_result, "sync worker stopped");
-            stop.cancel();
-            (api.await, sync_result)
-        }
-    };
-    api_result
-        .context("API task panicked")?
-        .context("HTTP server failed")?;
-    sync_result
-        .context("sync worker panicked")?
-        .context("sync worker failed")
-}
-
 /// The standalone `worker` command.
 pub async fn worker(app: AppState, action: Option<WorkerAction>) -> anyhow::Result<()> {
     match action {

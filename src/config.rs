@@ -46,8 +46,8 @@ pub const MAX_NESTING_LIMIT: usize = 128;
 #[derive(Clone, Debug, clap::Args)]
 pub struct Config {
     /// PostgreSQL/CockroachDB connection string (source of truth).
-    #[arg(long, env = "DATABASE_URL")]
-    pub database_url: String,
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: Secret,
     /// Maximum SQL connections in the pool.
     #[arg(long, env = "DATABASE_MAX_CONNECTIONS", default_value_t = 20)]
     pub database_max_connections: u32,
@@ -64,8 +64,8 @@ pub struct Config {
     )]
     pub database_idle_in_transaction_timeout_ms: u64,
     /// MongoDB connection string (read model).
-    #[arg(long, env = "MONGODB_URI")]
-    pub mongodb_uri: String,
+    #[arg(long, env = "MONGODB_URI", hide_env_values = true)]
+    pub mongodb_uri: Secret,
     /// MongoDB database holding the read model.
     #[arg(long, env = "MONGODB_DB", default_value = "studysync")]
     pub mongodb_db: String,
@@ -281,13 +281,13 @@ impl Config {
         if self.jwt_secret.expose().len() < MIN_JWT_SECRET_LEN {
             bail!("JWT_SECRET must be at least {MIN_JWT_SECRET_LEN} bytes long");
         }
-        if !(self.database_url.starts_with("postgres://")
-            || self.database_url.starts_with("postgresql://"))
+        if !(self.database_url.expose().starts_with("postgres://")
+            || self.database_url.expose().starts_with("postgresql://"))
         {
             bail!("DATABASE_URL must be a postgres:// or postgresql:// URL");
         }
-        if !(self.mongodb_uri.starts_with("mongodb://")
-            || self.mongodb_uri.starts_with("mongodb+srv://"))
+        if !(self.mongodb_uri.expose().starts_with("mongodb://")
+            || self.mongodb_uri.expose().starts_with("mongodb+srv://"))
         {
             bail!("MONGODB_URI must be a mongodb:// or mongodb+srv:// URI");
         }

@@ -15,6 +15,7 @@ pub mod ratelimit;
 pub mod read;
 pub mod seed;
 pub mod sql_audit;
+pub mod startup;
 pub mod sync;
 pub mod telemetry;
 pub mod write;

@@ -1,7 +1,6 @@
 //! The `studysync` binary: wiring only; everything else is in the library.
-use anyhow::Context;
 use clap::{Parser, Subcommand};
-use studysync::{app::AppState, cli, config::Config, telemetry};
+use studysync::{app::AppState, cli, config::Config, startup::Application, telemetry};
 
 #[derive(Parser)]
 #[command(
@@ -77,10 +76,31 @@ enum Command {
     },
 }
 
+impl Command {
+    /// The configuration this command runs with, if it takes one.
+    fn config(&self) -> Option<&Config> {
+        match self {
+            Command::Serve { config, .. }
+            | Command::Worker { config, .. }
+            | Command::Verify { config, .. }
+            | Command::Resync { config, .. }
+            | Command::User { config, .. }
+            | Command::Seed { config, .. } => Some(config),
+            Command::Migrate { .. } | Command::PrintSchema => None,
+        }
+    }
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     telemetry::init_logging();
-    match Cli::parse().command {
+    let command = Cli::parse().command;
+    // Checked once, as it is loaded: bad configuration stops the process
+    // before it connects to anything.
+    if let Some(config) = command.config() {
+        config.validate()?;
+    }
+    match command {
         Command::PrintSchema => {
             print!("{}", studysync::graphql::sdl());
             Ok(())
@@ -90,17 +110,14 @@ async fn main() -> anyhow::Result<()> {
             action,
         } => cli::migrate(&database_url, action.unwrap_or_default()).await,
         Command::User { config, action } => {
-            config.validate()?;
             let app = AppState::connect(config).await?;
             cli::user(&app, action).await
         }
         Command::Seed { config, sizes } => {
-            config.validate()?;
             let app = AppState::connect(config).await?;
             cli::seed(&app, &sizes).await
         }
         Command::Worker { config, action } => {
-            config.validate()?;
             let app = AppState::connect(config).await?;
             studysync::app::check_schema(app.sql(), app.config().migrate_on_start).await?;
             cli::worker(app, action).await
@@ -110,7 +127,6 @@ async fn main() -> anyhow::Result<()> {
             repair,
             scan_batch_size,
         } => {
-            config.validate()?;
             let app = AppState::connect(config).await?;
             cli::verify(&app, repair, scan_batch_size).await
         }
@@ -118,22 +134,13 @@ async fn main() -> anyhow::Result<()> {
             config,
             scan_batch_size,
         } => {
-            config.validate()?;
             let app = AppState::connect(config).await?;
             cli::resync(&app, scan_batch_size).await
         }
         Command::Serve { config, no_worker } => {
-            config.validate()?;
-            let app = AppState::connect(config).await?;
-            studysync::app::check_schema(app.sql(), app.config().migrate_on_start).await?;
-            cli::grant_admin_emails(&app).await?;
-            studysync::auth::dummy_hash();
-            studysync::read::mongo::indexes::ensure_indexes_at_start(app.read_model()).await;
-            let listener = tokio::net::TcpListener::bind(app.config().bind_addr)
-                .await
-                .with_context(|| format!("binding {}", app.config().bind_addr))?;
-            tracing::info!(addr = %listener.local_addr()?, "serving GraphQL on /graphql");
-            cli::serve(app, listener, !no_worker).await
+            let app = Application::build(config).await?;
+            let app = if no_worker { app.without_worker() } else { app };
+            app.run_until_stopped(cli::shutdown_signal()).await
         }
     }
 }

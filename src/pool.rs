@@ -45,6 +45,7 @@ const COCKROACH: u8 = 2;
 pub async fn connect(config: &Config) -> anyhow::Result<DatabaseConnection> {
     let mut options: PgConnectOptions = config
         .database_url
+        .expose()
         .parse()
         .context("parsing DATABASE_URL")?;
     options = options.disable_statement_logging();

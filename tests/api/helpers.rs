@@ -5,7 +5,7 @@ use std::{net::SocketAddr, sync::OnceLock};
 
 use sea_orm::{ConnectionTrait, Database, DatabaseConnection};
 use serde_json::{json, Value};
-use studysync::{app::AppState, config::Config};
+use studysync::{app::AppState, config::Config, startup::Application};
 use tokio::sync::oneshot;
 use uuid::Uuid;
 
@@ -145,24 +145,17 @@ pub async fn spawn_app_on(
     ];
     args.extend(extra.iter().map(|s| s.to_string()));
     let config = Config::from_args(args).expect("test config");
-    let state = AppState::connect(config).await.expect("connect app");
-    // As `serve` does at start-up.
-    studysync::cli::grant_admin_emails(&state)
+    // The same start-up as `serve`; tests drain the outbox step by step.
+    let app = Application::build(config)
         .await
-        .expect("ADMIN_EMAILS");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
+        .expect("start the app")
+        .without_worker();
+    let addr = app.addr().expect("addr");
+    let state = app.state().clone();
     let (tx, rx) = oneshot::channel();
-    let server_state = state.clone();
-    tokio::spawn(async move {
-        studysync::http::serve(server_state, listener, async {
-            let _ = rx.await;
-        })
-        .await
-        .ok();
-    });
+    tokio::spawn(app.run_until_stopped(async {
+        let _ = rx.await;
+    }));
     TestApp {
         addr,
         state,

@@ -1,0 +1,116 @@
+//! The one start-up path of `serve`, shared by the binary, the test harness
+//! and the benchmark: what runs before the first request is served is the
+//! same everywhere.
+use std::{future::Future, net::SocketAddr};
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+
+use crate::{app::AppState, config::Config};
+
+/// A server that is connected, on a current schema, and bound, but not yet
+/// serving.
+pub struct Application {
+    state: AppState,
+    listener: TcpListener,
+    worker: bool,
+}
+
+impl Application {
+    /// Connects both stores, refuses an old schema (or applies it with
+    /// `MIGRATE_ON_START`), grants `ADMIN_EMAILS` to existing accounts,
+    /// warms the password hasher, creates the read model's indexes (in the
+    /// background while MongoDB is down) and binds `BIND_ADDR`.
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        let state = AppState::connect(config).await?;
+        crate::app::check_schema(state.sql(), state.config().migrate_on_start).await?;
+        crate::cli::grant_admin_emails(&state).await?;
+        crate::auth::dummy_hash();
+        crate::read::mongo::indexes::ensure_indexes_at_start(state.read_model()).await;
+        let addr = state.config().bind_addr;
+        let listener = TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("binding {addr}"))?;
+        Ok(Self {
+            state,
+            listener,
+            worker: true,
+        })
+    }
+
+    /// Runs no sync worker in this process (`serve --no-worker`, or tests
+    /// that drain the outbox step by step).
+    pub fn without_worker(mut self) -> Self {
+        self.worker = false;
+        self
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    pub fn addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// The bound port (useful with `BIND_ADDR=…:0`).
+    pub fn port(&self) -> std::io::Result<u16> {
+        Ok(self.addr()?.port())
+    }
+
+    /// Serves the API and, unless disabled, runs the sync worker beside it
+    /// until `shutdown` resolves. Whichever of the two ends first is logged,
+    /// the other is then asked to stop and awaited.
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let Self {
+            state,
+            listener,
+            worker,
+        } = self;
+        tracing::info!(addr = %listener.local_addr()?, "serving GraphQL on /graphql");
+        let stop = tokio_util::sync::CancellationToken::new();
+        let signal = stop.clone();
+        tokio::spawn(async move {
+            shutdown.await;
+            signal.cancel();
+        });
+        let mut api = tokio::spawn(crate::http::serve(
+            state.clone(),
+            listener,
+            stop.clone().cancelled_owned(),
+        ));
+        if !worker {
+            tracing::info!("sync worker disabled (--no-worker)");
+            let result = api.await.context("API task panicked")?;
+            tracing::info!(?result, "API stopped");
+            return result.context("HTTP server failed");
+        }
+        let settings = state.config().sync.clone();
+        let mut sync = tokio::spawn(crate::sync::worker::run(
+            state,
+            settings,
+            stop.clone().cancelled_owned(),
+        ));
+        let (api_result, sync_result) = tokio::select! {
+            api_result = &mut api => {
+                tracing::info!(result = ?api_result, "API stopped");
+                stop.cancel();
+                (api_result, sync.await)
+            }
+            sync_result = &mut sync => {
+                tracing::info!(result = ?sync_result, "sync worker stopped");
+                stop.cancel();
+                (api.await, sync_result)
+            }
+        };
+        api_result
+            .context("API task panicked")?
+            .context("HTTP server failed")?;
+        sync_result
+            .context("sync worker panicked")?
+            .context("sync worker failed")
+    }
+}
