@@ -139,6 +139,13 @@ pub async fn spawn_app_on(
         "100000".into(),
         "--max-connections-per-address".into(),
         "100000".into(),
+        // Debug-build password hashing on a loaded machine is slow: tests
+        // that sign many users up wait for the hasher rather than being
+        // refused. The login burst tests set their own bounds.
+        "--password-hash-wait-ms".into(),
+        "120000".into(),
+        "--password-hash-queue".into(),
+        "100000".into(),
         // Tests write in bulk as one user; the write limit's test sets its own.
         "--mutation-burst".into(),
         "1000000".into(),
