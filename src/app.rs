@@ -9,8 +9,9 @@ use tokio::sync::{broadcast, Notify};
 use crate::{
     auth::{PasswordGate, Tokens},
     config::Config,
-    graphql::types::Message,
+    entity::messages,
     read::{cursor::Cursors, routing::ReadRouter},
+    sync::SyncContext,
     write::Writer,
 };
 
@@ -30,8 +31,8 @@ struct Inner {
     passwords: PasswordGate,
     cursors: Cursors,
     outbox_wake: Arc<Notify>,
-    messages: broadcast::Sender<Message>,
-    sync_monitor: crate::sync::monitor::Monitor,
+    messages: broadcast::Sender<messages::Model>,
+    sync: SyncContext,
     reads: ReadRouter,
 }
 
@@ -67,6 +68,14 @@ impl AppState {
         );
         let (messages, _) = broadcast::channel(1024);
         let reads = ReadRouter::new(&config, sql.clone(), mongo.clone());
+        let sync = SyncContext::new(
+            sql.clone(),
+            dialect,
+            mongo.clone(),
+            writer.clone(),
+            config.sync.clone(),
+            outbox_wake.clone(),
+        );
         Self {
             inner: Arc::new(Inner {
                 config,
@@ -79,7 +88,7 @@ impl AppState {
                 cursors,
                 outbox_wake,
                 messages,
-                sync_monitor: Default::default(),
+                sync,
                 reads,
             }),
         }
@@ -125,13 +134,13 @@ impl AppState {
     }
 
     /// Announces a committed message to this instance's subscribers.
-    pub fn publish_message(&self, message: &Message) {
+    pub fn publish_message(&self, message: &messages::Model) {
         // No subscriber is not an error.
         let _ = self.inner.messages.send(message.clone());
     }
 
     /// Committed messages, as this instance publishes them.
-    pub fn message_feed(&self) -> broadcast::Receiver<Message> {
+    pub fn message_feed(&self) -> broadcast::Receiver<messages::Model> {
         self.inner.messages.subscribe()
     }
 
@@ -145,9 +154,14 @@ impl AppState {
         self.inner.outbox_wake.clone()
     }
 
+    /// What the sync worker, `verify`, `resync` and the health check use.
+    pub fn sync(&self) -> &SyncContext {
+        &self.inner.sync
+    }
+
     /// This process's view of the sync worker (last apply, error rate).
     pub fn sync_monitor(&self) -> &crate::sync::monitor::Monitor {
-        &self.inner.sync_monitor
+        self.inner.sync.sync_monitor()
     }
 }
 

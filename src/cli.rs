@@ -66,23 +66,6 @@ pub async fn migrate(database_url: &str, action: MigrateAction) -> anyhow::Resul
     Ok(())
 }
 
-/// Grants the admin role to the `ADMIN_EMAILS` accounts that exist now (run
-/// by `serve` at start-up). An address with no account yet is skipped: whoever
-/// signs up with it later is an ordinary user until promoted.
-pub async fn grant_admin_emails(app: &AppState) -> anyhow::Result<()> {
-    for raw in app.config().admin_emails.iter().filter(|e| !e.is_empty()) {
-        let email = Email::parse(raw).map_err(|e| anyhow::anyhow!("ADMIN_EMAILS: {e}"))?;
-        match crate::write::users::set_role(app.writer(), &email, true).await {
-            Ok(_) => tracing::info!("ADMIN_EMAILS: admin role granted to a configured account"),
-            Err(crate::error::AppError::NotFound(_)) => {
-                tracing::info!("ADMIN_EMAILS: a configured address has no account; not granted")
-            }
-            Err(e) => anyhow::bail!("ADMIN_EMAILS: {}", e.chain()),
-        }
-    }
-    Ok(())
-}
-
 pub async fn user(app: &AppState, action: UserAction) -> anyhow::Result<()> {
     let (email, admin) = match action {
         UserAction::Promote { email } => (email, true),
@@ -174,7 +157,7 @@ pub async fn worker(app: AppState, action: Option<WorkerAction>) -> anyhow::Resu
             // collection.
             crate::read::mongo::indexes::ensure_indexes_at_start(app.read_model()).await;
             let settings = app.config().sync.clone();
-            crate::sync::worker::run(app, settings, shutdown_signal()).await
+            crate::sync::worker::run(app.sync().clone(), settings, shutdown_signal()).await
         }
     }
 }
@@ -184,7 +167,7 @@ pub async fn worker(app: AppState, action: Option<WorkerAction>) -> anyhow::Resu
 /// document.
 pub async fn verify(app: &AppState, repair: bool, batch_size: u64) -> anyhow::Result<()> {
     let options = crate::sync::verify::Options { repair, batch_size };
-    let report = crate::sync::verify::verify(app, options)
+    let report = crate::sync::verify::verify(app.sync(), options)
         .await
         .map_err(|e| anyhow::anyhow!("{}", e.chain()))?;
     println!("{report}");
@@ -208,7 +191,7 @@ pub async fn resync(app: &AppState, batch_size: u64) -> anyhow::Result<()> {
         batch_size,
         ..Default::default()
     };
-    let done = crate::sync::resync::resync(app, options, |p| {
+    let done = crate::sync::resync::resync(app.sync(), options, |p| {
         eprintln!(
             "{:<16} rows {:>9}  written {:>9}  newer {:>7}  tombstoned {:>6}  failed {:>4}",
             p.collection, p.rows, p.written, p.newer_in_read_model, p.tombstoned, p.failed

@@ -2,6 +2,8 @@
 //!
 //! Bad configuration stops the process before it serves anything. Secrets are
 //! wrapped so that `Debug` never prints them.
+pub mod sync;
+
 use std::{fmt, net::SocketAddr, time::Duration};
 
 use anyhow::{bail, Context};
@@ -122,7 +124,7 @@ pub struct Config {
     pub txn_max_attempts: u32,
     /// Sync worker and sync health settings (`SYNC_*`).
     #[command(flatten)]
-    pub sync: crate::sync::settings::WorkerSettings,
+    pub sync: sync::WorkerSettings,
     /// Deepest field nesting a query may have (introspection excluded: it is
     /// bounded by `MAX_QUERY_NESTING` and the introspection rule instead).
     #[arg(long, env = "MAX_QUERY_DEPTH", default_value_t = 12)]
@@ -248,7 +250,7 @@ pub struct Config {
     /// `dual-write`, `floor`). Absent from production builds.
     #[cfg(feature = "bench")]
     #[arg(long, env = "BENCH_WRITE_MODE", value_enum, default_value = "outbox")]
-    pub bench_write_mode: crate::write::mode::WriteMode,
+    pub bench_write_mode: WriteMode,
 }
 
 /// Used only to parse a [`Config`] from an argument list (tests, tools). A
@@ -379,4 +381,15 @@ impl Config {
         }
         Ok(())
     }
+}
+
+/// Benchmark-only: how the write path treats outbox events (see
+/// `write::mode`).
+#[cfg(feature = "bench")]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum WriteMode {
+    #[default]
+    Outbox,
+    DualWrite,
+    Floor,
 }

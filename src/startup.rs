@@ -6,7 +6,7 @@ use std::{future::Future, net::SocketAddr};
 use anyhow::Context;
 use tokio::net::TcpListener;
 
-use crate::{app::AppState, config::Config};
+use crate::{app::AppState, config::Config, domain::Email};
 
 /// A server that is connected, on a current schema, and bound, but not yet
 /// serving.
@@ -24,7 +24,7 @@ impl Application {
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         let state = AppState::connect(config).await?;
         crate::app::check_schema(state.sql(), state.config().migrate_on_start).await?;
-        crate::cli::grant_admin_emails(&state).await?;
+        grant_admin_emails(&state).await?;
         crate::auth::dummy_hash();
         crate::read::mongo::indexes::ensure_indexes_at_start(state.read_model()).await;
         let addr = state.config().bind_addr;
@@ -90,7 +90,7 @@ impl Application {
         }
         let settings = state.config().sync.clone();
         let mut sync = tokio::spawn(crate::sync::worker::run(
-            state,
+            state.sync().clone(),
             settings,
             stop.clone().cancelled_owned(),
         ));
@@ -113,4 +113,21 @@ impl Application {
             .context("sync worker panicked")?
             .context("sync worker failed")
     }
+}
+
+/// `ADMIN_EMAILS`: grants the admin role to the accounts that exist with
+/// those addresses. Never at sign-up, where it would go to whoever registers
+/// a listed address first.
+pub async fn grant_admin_emails(app: &AppState) -> anyhow::Result<()> {
+    for raw in app.config().admin_emails.iter().filter(|e| !e.is_empty()) {
+        let email = Email::parse(raw).map_err(|e| anyhow::anyhow!("ADMIN_EMAILS: {e}"))?;
+        match crate::write::users::set_role(app.writer(), &email, true).await {
+            Ok(_) => tracing::info!("ADMIN_EMAILS: admin role granted to a configured account"),
+            Err(crate::error::AppError::NotFound(_)) => {
+                tracing::info!("ADMIN_EMAILS: a configured address has no account; not granted")
+            }
+            Err(e) => anyhow::bail!("ADMIN_EMAILS: {}", e.chain()),
+        }
+    }
+    Ok(())
 }

@@ -10,6 +10,11 @@ pub use period::Period;
 pub use text::{Email, MessageBody, Password, RoomName, Subject, Title, UserName};
 pub use time::{DueAt, Minutes, StartedAt};
 
+/// Page size rules shared by every connection: 20 by default, at most 100
+/// (the stored leaderboard tops hold one full page).
+pub const DEFAULT_PAGE: u64 = 20;
+pub const MAX_PAGE: u64 = 100;
+
 /// Most members a room may have: `Room.members` returns at most this many,
 /// so the complexity budget can price it by its real maximum.
 pub const MAX_ROOM_MEMBERS: u64 = 50;

@@ -8,6 +8,7 @@
 mod aggregate;
 mod docs;
 mod payload;
+pub mod project;
 
 pub use aggregate::Aggregate;
 pub use docs::{Doc, MessageDoc, RoomDoc, StudySessionDoc, StudyTotalDoc, TodoDoc, UserDoc};

@@ -123,7 +123,9 @@ impl ChatSubscription {
         Ok(futures::stream::unfold(feed, move |mut feed| async move {
             loop {
                 match feed.recv().await {
-                    Ok(message) if message.room_id == room_id => return Some((message, feed)),
+                    Ok(message) if message.room_id == room_id => {
+                        return Some((Message::from(message), feed))
+                    }
                     Ok(_) => {}
                     Err(RecvError::Lagged(skipped)) => {
                         tracing::warn!(skipped, %room_id, "subscriber fell behind; messages skipped");

@@ -57,8 +57,7 @@ impl RoomMutation {
         let body = MessageBody::parse(&body)?;
         let done = write::rooms::send_message(ctx.state().writer(), user_id, room_id, body).await?;
         ctx.record_written(&done.events);
-        let message: Message = done.value.into();
-        ctx.state().publish_message(&message);
-        Ok(message)
+        ctx.state().publish_message(&done.value);
+        Ok(done.value.into())
     }
 }

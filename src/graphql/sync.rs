@@ -46,7 +46,7 @@ pub struct SyncQuery;
 impl SyncQuery {
     /// How fresh the MongoDB read model is.
     async fn sync_status(&self, ctx: &Context<'_>) -> Result<SyncStatus> {
-        Ok(health::status(ctx.state()).await?.into())
+        Ok(health::status(ctx.state().sync()).await?.into())
     }
 }
 
@@ -77,7 +77,7 @@ impl SyncMutation {
         }
         tracing::info!(admin = %admin.id, "resync started");
         tokio::spawn(async move {
-            let result = resync::resync(&state, resync::Options::default(), |_| {}).await;
+            let result = resync::resync(state.sync(), resync::Options::default(), |_| {}).await;
             state.sync_monitor().finish_resync();
             match result {
                 Ok(done) => {

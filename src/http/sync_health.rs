@@ -11,7 +11,7 @@ use super::Http;
 use crate::sync::health::{self, Level};
 
 pub async fn sync_health(State(http): State<Http>) -> Response {
-    match health::status(&http.app).await {
+    match health::status(http.app.sync()).await {
         Ok(status) => {
             let code = if status.status == Level::Unhealthy {
                 StatusCode::SERVICE_UNAVAILABLE

@@ -11,9 +11,7 @@ pub mod provenance;
 pub mod routing;
 pub mod sql;
 
-/// Page size rules shared by every connection: 20 by default, at most 100.
-pub const DEFAULT_PAGE: u64 = 20;
-pub const MAX_PAGE: u64 = 100;
+pub use crate::domain::{DEFAULT_PAGE, MAX_PAGE};
 
 /// Validates a client's `first`.
 pub fn page_size(first: Option<i32>) -> crate::error::AppResult<u64> {

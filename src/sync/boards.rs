@@ -23,10 +23,9 @@ use uuid::Uuid;
 
 use super::{outbox::Claimed, project::Projected};
 use crate::{
-    domain::Period,
+    domain::{Period, MAX_PAGE},
     error::AppResult,
     events::{self, Aggregate, Doc, Payload},
-    read::MAX_PAGE,
 };
 
 /// The read-model collection of tops; not a mirror of a table.

@@ -8,7 +8,8 @@ use chrono::{DateTime, Utc};
 use sea_orm::{ConnectionTrait, DatabaseBackend, FromQueryResult, Statement};
 use serde::Serialize;
 
-use crate::{app::AppState, error::AppResult};
+use super::SyncContext;
+use crate::error::AppResult;
 
 /// The verdict, worst first when compared.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -86,7 +87,7 @@ SELECT
 
 /// Reads the outbox and judges it against the configured thresholds.
 #[tracing::instrument(skip_all)]
-pub async fn status(state: &AppState) -> AppResult<SyncStatus> {
+pub async fn status(state: &SyncContext) -> AppResult<SyncStatus> {
     let figures = figures(state.sql()).await?;
     let monitor = state.sync_monitor();
     // Pending events whose last attempt failed, against recent successes:
@@ -112,7 +113,7 @@ pub async fn status(state: &AppState) -> AppResult<SyncStatus> {
         oldest_due: figures.oldest_due.unwrap_or(0.0).max(0.0),
         reasons: Vec::new(),
     };
-    judge(&mut status, &state.config().sync);
+    judge(&mut status, state.settings());
     publish(&status);
     Ok(status)
 }
@@ -185,7 +186,7 @@ fn publish(status: &SyncStatus) {
 
 /// Updates the queue, parked and lag gauges (the worker calls this between
 /// batches so `/metrics` stays current without anyone asking for health).
-pub async fn refresh_gauges(state: &AppState) -> AppResult<()> {
+pub async fn refresh_gauges(state: &SyncContext) -> AppResult<()> {
     status(state).await.map(|_| ())
 }
 

@@ -24,9 +24,9 @@ use super::{
     readmodel,
     source::{self, Rows},
     verify::orphans,
+    SyncContext,
 };
 use crate::{
-    app::AppState,
     error::{AppError, AppResult},
     events::Aggregate,
 };
@@ -65,7 +65,7 @@ impl Default for Options {
 /// Rebuilds every collection; `progress` hears about each batch.
 #[tracing::instrument(skip_all)]
 pub async fn resync(
-    state: &AppState,
+    state: &SyncContext,
     options: Options,
     mut progress: impl FnMut(&CollectionProgress),
 ) -> AppResult<Vec<CollectionProgress>> {
@@ -124,7 +124,7 @@ pub async fn resync(
 
 /// Tombstones the live documents after the last row, a page at a time.
 async fn tombstone_tail(
-    state: &AppState,
+    state: &SyncContext,
     table: Aggregate,
     after: Option<String>,
     options: Options,
@@ -140,7 +140,7 @@ async fn tombstone_tail(
 
 /// Writes a tombstone one version above each orphan among `docs`.
 async fn tombstone(
-    state: &AppState,
+    state: &SyncContext,
     table: Aggregate,
     docs: impl IntoIterator<Item = Document>,
     options: Options,
@@ -163,7 +163,7 @@ async fn tombstone(
 
 /// Writes a batch, retrying it while MongoDB is unavailable.
 async fn write(
-    state: &AppState,
+    state: &SyncContext,
     docs: &[Projected],
     guard: Guard,
     options: Options,

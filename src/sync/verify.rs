@@ -22,9 +22,9 @@ use uuid::Uuid;
 use super::{
     outbox as worker_outbox, readmodel,
     source::{self, Rows, SourceRow},
+    SyncContext,
 };
 use crate::{
-    app::AppState,
     error::AppResult,
     events::Aggregate,
     write::outbox::{self, NewEvent},
@@ -155,7 +155,7 @@ enum Fix {
 
 /// Compares every table with its collection (and repairs if asked).
 #[tracing::instrument(skip_all, fields(repair = options.repair))]
-pub async fn verify(state: &AppState, options: Options) -> AppResult<Report> {
+pub async fn verify(state: &SyncContext, options: Options) -> AppResult<Report> {
     let mut report = Report::default();
     for table in Aggregate::ALL {
         report
@@ -166,7 +166,7 @@ pub async fn verify(state: &AppState, options: Options) -> AppResult<Report> {
 }
 
 async fn verify_table(
-    state: &AppState,
+    state: &SyncContext,
     table: Aggregate,
     options: Options,
 ) -> AppResult<CollectionReport> {
@@ -251,7 +251,7 @@ fn compare(
 /// The live documents among `docs` that have no row, as fixes (and the
 /// ids no row can ever have, counted as extra).
 async fn extras(
-    state: &AppState,
+    state: &SyncContext,
     table: Aggregate,
     docs: impl IntoIterator<Item = Document>,
     report: &mut CollectionReport,
@@ -279,7 +279,7 @@ async fn extras(
 /// are looked up after the documents were read: a row committed after its
 /// page was read (whose document the worker then wrote) is no orphan.
 pub(crate) async fn orphans(
-    state: &AppState,
+    state: &SyncContext,
     table: Aggregate,
     docs: impl IntoIterator<Item = Document>,
 ) -> AppResult<(Vec<(Uuid, i64)>, Vec<String>)> {
@@ -310,7 +310,7 @@ pub(crate) async fn orphans(
 
 /// Documents after the last row, a page at a time.
 async fn check_tail(
-    state: &AppState,
+    state: &SyncContext,
     table: Aggregate,
     report: &mut CollectionReport,
     after: Option<String>,
@@ -327,7 +327,7 @@ async fn check_tail(
 
 /// Splits drift into pending and real, counts it, and repairs if asked.
 async fn settle(
-    state: &AppState,
+    state: &SyncContext,
     table: Aggregate,
     report: &mut CollectionReport,
     drifted: Vec<(&'static str, Fix)>,
@@ -369,7 +369,7 @@ fn fix_id(fix: &Fix) -> Uuid {
 /// Enqueues, in one write transaction, an event per fix: the row's current
 /// state (version lifted above MongoDB's where needed) or a tombstone.
 #[tracing::instrument(skip_all, fields(table = table.collection(), fixes = fixes.len()))]
-async fn repair(state: &AppState, table: Aggregate, fixes: Vec<Fix>) -> AppResult<u64> {
+async fn repair(state: &SyncContext, table: Aggregate, fixes: Vec<Fix>) -> AppResult<u64> {
     let done = state
         .writer()
         .transact(move |tx| {

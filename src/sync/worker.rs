@@ -9,6 +9,7 @@ use std::{collections::HashMap, future::Future, time::Instant};
 use chrono::Utc;
 use uuid::Uuid;
 
+use super::SyncContext;
 use super::{
     apply::{self, Guard, Verdict},
     boards,
@@ -16,7 +17,7 @@ use super::{
     project::{self, Projected},
     settings::WorkerSettings,
 };
-use crate::{app::AppState, error::AppResult};
+use crate::error::AppResult;
 
 /// What one batch did, counted in events.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -35,7 +36,7 @@ pub struct Outcome {
 
 /// Claims one batch and carries it to MongoDB. Errors only when the source
 /// of truth cannot be reached; MongoDB trouble becomes retries, never errors.
-pub async fn process_batch(state: &AppState, settings: &WorkerSettings) -> AppResult<Outcome> {
+pub async fn process_batch(state: &SyncContext, settings: &WorkerSettings) -> AppResult<Outcome> {
     let events = outbox::claim(state.sql(), state.dialect(), settings, settings.batch_size).await?;
     carry(state, settings, events).await
 }
@@ -44,7 +45,7 @@ pub async fn process_batch(state: &AppState, settings: &WorkerSettings) -> AppRe
 /// processed, retried later, or parked.
 #[tracing::instrument(skip_all, fields(claimed, applied, stale, failed, parked))]
 pub async fn carry(
-    state: &AppState,
+    state: &SyncContext,
     settings: &WorkerSettings,
     events: Vec<Claimed>,
 ) -> AppResult<Outcome> {
@@ -168,7 +169,7 @@ impl Plan {
     }
 }
 
-fn record(state: &AppState, outcome: &Outcome, started: Instant) {
+fn record(state: &SyncContext, outcome: &Outcome, started: Instant) {
     // Install the recorder before the first sample, or early ones are lost.
     crate::telemetry::metrics();
     let elapsed = started.elapsed().as_secs_f64();
@@ -221,7 +222,7 @@ const GAUGES_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
 /// claims released (they are safe to apply again), so no claim outlives the
 /// worker.
 pub async fn run(
-    state: AppState,
+    state: SyncContext,
     settings: WorkerSettings,
     shutdown: impl Future<Output = ()> + Send,
 ) -> anyhow::Result<()> {
@@ -258,7 +259,7 @@ pub async fn run(
 }
 
 async fn work(
-    state: &AppState,
+    state: &SyncContext,
     settings: &WorkerSettings,
     claims: &tokio_util::task::TaskTracker,
     shutdown: impl Future<Output = ()> + Send,

@@ -14,16 +14,10 @@ use mongodb::bson::doc;
 use super::outbox::NewEvent;
 use crate::{
     error::{AppError, AppResult},
-    sync::project::project,
+    events::project::project,
 };
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
-pub enum WriteMode {
-    #[default]
-    Outbox,
-    DualWrite,
-    Floor,
-}
+pub use crate::config::WriteMode;
 
 /// What a transaction does with its events under a comparison mode.
 #[derive(Default)]

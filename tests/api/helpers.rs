@@ -330,7 +330,7 @@ impl TestApp {
         let settings = &self.state.config().sync;
         let mut total = studysync::sync::worker::Outcome::default();
         for _ in 0..10_000 {
-            let outcome = studysync::sync::worker::process_batch(&self.state, settings)
+            let outcome = studysync::sync::worker::process_batch(self.state.sync(), settings)
                 .await
                 .expect("a sync batch");
             if outcome.claimed == 0 {
@@ -350,7 +350,7 @@ impl TestApp {
     pub fn start_worker(&self) -> WorkerHandle {
         let stop = tokio_util::sync::CancellationToken::new();
         let task = tokio::spawn(studysync::sync::worker::run(
-            self.state.clone(),
+            self.state.sync().clone(),
             self.state.config().sync.clone(),
             stop.clone().cancelled_owned(),
         ));

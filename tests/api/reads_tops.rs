@@ -164,7 +164,7 @@ async fn resync_writes_the_current_tops_again() {
         .await
         .expect("lose the tops");
     let done = studysync::sync::resync::resync(
-        &app.state,
+        app.state.sync(),
         studysync::sync::resync::Options::default(),
         |_| {},
     )

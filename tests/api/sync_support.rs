@@ -196,7 +196,7 @@ pub async fn burst(app: &TestApp, tag: &str, users: usize) -> Vec<String> {
 
 /// The full comparison of CockroachDB with MongoDB.
 pub async fn verify(app: &TestApp) -> Report {
-    verify::verify(&app.state, verify::Options::default())
+    verify::verify(app.state.sync(), verify::Options::default())
         .await
         .expect("verify runs")
 }

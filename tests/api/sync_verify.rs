@@ -151,7 +151,7 @@ async fn resync_rebuilds_a_lost_read_model_while_writes_and_the_worker_continue(
     let _worker = app.start_worker();
     let writes = burst(&app, "during", 2);
     let rebuild = resync::resync(
-        &app.state,
+        app.state.sync(),
         resync::Options {
             batch_size: 7,
             attempts: 10,
@@ -203,7 +203,7 @@ async fn resync_restores_damaged_content_and_tombstones_orphans_and_can_run_agai
     );
     assert_in_sync(&app).await;
 
-    let again = resync::resync(&app.state, resync::Options::default(), |_| {})
+    let again = resync::resync(app.state.sync(), resync::Options::default(), |_| {})
         .await
         .expect("rerun");
     assert_eq!(
