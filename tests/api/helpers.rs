@@ -301,18 +301,23 @@ impl TestApp {
             .unwrap_or(0.0)
     }
 
-    /// A single number from SQL, e.g. `SELECT count(*) FROM todos`.
+    /// A single number from SQL, e.g. `SELECT count(*) FROM todos`; asked
+    /// again when the database (SERIALIZABLE, with workers writing beside
+    /// the test) wants a retry.
     pub async fn count(&self, sql: &str) -> i64 {
-        let row = self
-            .sql()
-            .query_one(sea_orm::Statement::from_string(
-                sea_orm::DatabaseBackend::Postgres,
-                sql.to_owned(),
-            ))
-            .await
-            .expect("query")
-            .expect("row");
-        row.try_get_by_index::<i64>(0).expect("i64")
+        for _ in 0..20 {
+            let statement =
+                sea_orm::Statement::from_string(sea_orm::DatabaseBackend::Postgres, sql.to_owned());
+            match self.sql().query_one(statement).await {
+                Ok(Some(row)) => return row.try_get_by_index::<i64>(0).expect("an integer"),
+                Ok(None) => panic!("no row from {sql}"),
+                Err(err) if studysync::write::is_retryable(&err) => {
+                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                }
+                Err(err) => panic!("{sql}: {err}"),
+            }
+        }
+        panic!("{sql} kept failing with serialization errors");
     }
 }
 

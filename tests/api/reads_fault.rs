@@ -3,17 +3,18 @@ use serde_json::json;
 
 use crate::{
     helpers::{fresh_database, spawn_app_on},
-    reads_support::{create_room, log_study, send, stores, PrivateMongo},
+    reads_support::{create_room, log_study, send, stores},
+    sync_support::MongoServer,
 };
 
 #[tokio::test]
 async fn with_mongodb_stopped_every_routed_query_answers_from_cockroachdb_and_tokens_still_see_writes(
 ) {
-    let mut mongo = PrivateMongo::start().await;
+    let mut mongo = MongoServer::start().await;
     let database_url = fresh_database().await;
     let app = spawn_app_on(
         &database_url,
-        &mongo.uri,
+        &mongo.uri(),
         "studysync_fault",
         &["--read-model-retry-after-ms", "600000"],
     )
@@ -27,7 +28,7 @@ async fn with_mongodb_stopped_every_routed_query_answers_from_cockroachdb_and_to
     send(&app, &token, &room, "before the crash").await;
     app.drain().await;
 
-    mongo.stop();
+    mongo.stop().await;
 
     let sent = send(&app, &token, &room, "after the crash").await;
     let consistency = sent["extensions"]["consistencyToken"]

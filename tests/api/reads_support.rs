@@ -1,8 +1,5 @@
-//! Shared set-up for the read-side tests: seeding through the API, a second
-//! instance whose MongoDB is unreachable, and a private MongoDB server that a
-//! test may stop.
-use std::{path::PathBuf, process::Child, time::Duration};
-
+//! Shared set-up for the read-side tests: seeding through the API and a
+//! second instance whose MongoDB is unreachable.
 use serde_json::{json, Value};
 
 use crate::helpers::{spawn_app_on, spawn_app_with, TestApp};
@@ -124,81 +121,4 @@ pub fn stores(body: &Value) -> Vec<String> {
         .iter()
         .map(|p| p["store"].as_str().unwrap_or_default().to_owned())
         .collect()
-}
-
-/// A MongoDB-wire server of this test's own, so the test can stop it.
-pub struct PrivateMongo {
-    child: Child,
-    pub uri: String,
-    dir: PathBuf,
-}
-
-impl PrivateMongo {
-    pub async fn start() -> Self {
-        let port = {
-            let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-            listener.local_addr().expect("addr").port()
-        };
-        let dir =
-            std::env::temp_dir().join(format!("studysync-mongo-{}", uuid::Uuid::new_v4().simple()));
-        std::fs::create_dir_all(&dir).expect("temp dir");
-        let mongod = std::env::var("MONGOD_BIN").ok().map(PathBuf::from);
-        let child = match mongod {
-            Some(bin) => std::process::Command::new(bin)
-                .args([
-                    "--bind_ip",
-                    "127.0.0.1",
-                    "--port",
-                    &port.to_string(),
-                    "--dbpath",
-                ])
-                .arg(&dir)
-                .stdout(std::process::Stdio::null())
-                .stderr(std::process::Stdio::null())
-                .spawn(),
-            None => std::process::Command::new(concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/.local/venv/bin/secantusd-py"
-            ))
-            .args([
-                "--host",
-                "127.0.0.1",
-                "--port",
-                &port.to_string(),
-                "--storage-path",
-            ])
-            .arg(&dir)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn(),
-        }
-        .expect("start a private MongoDB-wire server");
-        for _ in 0..300 {
-            if tokio::net::TcpStream::connect(("127.0.0.1", port))
-                .await
-                .is_ok()
-            {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        Self {
-            child,
-            uri: format!("mongodb://127.0.0.1:{port}"),
-            dir,
-        }
-    }
-
-    /// Kills the server, as a crash would.
-    pub fn stop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for PrivateMongo {
-    fn drop(&mut self) {
-        self.stop();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
 }

@@ -8,8 +8,8 @@ use serde_json::Value;
 use crate::{
     helpers::{mongo_uri, spawn_app, spawn_app_with_mongo, TestApp},
     sync_support::{
-        assert_in_sync, burst, count, spawn_worker_process, terminate, unprocessed,
-        wait_for_empty_outbox, MongoServer,
+        assert_in_sync, burst, spawn_worker_process, terminate, unprocessed, wait_for_empty_outbox,
+        MongoServer,
     },
 };
 
@@ -27,11 +27,8 @@ async fn health(app: &TestApp) -> (u16, Value) {
 }
 
 async fn claimed(app: &TestApp) -> i64 {
-    count(
-        app,
-        "SELECT count(*) FROM outbox WHERE claimed_by IS NOT NULL AND processed_at IS NULL",
-    )
-    .await
+    app.count("SELECT count(*) FROM outbox WHERE claimed_by IS NOT NULL AND processed_at IS NULL")
+        .await
 }
 
 /// Waits (bounded) until some worker holds a claim.
@@ -86,7 +83,7 @@ async fn with_mongodb_down_mutations_succeed_the_backlog_grows_health_degrades_a
     // first attempts have timed out; failed events are retried.
     for _ in 0..300 {
         last = health(&app).await;
-        let retried = count(&app, "SELECT max(attempts)::INT8 FROM outbox").await > 1;
+        let retried = app.count("SELECT max(attempts)::INT8 FROM outbox").await > 1;
         if last.0 == 503 && last.1["errorRate"].as_f64().unwrap_or(0.0) > 0.05 && retried {
             break;
         }
@@ -101,11 +98,8 @@ async fn with_mongodb_down_mutations_succeed_the_backlog_grows_health_degrades_a
     assert!(body["errorRate"].as_f64().unwrap_or(0.0) > 0.05, "{body}");
     assert!(body["queueSize"].as_i64().unwrap_or(0) >= backlog, "{body}");
     assert_eq!(
-        count(
-            &app,
-            "SELECT count(*) FROM outbox WHERE parked_at IS NOT NULL"
-        )
-        .await,
+        app.count("SELECT count(*) FROM outbox WHERE parked_at IS NOT NULL")
+            .await,
         0,
         "an outage never parks events"
     );
@@ -183,11 +177,11 @@ async fn a_worker_process_stopped_with_sigterm_releases_its_claims() {
         "the worker exits cleanly on SIGTERM: {status}"
     );
     assert_eq!(claimed(&app).await, 0, "no claim outlives the worker");
-    let due = count(
-        &app,
-        "SELECT count(*) FROM outbox WHERE processed_at IS NULL AND next_attempt_at <= now()",
-    )
-    .await;
+    let due = app
+        .count(
+            "SELECT count(*) FROM outbox WHERE processed_at IS NULL AND next_attempt_at <= now()",
+        )
+        .await;
     assert_eq!(
         due,
         unprocessed(&app).await,
@@ -242,11 +236,9 @@ async fn an_outage_during_a_backlog_leaves_no_claim_ahead_behind_and_parks_nothi
     mongo.stop().await;
     burst(&app, "ahead-down", 2).await;
     for _ in 0..200 {
-        if count(
-            &app,
-            "SELECT count(*) FROM outbox WHERE last_error IS NOT NULL",
-        )
-        .await
+        if app
+            .count("SELECT count(*) FROM outbox WHERE last_error IS NOT NULL")
+            .await
             > 0
         {
             break;
@@ -256,11 +248,8 @@ async fn an_outage_during_a_backlog_leaves_no_claim_ahead_behind_and_parks_nothi
     worker.stop().await;
     assert_eq!(claimed(&app).await, 0, "nothing stays claimed");
     assert_eq!(
-        count(
-            &app,
-            "SELECT count(*) FROM outbox WHERE parked_at IS NOT NULL"
-        )
-        .await,
+        app.count("SELECT count(*) FROM outbox WHERE parked_at IS NOT NULL")
+            .await,
         0
     );
     mongo.restart().await;

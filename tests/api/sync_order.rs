@@ -10,7 +10,7 @@ use studysync::sync::{
 
 use crate::{
     helpers::{spawn_app, spawn_app_with, TestApp},
-    sync_support::{assert_in_sync, burst, count, unprocessed},
+    sync_support::{assert_in_sync, burst, unprocessed},
 };
 
 #[derive(FromQueryResult)]
@@ -246,11 +246,8 @@ async fn a_poison_event_is_parked_without_blocking_others_and_replays_once_its_c
     let outcome = app.drain().await;
     assert_eq!((outcome.applied, outcome.parked), (1, 0));
     assert_eq!(
-        count(
-            &app,
-            "SELECT count(*) FROM outbox WHERE processed_at IS NULL"
-        )
-        .await,
+        app.count("SELECT count(*) FROM outbox WHERE processed_at IS NULL")
+            .await,
         0
     );
     assert_in_sync(&app).await;

@@ -8,8 +8,7 @@ use serde_json::{json, Value};
 use crate::{
     helpers::{spawn_app, spawn_app_with, TestApp},
     sync_support::{
-        assert_in_sync, count, spawn_serve_process, spawn_worker_process, terminate,
-        wait_for_empty_outbox,
+        assert_in_sync, spawn_serve_process, spawn_worker_process, terminate, wait_for_empty_outbox,
     },
 };
 
@@ -105,8 +104,7 @@ async fn serve_runs_the_worker_beside_the_api_and_stops_both_on_sigterm() {
     let status = server.wait().await.expect("exit");
     assert!(status.success(), "{status}");
     assert_eq!(
-        count(
-            &app,
+        app.count(
             "SELECT count(*) FROM outbox WHERE claimed_by IS NOT NULL AND processed_at IS NULL"
         )
         .await,

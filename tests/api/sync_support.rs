@@ -1,4 +1,4 @@
-//! Shared by the sync tests: a private MongoDB server that a test may stop,
+//! Shared by the sync and read tests: a private MongoDB server that a test may stop,
 //! a burst of mixed mutations, worker processes, and reading the outcome.
 use std::{path::PathBuf, process::Stdio, time::Duration};
 
@@ -215,32 +215,10 @@ pub async fn assert_in_sync(app: &TestApp) {
     );
 }
 
-/// A single number from SQL, retried when the database (SERIALIZABLE, with
-/// workers writing beside the test) asks for it.
-pub async fn count(app: &TestApp, sql: &str) -> i64 {
-    use sea_orm::ConnectionTrait;
-    for _ in 0..20 {
-        let statement =
-            sea_orm::Statement::from_string(sea_orm::DatabaseBackend::Postgres, sql.to_owned());
-        match app.sql().query_one(statement).await {
-            Ok(Some(row)) => return row.try_get_by_index::<i64>(0).expect("an integer"),
-            Ok(None) => panic!("no row from {sql}"),
-            Err(err) if studysync::write::is_retryable(&err) => {
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-            Err(err) => panic!("{sql}: {err}"),
-        }
-    }
-    panic!("{sql} kept failing with serialization errors");
-}
-
 /// Events not yet processed (pending, in backoff, claimed or parked).
 pub async fn unprocessed(app: &TestApp) -> i64 {
-    count(
-        app,
-        "SELECT count(*) FROM outbox WHERE processed_at IS NULL",
-    )
-    .await
+    app.count("SELECT count(*) FROM outbox WHERE processed_at IS NULL")
+        .await
 }
 
 /// Waits (bounded) until every event is processed; panics with the
@@ -249,9 +227,7 @@ pub async fn wait_for_empty_outbox(app: &TestApp, limit: Duration) {
     let deadline = tokio::time::Instant::now() + limit;
     while unprocessed(app).await > 0 {
         if tokio::time::Instant::now() > deadline {
-            let claimed = count(
-                app,
-                "SELECT count(*) FROM outbox WHERE processed_at IS NULL AND claimed_by IS NOT NULL",
+            let claimed = app.count("SELECT count(*) FROM outbox WHERE processed_at IS NULL AND claimed_by IS NOT NULL",
             )
             .await;
             panic!(

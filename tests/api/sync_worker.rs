@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 
 use crate::{
     helpers::{error_code, spawn_app, spawn_app_with, TestApp},
-    sync_support::{assert_in_sync, burst, count, unprocessed, wait_for_empty_outbox},
+    sync_support::{assert_in_sync, burst, unprocessed, wait_for_empty_outbox},
 };
 
 async fn health(app: &TestApp) -> (u16, Value) {
@@ -227,7 +227,7 @@ async fn retention_deletes_old_processed_events_in_small_batches_and_keeps_pendi
     let app = spawn_app().await;
     burst(&app, "ret", 1).await;
     app.drain().await;
-    let processed = count(&app, "SELECT count(*) FROM outbox").await;
+    let processed = app.count("SELECT count(*) FROM outbox").await;
     app.sign_up("late@example.org", "Late").await;
     app.sql()
         .execute_unprepared("UPDATE outbox SET processed_at = processed_at - INTERVAL '8 days' WHERE processed_at IS NOT NULL")
@@ -242,7 +242,7 @@ async fn retention_deletes_old_processed_events_in_small_batches_and_keeps_pendi
         .expect("purge");
     assert_eq!(deleted as i64, processed);
     assert_eq!(
-        count(&app, "SELECT count(*) FROM outbox").await,
+        app.count("SELECT count(*) FROM outbox").await,
         1,
         "the pending event stays"
     );
