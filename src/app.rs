@@ -10,6 +10,7 @@ use crate::{
     auth::{PasswordGate, Tokens},
     config::Config,
     entity::messages,
+    ratelimit::AuthLimits,
     read::{cursor::Cursors, routing::ReadRouter},
     sync::SyncContext,
     write::Writer,
@@ -28,6 +29,7 @@ struct Inner {
     mongo: mongodb::Database,
     writer: Writer,
     tokens: Tokens,
+    auth_limits: Arc<AuthLimits>,
     passwords: PasswordGate,
     cursors: Cursors,
     outbox_wake: Arc<Notify>,
@@ -60,6 +62,7 @@ impl AppState {
         #[cfg(feature = "bench")]
         let writer = writer.with_mode(config.bench_write_mode, mongo.clone());
         let tokens = Tokens::new(&config.jwt_secret, config.jwt_ttl_seconds);
+        let auth_limits = Arc::new(AuthLimits::new(&config));
         let cursors = Cursors::new(config.jwt_secret.expose());
         let passwords = PasswordGate::new(
             config.password_hash_concurrency,
@@ -84,6 +87,7 @@ impl AppState {
                 mongo,
                 writer,
                 tokens,
+                auth_limits,
                 passwords,
                 cursors,
                 outbox_wake,
@@ -117,6 +121,11 @@ impl AppState {
     /// Runs write transactions (with retries) and wakes the worker on commit.
     pub fn writer(&self) -> &Writer {
         &self.inner.writer
+    }
+
+    /// The per-email and per-address limits of `logIn` and `signUp`.
+    pub fn auth_limits(&self) -> &Arc<AuthLimits> {
+        &self.inner.auth_limits
     }
 
     pub fn tokens(&self) -> &Tokens {

@@ -6,7 +6,10 @@
 use std::{
     collections::HashMap,
     net::IpAddr,
-    sync::Mutex,
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc, Mutex,
+    },
     time::{Duration, Instant},
 };
 
@@ -20,10 +23,30 @@ const FIRST_SWEEP: usize = 10_000;
 /// the per-address limits still apply.
 const MAX_KEYS: usize = 200_000;
 
+/// The limiters' time: the monotonic clock plus an offset, which only tests
+/// move (forward, instead of sleeping through a window on a loaded machine).
+#[derive(Clone, Debug, Default)]
+pub struct Clock {
+    offset_ms: Arc<AtomicU64>,
+}
+
+impl Clock {
+    pub fn now(&self) -> Instant {
+        Instant::now() + Duration::from_millis(self.offset_ms.load(Ordering::Relaxed))
+    }
+
+    /// Moves this clock (and every limiter reading it) forward.
+    pub fn advance(&self, by: Duration) {
+        let by = u64::try_from(by.as_millis()).unwrap_or(u64::MAX);
+        self.offset_ms.fetch_add(by, Ordering::Relaxed);
+    }
+}
+
 /// Counts events per key within a window.
 pub struct Limiter {
     max: u32,
     window: Duration,
+    clock: Clock,
     state: Mutex<State>,
 }
 
@@ -40,9 +63,14 @@ struct Window {
 
 impl Limiter {
     pub fn new(max: u32, window: Duration) -> Self {
+        Self::with_clock(max, window, Clock::default())
+    }
+
+    pub fn with_clock(max: u32, window: Duration, clock: Clock) -> Self {
         Self {
             max,
             window,
+            clock,
             state: Mutex::new(State {
                 entries: HashMap::new(),
                 sweep_at: FIRST_SWEEP,
@@ -53,7 +81,7 @@ impl Limiter {
     /// `Err(wait)` when `key` has used its budget; `wait` is how long until
     /// the window ends.
     pub fn check(&self, key: &str) -> Result<(), Duration> {
-        let now = Instant::now();
+        let now = self.clock.now();
         let Ok(state) = self.state.lock() else {
             return Ok(());
         };
@@ -71,7 +99,7 @@ impl Limiter {
         let Ok(mut state) = self.state.lock() else {
             return Ok(());
         };
-        let now = Instant::now();
+        let now = self.clock.now();
         if let Some(w) = state.entries.get(key) {
             if now.duration_since(w.started) < self.window && w.count >= self.max {
                 return Err(self.window.saturating_sub(now.duration_since(w.started)));
@@ -93,7 +121,7 @@ impl Limiter {
 
     /// Counts one event for `key`.
     pub fn record(&self, key: &str) {
-        let now = Instant::now();
+        let now = self.clock.now();
         let Ok(mut state) = self.state.lock() else {
             return;
         };
@@ -143,19 +171,28 @@ pub struct AuthLimits {
     login_email: Limiter,
     login_addr: Limiter,
     signup_addr: Limiter,
+    clock: Clock,
 }
 
 impl AuthLimits {
     pub fn new(config: &Config) -> Self {
+        let clock = Clock::default();
         let login_window = Duration::from_secs(config.login_window_seconds);
+        let limiter = |max, window| Limiter::with_clock(max, window, clock.clone());
         Self {
-            login_email: Limiter::new(config.login_max_failures_per_email, login_window),
-            login_addr: Limiter::new(config.login_max_failures_per_address, login_window),
-            signup_addr: Limiter::new(
+            login_email: limiter(config.login_max_failures_per_email, login_window),
+            login_addr: limiter(config.login_max_failures_per_address, login_window),
+            signup_addr: limiter(
                 config.signup_max_per_address,
                 Duration::from_secs(config.signup_window_seconds),
             ),
+            clock,
         }
+    }
+
+    /// The time the three limiters share.
+    pub fn clock(&self) -> &Clock {
+        &self.clock
     }
 
     /// Reserves one `logIn` attempt for the address and the email before
@@ -265,5 +302,18 @@ mod tests {
         let limiter = Limiter::new(1, Duration::ZERO);
         limiter.record("a");
         assert!(limiter.check("a").is_ok());
+    }
+
+    #[test]
+    fn a_window_ends_when_the_limiters_clock_passes_it() {
+        let clock = Clock::default();
+        let limiter = Limiter::with_clock(1, Duration::from_secs(60), clock.clone());
+        limiter.record("k");
+        let wait = limiter.check("k").expect_err("over the limit");
+        assert!(wait <= Duration::from_secs(60));
+        clock.advance(Duration::from_secs(59));
+        assert!(limiter.check("k").is_err(), "the window is not over yet");
+        clock.advance(Duration::from_secs(2));
+        assert!(limiter.check("k").is_ok(), "the window has passed");
     }
 }

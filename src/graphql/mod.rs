@@ -81,7 +81,7 @@ pub fn build_schema(state: Option<AppState>) -> AppSchema {
                 config.mutation_burst,
                 config.mutation_rate_per_second,
             ))))
-            .data(Arc::new(crate::ratelimit::AuthLimits::new(config)));
+            .data(state.auth_limits().clone());
         builder = builder.data(state);
     }
     builder.finish()

@@ -33,7 +33,7 @@ async fn log_in_is_refused_after_the_configured_failures_per_email_and_recovers_
         "--login-max-failures-per-email",
         "3",
         "--login-window-seconds",
-        "1",
+        "600",
     ])
     .await;
     app.sign_up("target@example.org", "Target").await;
@@ -50,7 +50,12 @@ async fn log_in_is_refused_after_the_configured_failures_per_email_and_recovers_
     let other = log_in(&app, "bystander@example.org", "password123").await;
     assert!(other["data"]["logIn"]["token"].is_string(), "{other}");
 
-    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    // The window passes on the limiters' clock, not the wall's: no test
+    // waits out a window, and none races one on a loaded machine.
+    app.state
+        .auth_limits()
+        .clock()
+        .advance(Duration::from_secs(601));
     let after = log_in(&app, "target@example.org", "password123").await;
     assert!(after["data"]["logIn"]["token"].is_string(), "{after}");
 }
@@ -61,7 +66,7 @@ async fn log_in_is_refused_after_the_configured_failures_per_client_address() {
         "--login-max-failures-per-address",
         "3",
         "--login-window-seconds",
-        "1",
+        "600",
     ])
     .await;
     app.sign_up("real@example.org", "Real").await;
@@ -71,7 +76,12 @@ async fn log_in_is_refused_after_the_configured_failures_per_client_address() {
     }
     let sprayed = log_in(&app, "real@example.org", "password123").await;
     assert_eq!(error_code(&sprayed), "RATE_LIMITED", "{sprayed}");
-    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    // The window passes on the limiters' clock, not the wall's: no test
+    // waits out a window, and none races one on a loaded machine.
+    app.state
+        .auth_limits()
+        .clock()
+        .advance(Duration::from_secs(601));
     let after = log_in(&app, "real@example.org", "password123").await;
     assert!(after["data"]["logIn"]["token"].is_string(), "{after}");
 }
@@ -92,7 +102,7 @@ async fn sign_up_is_limited_per_client_address_and_the_refused_ones_write_nothin
         "--signup-max-per-address",
         "2",
         "--signup-window-seconds",
-        "1",
+        "600",
     ])
     .await;
     app.sign_up("one@example.org", "One").await;
@@ -108,7 +118,12 @@ async fn sign_up_is_limited_per_client_address_and_the_refused_ones_write_nothin
     assert_eq!(error_code(&third), "RATE_LIMITED", "{third}");
     assert_eq!(app.count("SELECT count(*) FROM users").await, 2);
     assert_eq!(app.count("SELECT count(*) FROM outbox").await, outbox);
-    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    // The window passes on the limiters' clock, not the wall's: no test
+    // waits out a window, and none races one on a loaded machine.
+    app.state
+        .auth_limits()
+        .clock()
+        .advance(Duration::from_secs(601));
     app.sign_up("three@example.org", "Three").await;
 }
 
