@@ -353,8 +353,13 @@ async fn work(
         resumed = true;
         // Pausing after trouble: give back what was claimed ahead, untried.
         if ahead.take().is_some_and(|next| !next.is_empty()) {
-            if let Err(err) = outbox::release(state.sql(), &settings.worker_id).await {
-                tracing::warn!(error = %err.chain(), "could not release claims; their leases will run out");
+            match outbox::release(state.sql(), &settings.worker_id).await {
+                Ok(released) => {
+                    metrics::counter!("studysync_sync_claims_released_total").increment(released);
+                }
+                Err(err) => {
+                    tracing::warn!(error = %err.chain(), "could not release claims; their leases will run out");
+                }
             }
         }
         tokio::select! {

@@ -230,11 +230,13 @@ async fn an_outage_during_a_backlog_leaves_no_claim_ahead_behind_and_parks_nothi
     )
     .await;
     burst(&app, "ahead", 2).await;
-    let worker = app.start_worker();
-    // Full batches while MongoDB answers: the worker claims ahead.
-    tokio::time::sleep(Duration::from_millis(150)).await;
+    const RELEASED: &str = "studysync_sync_claims_released_total";
+    let released_before = app.metric(RELEASED).await;
+    // MongoDB goes down with a backlog waiting: the worker's first claim
+    // comes back full, so it claims the next batch ahead while it carries
+    // the first, which fails.
     mongo.stop().await;
-    burst(&app, "ahead-down", 2).await;
+    let worker = app.start_worker();
     for _ in 0..200 {
         if app
             .count("SELECT count(*) FROM outbox WHERE last_error IS NOT NULL")
@@ -246,6 +248,10 @@ async fn an_outage_during_a_backlog_leaves_no_claim_ahead_behind_and_parks_nothi
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
     worker.stop().await;
+    assert!(
+        app.metric(RELEASED).await > released_before,
+        "the batch claimed ahead was given back when the carry failed"
+    );
     assert_eq!(claimed(&app).await, 0, "nothing stays claimed");
     assert_eq!(
         app.count("SELECT count(*) FROM outbox WHERE parked_at IS NOT NULL")
