@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::{
-    helpers::{mongo_uri, spawn_app, spawn_app_with_mongo, TestApp},
+    helpers::{mongo_uri, spawn_app, spawn_app_with_mongo, wait_until, TestApp},
     sync_support::{
         assert_in_sync, burst, spawn_worker_process, terminate, unprocessed, wait_for_empty_outbox,
         MongoServer,
@@ -33,13 +33,12 @@ async fn claimed(app: &TestApp) -> i64 {
 
 /// Waits (bounded) until some worker holds a claim.
 async fn wait_for_a_claim(app: &TestApp) {
-    for _ in 0..400 {
-        if claimed(app).await > 0 {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    panic!("no worker ever claimed an event");
+    wait_until(
+        "a worker to claim an event",
+        Duration::from_secs(10),
+        || async { claimed(app).await > 0 },
+    )
+    .await;
 }
 
 #[tokio::test]

@@ -6,7 +6,7 @@ use mongodb::bson::{doc, Document};
 use serde_json::{json, Value};
 
 use crate::{
-    helpers::{spawn_app, spawn_app_with, TestApp},
+    helpers::{spawn_app, spawn_app_with, wait_until, TestApp},
     sync_support::{
         assert_in_sync, spawn_serve_process, spawn_worker_process, terminate, wait_for_empty_outbox,
     },
@@ -53,14 +53,13 @@ async fn reach_the_read_model(app: &TestApp, token: &str, worker: &str, samples:
             .as_str()
             .expect("id")
             .to_owned();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while app.read_doc("todos", &id).await.is_none() {
-            assert!(
-                Instant::now() < deadline,
-                "todo {id} never reached the read model through the {worker}"
-            );
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
+        let id = &id;
+        wait_until(
+            &format!("todo {id} to reach the read model through the {worker}"),
+            Duration::from_secs(30),
+            move || async move { app.read_doc("todos", id).await.is_some() },
+        )
+        .await;
     }
 }
 
@@ -86,20 +85,19 @@ async fn serve_runs_the_worker_beside_the_api_and_stops_both_on_sigterm() {
     let app = spawn_app().await;
     let (mut server, base) = spawn_serve_process(&app, &[]).await;
     sign_up_at(&app, &base, "served@example.org").await;
-    let users = app.state.read_model().collection::<Document>("users");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while users
-        .find_one(doc! {"email": "served@example.org"})
-        .await
-        .expect("read")
-        .is_none()
-    {
-        assert!(
-            Instant::now() < deadline,
-            "serve's worker never applied the sign-up"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    let users = &app.state.read_model().collection::<Document>("users");
+    wait_until(
+        "serve's worker to apply the sign-up",
+        Duration::from_secs(20),
+        move || async move {
+            users
+                .find_one(doc! {"email": "served@example.org"})
+                .await
+                .expect("read")
+                .is_some()
+        },
+    )
+    .await;
     terminate(&server);
     let status = server.wait().await.expect("exit");
     assert!(status.success(), "{status}");

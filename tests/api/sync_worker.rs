@@ -1,13 +1,13 @@
 //! The sync worker carries every committed write into MongoDB, and its
 //! health says how far behind it is.
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use mongodb::bson::{doc, Document};
 use sea_orm::ConnectionTrait;
 use serde_json::{json, Value};
 
 use crate::{
-    helpers::{error_code, spawn_app, spawn_app_with, TestApp},
+    helpers::{error_code, spawn_app, spawn_app_with, wait_until, TestApp},
     sync_support::{assert_in_sync, burst, unprocessed, wait_for_empty_outbox},
 };
 
@@ -68,17 +68,17 @@ async fn the_in_process_worker_applies_a_commit_without_being_asked() {
         .expect("id")
         .to_owned();
     // The poll is a minute away: only the commit's wake-up can bring it.
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let doc = loop {
-        if let Some(doc) = app.read_doc("todos", &id).await {
-            break doc;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the todo never reached the read model"
-        );
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    };
+    let (app_ref, id_ref) = (&app, &id);
+    wait_until(
+        "the todo to reach the read model",
+        Duration::from_secs(20),
+        move || async move { app_ref.read_doc("todos", id_ref).await.is_some() },
+    )
+    .await;
+    let doc = app
+        .read_doc("todos", &id)
+        .await
+        .expect("the todo's document");
     assert_eq!(doc.get_str("title").expect("title"), "fresh");
     assert_eq!(doc.get_i64("version").expect("version"), 1);
 }
@@ -172,15 +172,13 @@ async fn only_admins_may_replay_parked_events_or_start_a_resync() {
         .gql(Some(&admin), "mutation { startResync }", json!({}))
         .await;
     assert_eq!(started["data"]["startResync"], true, "{started}");
-    let users = app.state.read_model().collection::<Document>("users");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while users.count_documents(doc! {}).await.expect("count") < 2 {
-        assert!(
-            Instant::now() < deadline,
-            "the resync never wrote the users"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let users = &app.state.read_model().collection::<Document>("users");
+    wait_until(
+        "the resync to write the users",
+        Duration::from_secs(30),
+        move || async move { users.count_documents(doc! {}).await.expect("count") >= 2 },
+    )
+    .await;
 }
 
 #[tokio::test]
