@@ -8,119 +8,24 @@
 //! event, so "in sync" means "what the worker would have written". A drifted
 //! document whose aggregate still has an event waiting counts as pending,
 //! not drift.
-use std::{
-    collections::{HashMap, HashSet},
-    fmt,
-};
+mod repair;
+mod report;
+
+use std::collections::{HashMap, HashSet};
 
 use mongodb::bson::Document;
 
-use sea_orm::{ConnectionTrait, DatabaseBackend, Statement};
-use serde::Serialize;
 use uuid::Uuid;
+
+use repair::{fix_id, repair, Fix};
+pub use report::{CollectionReport, Report};
 
 use super::{
     outbox as worker_outbox, readmodel,
     source::{self, Rows, SourceRow},
     SyncContext,
 };
-use crate::{
-    error::AppResult,
-    events::Aggregate,
-    write::outbox::{self, NewEvent},
-};
-
-/// What `verify` found in one collection.
-#[derive(Debug, Default, Clone, Serialize)]
-pub struct CollectionReport {
-    pub collection: &'static str,
-    /// Source rows compared.
-    pub rows: u64,
-    pub in_sync: u64,
-    /// Drifted, but an event that will fix it is waiting.
-    pub pending: u64,
-    /// No document, or a tombstone older than the row.
-    pub missing: u64,
-    /// A document with an older version.
-    pub stale: u64,
-    /// Same version, different content (or a version ahead of the source).
-    pub changed: u64,
-    /// A live document without a source row.
-    pub extra: u64,
-    /// Repair events enqueued (`--repair`).
-    pub repairs_enqueued: u64,
-    /// A few drifted ids, for the operator.
-    pub examples: Vec<String>,
-}
-
-impl CollectionReport {
-    pub fn drift(&self) -> u64 {
-        self.missing + self.stale + self.changed + self.extra
-    }
-
-    fn note(&mut self, kind: &str, id: &str) {
-        if self.examples.len() < 5 {
-            self.examples.push(format!("{kind} {id}"));
-        }
-    }
-}
-
-/// The whole comparison.
-#[derive(Debug, Default, Clone, Serialize)]
-pub struct Report {
-    pub collections: Vec<CollectionReport>,
-}
-
-impl Report {
-    pub fn drift(&self) -> u64 {
-        self.collections.iter().map(CollectionReport::drift).sum()
-    }
-
-    pub fn pending(&self) -> u64 {
-        self.collections.iter().map(|c| c.pending).sum()
-    }
-
-    pub fn repairs_enqueued(&self) -> u64 {
-        self.collections.iter().map(|c| c.repairs_enqueued).sum()
-    }
-}
-
-impl fmt::Display for Report {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(
-            f,
-            "{:<16} {:>9} {:>9} {:>8} {:>8} {:>8} {:>8} {:>8} {:>9}",
-            "collection",
-            "rows",
-            "in_sync",
-            "pending",
-            "missing",
-            "stale",
-            "changed",
-            "extra",
-            "repairing"
-        )?;
-        for c in &self.collections {
-            writeln!(
-                f,
-                "{:<16} {:>9} {:>9} {:>8} {:>8} {:>8} {:>8} {:>8} {:>9}",
-                c.collection,
-                c.rows,
-                c.in_sync,
-                c.pending,
-                c.missing,
-                c.stale,
-                c.changed,
-                c.extra,
-                c.repairs_enqueued
-            )?;
-            for example in &c.examples {
-                writeln!(f, "    {example}")?;
-            }
-        }
-        write!(f, "drift: {}, pending: {}", self.drift(), self.pending())
-    }
-}
+use crate::{error::AppResult, events::Aggregate};
 
 #[derive(Debug, Clone, Copy)]
 pub struct Options {
@@ -136,21 +41,6 @@ impl Default for Options {
             batch_size: 500,
         }
     }
-}
-
-/// How one drifted document gets fixed.
-#[derive(Debug, Clone, Copy)]
-enum Fix {
-    /// Enqueue the row's current state; first lift its version above
-    /// `bump_above` when MongoDB already holds that version (the guard would
-    /// otherwise skip the event).
-    Current {
-        id: Uuid,
-        seen: i64,
-        bump_above: Option<i64>,
-    },
-    /// Tombstone a document that has no row.
-    Tombstone { id: Uuid, version: i64 },
 }
 
 /// Compares every table with its collection (and repairs if asked).
@@ -358,67 +248,4 @@ async fn settle(
         report.repairs_enqueued += repair(state, table, fixes).await?;
     }
     Ok(())
-}
-
-fn fix_id(fix: &Fix) -> Uuid {
-    match fix {
-        Fix::Current { id, .. } | Fix::Tombstone { id, .. } => *id,
-    }
-}
-
-/// Enqueues, in one write transaction, an event per fix: the row's current
-/// state (version lifted above MongoDB's where needed) or a tombstone.
-#[tracing::instrument(skip_all, fields(table = table.collection(), fixes = fixes.len()))]
-async fn repair(state: &SyncContext, table: Aggregate, fixes: Vec<Fix>) -> AppResult<u64> {
-    let done = state
-        .writer()
-        .transact(move |tx| {
-            let fixes = fixes.clone();
-            Box::pin(async move {
-                let mut current = Vec::new();
-                let mut events = Vec::new();
-                for fix in &fixes {
-                    match *fix {
-                        Fix::Current {
-                            id,
-                            seen,
-                            bump_above,
-                        } => {
-                            if let Some(above) = bump_above {
-                                // Guarded by the version seen: a concurrent
-                                // write has its own event and wins.
-                                let sql = format!(
-                                    "UPDATE {} SET version = $1 WHERE id = $2 AND version = $3",
-                                    table.collection()
-                                );
-                                let version = above.max(seen) + 1;
-                                tx.conn()
-                                    .execute(Statement::from_sql_and_values(
-                                        DatabaseBackend::Postgres,
-                                        sql,
-                                        vec![version.into(), id.into(), seen.into()],
-                                    ))
-                                    .await?;
-                            }
-                            current.push(id);
-                        }
-                        Fix::Tombstone { id, version } => {
-                            events.push(NewEvent::deleted(table, id, version, "sync.repaired"))
-                        }
-                    }
-                }
-                let rows =
-                    source::rows(table, tx.conn(), Rows::Ids(&current), current.len() as u64)
-                        .await?;
-                events
-                    .extend(rows.into_iter().map(|row| {
-                        NewEvent::upsert(row.id, row.version, "sync.repaired", row.doc)
-                    }));
-                let count = events.len() as u64;
-                outbox::enqueue_all(tx, events).await?;
-                Ok(count)
-            })
-        })
-        .await?;
-    Ok(done.value)
 }
