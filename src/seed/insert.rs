@@ -1,0 +1,236 @@
+//! The seed's statements: rows in bulk, each batch with its outbox events,
+//! in one transaction per batch.
+use std::sync::Arc;
+
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Statement,
+};
+use uuid::Uuid;
+
+use super::{Batch, EVENTS_PER_STATEMENT, PARAMS_PER_STATEMENT};
+use crate::{
+    entity::{messages, room_members, rooms, study_sessions, study_totals, todos, users},
+    error::AppResult,
+    events::{MessageDoc, RoomDoc, StudySessionDoc, StudyTotalDoc, TodoDoc, UserDoc},
+    write::{
+        outbox::{self, NewEvent},
+        Tx, Writer,
+    },
+};
+
+/// Counts written by one user batch.
+pub(super) struct Written {
+    pub users: usize,
+    pub todos: usize,
+    pub sessions: usize,
+    pub totals: usize,
+    pub events: usize,
+}
+
+pub(super) async fn write_batch(writer: &Writer, batch: Arc<Batch>) -> AppResult<Written> {
+    let committed =
+        writer
+            .transact(move |tx| {
+                let batch = Arc::clone(&batch);
+                Box::pin(async move {
+                    let conn = tx.conn();
+                    for chunk in batch.users.chunks(PARAMS_PER_STATEMENT / 8) {
+                        users::Entity::insert_many(chunk.iter().map(user_row))
+                            .exec_without_returning(conn)
+                            .await?;
+                    }
+                    for chunk in batch.todos.chunks(PARAMS_PER_STATEMENT / 9) {
+                        todos::Entity::insert_many(chunk.iter().map(todo_row))
+                            .exec_without_returning(conn)
+                            .await?;
+                    }
+                    for chunk in batch.sessions.chunks(PARAMS_PER_STATEMENT / 8) {
+                        study_sessions::Entity::insert_many(chunk.iter().map(session_row))
+                            .exec_without_returning(conn)
+                            .await?;
+                    }
+                    let ids: Vec<Uuid> = batch.users.iter().map(|u| u.id).collect();
+                    let totals = insert_totals(tx, &ids).await?;
+                    let mut events: Vec<NewEvent> = Vec::with_capacity(
+                        batch.users.len() + batch.todos.len() + batch.sessions.len() + totals.len(),
+                    );
+                    events.extend(batch.users.iter().map(|u| {
+                        NewEvent::upsert(u.id, u.version, "user.created", UserDoc::from(u))
+                    }));
+                    events.extend(batch.todos.iter().map(|t| {
+                        NewEvent::upsert(t.id, t.version, "todo.created", TodoDoc::from(t))
+                    }));
+                    events.extend(batch.sessions.iter().map(|s| {
+                        NewEvent::upsert(
+                            s.id,
+                            s.version,
+                            "study_session.logged",
+                            StudySessionDoc::from(s),
+                        )
+                    }));
+                    events.extend(totals.iter().map(|t| {
+                        NewEvent::upsert(
+                            t.id,
+                            t.version,
+                            "study_total.updated",
+                            StudyTotalDoc::from(t),
+                        )
+                    }));
+                    let count = events.len();
+                    enqueue_chunked(tx, events).await?;
+                    Ok(Written {
+                        users: batch.users.len(),
+                        todos: batch.todos.len(),
+                        sessions: batch.sessions.len(),
+                        totals: totals.len(),
+                        events: count,
+                    })
+                })
+            })
+            .await?;
+    Ok(committed.value)
+}
+
+/// Per-user, per-period sums of the batch's sessions, computed by the
+/// database (valid on CockroachDB: no window functions or extensions).
+async fn insert_totals(tx: &Tx, user_ids: &[Uuid]) -> AppResult<Vec<study_totals::Model>> {
+    if user_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let placeholders: Vec<String> = (1..=user_ids.len()).map(|i| format!("${i}")).collect();
+    let sql = format!(
+        "INSERT INTO study_totals (user_id, period, period_start, minutes, sessions, version, created_at, updated_at) \
+         SELECT s.user_id, p.period, \
+                CASE p.period \
+                  WHEN 'day' THEN CAST(s.started_at AT TIME ZONE 'UTC' AS DATE) \
+                  WHEN 'week' THEN CAST(date_trunc('week', s.started_at AT TIME ZONE 'UTC') AS DATE) \
+                  WHEN 'month' THEN CAST(date_trunc('month', s.started_at AT TIME ZONE 'UTC') AS DATE) \
+                  ELSE DATE '1970-01-01' END AS bucket, \
+                sum(s.minutes)::INT8, count(*), count(*), min(s.created_at), max(s.created_at) \
+         FROM study_sessions AS s \
+         CROSS JOIN (VALUES ('day'), ('week'), ('month'), ('all')) AS p (period) \
+         WHERE s.user_id IN ({}) \
+         GROUP BY s.user_id, p.period, bucket",
+        placeholders.join(", ")
+    );
+    let values: Vec<sea_orm::Value> = user_ids.iter().map(|id| (*id).into()).collect();
+    let conn = tx.conn();
+    conn.execute(Statement::from_sql_and_values(
+        conn.get_database_backend(),
+        sql,
+        values,
+    ))
+    .await?;
+    Ok(study_totals::Entity::find()
+        .filter(study_totals::Column::UserId.is_in(user_ids.iter().copied()))
+        .all(conn)
+        .await?)
+}
+
+pub(super) async fn insert_rooms(tx: &Tx, rooms: &[(rooms::Model, Vec<Uuid>)]) -> AppResult<()> {
+    let conn = tx.conn();
+    rooms::Entity::insert_many(rooms.iter().map(|(r, _)| rooms::ActiveModel {
+        id: Set(r.id),
+        name: Set(r.name.clone()),
+        created_by: Set(r.created_by),
+        version: Set(r.version),
+        created_at: Set(r.created_at),
+        updated_at: Set(r.updated_at),
+    }))
+    .exec_without_returning(conn)
+    .await?;
+    let members: Vec<room_members::ActiveModel> = rooms
+        .iter()
+        .flat_map(|(r, m)| {
+            m.iter().map(|user_id| room_members::ActiveModel {
+                room_id: Set(r.id),
+                user_id: Set(*user_id),
+                joined_at: Set(r.created_at),
+            })
+        })
+        .collect();
+    for chunk in members.chunks(PARAMS_PER_STATEMENT / 3) {
+        room_members::Entity::insert_many(chunk.to_vec())
+            .exec_without_returning(conn)
+            .await?;
+    }
+    let events = rooms
+        .iter()
+        .map(|(r, m)| {
+            let mut sorted = m.clone();
+            sorted.sort_unstable();
+            NewEvent::upsert(r.id, r.version, "room.created", RoomDoc::new(r, &sorted))
+        })
+        .collect();
+    enqueue_chunked(tx, events).await
+}
+
+pub(super) async fn insert_messages(tx: &Tx, batch: &[messages::Model]) -> AppResult<()> {
+    for chunk in batch.chunks(PARAMS_PER_STATEMENT / 7) {
+        messages::Entity::insert_many(chunk.iter().map(|m| messages::ActiveModel {
+            id: Set(m.id),
+            room_id: Set(m.room_id),
+            sender_id: Set(m.sender_id),
+            body: Set(m.body.clone()),
+            version: Set(m.version),
+            created_at: Set(m.created_at),
+            updated_at: Set(m.updated_at),
+        }))
+        .exec_without_returning(tx.conn())
+        .await?;
+    }
+    let events = batch
+        .iter()
+        .map(|m| NewEvent::upsert(m.id, m.version, "message.sent", MessageDoc::from(m)))
+        .collect();
+    enqueue_chunked(tx, events).await
+}
+
+async fn enqueue_chunked(tx: &Tx, mut events: Vec<NewEvent>) -> AppResult<()> {
+    while !events.is_empty() {
+        let rest = events.split_off(events.len().min(EVENTS_PER_STATEMENT));
+        outbox::enqueue_all(tx, events).await?;
+        events = rest;
+    }
+    Ok(())
+}
+
+fn user_row(u: &users::Model) -> users::ActiveModel {
+    users::ActiveModel {
+        id: Set(u.id),
+        email: Set(u.email.clone()),
+        name: Set(u.name.clone()),
+        password_hash: Set(u.password_hash.clone()),
+        role: Set(u.role.clone()),
+        version: Set(u.version),
+        created_at: Set(u.created_at),
+        updated_at: Set(u.updated_at),
+    }
+}
+
+fn todo_row(t: &todos::Model) -> todos::ActiveModel {
+    todos::ActiveModel {
+        id: Set(t.id),
+        user_id: Set(t.user_id),
+        title: Set(t.title.clone()),
+        completed: Set(t.completed),
+        completed_at: Set(t.completed_at),
+        due_at: Set(t.due_at),
+        version: Set(t.version),
+        created_at: Set(t.created_at),
+        updated_at: Set(t.updated_at),
+    }
+}
+
+fn session_row(s: &study_sessions::Model) -> study_sessions::ActiveModel {
+    study_sessions::ActiveModel {
+        id: Set(s.id),
+        user_id: Set(s.user_id),
+        subject: Set(s.subject.clone()),
+        minutes: Set(s.minutes),
+        started_at: Set(s.started_at),
+        version: Set(s.version),
+        created_at: Set(s.created_at),
+        updated_at: Set(s.updated_at),
+    }
+}
