@@ -264,17 +264,7 @@ async fn work(
     claims: &tokio_util::task::TaskTracker,
     shutdown: impl Future<Output = ()> + Send,
 ) -> anyhow::Result<()> {
-    // A claim that runs to its end even when the worker stops meanwhile.
-    let claim = |size: u32| {
-        let (state, settings) = (state.clone(), settings.clone());
-        let task = claims.spawn(async move {
-            outbox::claim(state.sql(), state.dialect(), &settings, size).await
-        });
-        async move {
-            task.await
-                .map_err(|e| crate::error::AppError::Internal(anyhow::anyhow!("claim task: {e}")))?
-        }
-    };
+    let claim = |size: u32| claim_to_the_end(claims, state, settings, size);
     let wake = state.outbox_wake();
     let mut last_purge: Option<Instant> = None;
     let mut idle_errors = 0u32;
@@ -315,57 +305,115 @@ async fn work(
                 size = settings.batch_size;
                 carry(state, settings, events).await?
             };
-            if last_purge.is_none_or(|at| at.elapsed() >= settings.retention_every()) {
-                last_purge = Some(Instant::now());
-                let purged = outbox::purge_processed(state.sql(), settings).await?;
-                if purged > 0 {
-                    tracing::info!(purged, "deleted processed outbox events past retention");
-                }
-            }
+            purge_if_due(state, settings, &mut last_purge).await?;
             AppResult::Ok(outcome)
         };
         let result = tokio::select! {
             () = &mut shutdown => return Ok(()),
             result = step => result,
         };
-        let resume = match result {
-            Ok(outcome)
-                if outcome.failed == 0
-                    && (full || ahead.as_ref().is_some_and(|next| !next.is_empty())) =>
-            {
-                idle_errors = 0;
-                continue;
-            }
-            Ok(_) => {
-                idle_errors = 0;
-                last_claim + poll_pause(settings.poll_interval(), busy)
-            }
-            Err(err) => {
-                idle_errors = idle_errors.saturating_add(1);
-                tracing::error!(error = %err.chain(), "sync batch failed; retrying");
-                tokio::time::Instant::now()
-                    + settings
-                        .poll_interval()
-                        .min(std::time::Duration::from_millis(100 << idle_errors.min(5)))
-            }
+        let more_waiting = full || ahead.as_ref().is_some_and(|next| !next.is_empty());
+        let Some(resume) = resume_at(
+            &result,
+            more_waiting,
+            settings,
+            last_claim,
+            busy,
+            &mut idle_errors,
+        ) else {
+            continue;
         };
         size = settings.batch_size;
         resumed = true;
         // Pausing after trouble: give back what was claimed ahead, untried.
         if ahead.take().is_some_and(|next| !next.is_empty()) {
-            match outbox::release(state.sql(), &settings.worker_id).await {
-                Ok(released) => {
-                    metrics::counter!("studysync_sync_claims_released_total").increment(released);
-                }
-                Err(err) => {
-                    tracing::warn!(error = %err.chain(), "could not release claims; their leases will run out");
-                }
-            }
+            release_ahead(state, settings).await;
         }
         tokio::select! {
             () = &mut shutdown => return Ok(()),
             () = wake.notified() => {}
             () = tokio::time::sleep_until(resume) => {}
+        }
+    }
+}
+
+/// A claim that runs to its end even when the worker stops meanwhile: a
+/// claim already sent commits, and `release` on the way out gives it back.
+fn claim_to_the_end(
+    claims: &tokio_util::task::TaskTracker,
+    state: &SyncContext,
+    settings: &WorkerSettings,
+    size: u32,
+) -> impl Future<Output = AppResult<Vec<Claimed>>> {
+    let (state, settings) = (state.clone(), settings.clone());
+    let task = claims
+        .spawn(async move { outbox::claim(state.sql(), state.dialect(), &settings, size).await });
+    async move {
+        task.await
+            .map_err(|e| crate::error::AppError::Internal(anyhow::anyhow!("claim task: {e}")))?
+    }
+}
+
+/// Gives back this worker's claims, untried; if that fails, their leases
+/// run out instead.
+async fn release_ahead(state: &SyncContext, settings: &WorkerSettings) {
+    match outbox::release(state.sql(), &settings.worker_id).await {
+        Ok(released) => {
+            metrics::counter!("studysync_sync_claims_released_total").increment(released);
+        }
+        Err(err) => {
+            tracing::warn!(error = %err.chain(), "could not release claims; their leases will run out");
+        }
+    }
+}
+
+/// Deletes processed events past retention, once per `retention_every`.
+async fn purge_if_due(
+    state: &SyncContext,
+    settings: &WorkerSettings,
+    last_purge: &mut Option<Instant>,
+) -> AppResult<()> {
+    if last_purge.is_none_or(|at| at.elapsed() >= settings.retention_every()) {
+        *last_purge = Some(Instant::now());
+        let purged = outbox::purge_processed(state.sql(), settings).await?;
+        if purged > 0 {
+            tracing::info!(purged, "deleted processed outbox events past retention");
+        }
+    }
+    Ok(())
+}
+
+/// When the loop goes on after a step: `None` at once (the step went well
+/// and more is waiting), else after the poll pause or, after an error, a
+/// backoff that grows with consecutive errors.
+fn resume_at(
+    result: &AppResult<Outcome>,
+    more_waiting: bool,
+    settings: &WorkerSettings,
+    last_claim: tokio::time::Instant,
+    busy: bool,
+    idle_errors: &mut u32,
+) -> Option<tokio::time::Instant> {
+    match result {
+        Ok(outcome) if outcome.failed == 0 && more_waiting => {
+            *idle_errors = 0;
+            None
+        }
+        Ok(_) => {
+            *idle_errors = 0;
+            Some(last_claim + poll_pause(settings.poll_interval(), busy))
+        }
+        Err(err) => {
+            *idle_errors = idle_errors.saturating_add(1);
+            tracing::error!(error = %err.chain(), "sync batch failed; retrying");
+            Some(
+                tokio::time::Instant::now()
+                    + settings
+                        .poll_interval()
+                        .min(std::time::Duration::from_millis(
+                            100 << (*idle_errors).min(5),
+                        )),
+            )
         }
     }
 }
