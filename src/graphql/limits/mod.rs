@@ -40,21 +40,9 @@
 //! with the most items it can return (and make sure it returns no more).
 //!
 //! Each limit answers with its own `extensions.code`, listed in [`codes`].
-use std::{any::TypeId, sync::Arc};
+use async_graphql::ServerError;
 
-use async_graphql::{
-    extensions::{
-        Extension, ExtensionContext, ExtensionFactory, NextParseQuery, NextPrepareRequest,
-        NextValidation,
-    },
-    parser::{parse_query, types::ExecutableDocument},
-    Request, ServerError, ServerResult, ValidationResult, Value, Variables,
-};
-
-use super::{
-    cost,
-    scan::{self, TextLimits},
-};
+use super::scan::TextLimits;
 use crate::{
     config::Config,
     read::{DEFAULT_PAGE, MAX_PAGE},
@@ -163,208 +151,22 @@ pub(crate) fn limit_error(code: &str, message: String) -> ServerError {
     error
 }
 
-/// Marks a request that went through [`admit`], so the extension does not
-/// scan and parse it again.
-struct Admitted;
+mod admit;
+mod extension;
 
-fn too_large(what: &str, max: usize) -> ServerError {
-    limit_error(
-        codes::TOO_MANY_FIELDS,
-        format!("the query has more than {max} {what}"),
-    )
-}
-
-/// The front door: checks the request's text and variables, parses the
-/// document once (kept in the request for execution) and checks what it
-/// costs, each step bounded by the limits before the next, unbounded one
-/// starts. Errors carry their `extensions.code`.
-pub fn admit(request: &mut Request, limits: &QueryLimits) -> ServerResult<()> {
-    scan::scan(&request.query, &limits.text())?;
-    check_variables(&request.variables, limits)?;
-    let doc = parse_query(&request.query).map_err(|error| {
-        let mut error = ServerError::from(error);
-        if let Some(short) = syntax_message(&error.message) {
-            error.message = short;
-        }
-        error
-    })?;
-    check_document(&doc, limits)?;
-    request.set_parsed_query(doc);
-    request.data.insert(Admitted);
-    Ok(())
-}
-
-/// How many variables the request supplies, and how deeply nested, without
-/// recursion.
-fn check_variables(variables: &Variables, limits: &QueryLimits) -> ServerResult<()> {
-    if variables.len() > limits.max_variables {
-        return Err(too_large("variables", limits.max_variables));
-    }
-    let mut stack: Vec<(&Value, usize)> = variables.values().map(|v| (v, 1)).collect();
-    while let Some((value, depth)) = stack.pop() {
-        if depth > limits.max_nesting {
-            return Err(limit_error(
-                codes::TOO_DEEP,
-                format!(
-                    "the variables are nested more than {} levels deep",
-                    limits.max_nesting
-                ),
-            ));
-        }
-        match value {
-            Value::List(items) => stack.extend(items.iter().map(|v| (v, depth + 1))),
-            Value::Object(fields) => stack.extend(fields.values().map(|v| (v, depth + 1))),
-            _ => {}
-        }
-    }
-    Ok(())
-}
-
-fn check_document(doc: &ExecutableDocument, limits: &QueryLimits) -> ServerResult<()> {
-    let operations = doc.operations.iter().count();
-    if operations > limits.max_operations {
-        return Err(too_large("operations", limits.max_operations));
-    }
-    if operations.saturating_add(doc.fragments.len()) > limits.max_definitions {
-        return Err(too_large(
-            "definitions (operations and fragments)",
-            limits.max_definitions,
-        ));
-    }
-    let variables: usize = doc
-        .operations
-        .iter()
-        .map(|(_, op)| op.node.variable_definitions.len())
-        .sum();
-    if variables > limits.max_variables {
-        return Err(too_large("variable definitions", limits.max_variables));
-    }
-    if cost::arguments(doc) > limits.max_arguments {
-        return Err(too_large("arguments", limits.max_arguments));
-    }
-    let totals = cost::document_totals(doc, limits)?;
-    if totals.nesting > limits.max_nesting {
-        return Err(limit_error(
-            codes::TOO_DEEP,
-            format!(
-                "the query's selections are nested more than {} levels deep, fragments included",
-                limits.max_nesting
-            ),
-        ));
-    }
-    if totals.selections > limits.max_fields {
-        return Err(limit_error(
-            codes::TOO_MANY_FIELDS,
-            format!(
-                "the query selects more than {} fields, fragments expanded",
-                limits.max_fields
-            ),
-        ));
-    }
-    if totals.aliases > limits.max_aliases {
-        return Err(limit_error(
-            codes::TOO_MANY_ALIASES,
-            format!("the query uses more than {} aliases", limits.max_aliases),
-        ));
-    }
-    if totals.depth > limits.max_depth {
-        return Err(limit_error(
-            codes::TOO_DEEP,
-            format!(
-                "the query is nested more than {} fields deep",
-                limits.max_depth
-            ),
-        ));
-    }
-    Ok(())
-}
-
-/// The parser reports syntax errors as a multi-line source excerpt ending in
-/// `= expected ...`; clients get that last line (the position is already in
-/// `locations`).
-fn syntax_message(message: &str) -> Option<String> {
-    if !message.trim_start().starts_with("-->") {
-        return None;
-    }
-    let expected = message
-        .lines()
-        .rev()
-        .find_map(|l| l.trim().strip_prefix("= "))?;
-    Some(format!("syntax error: {}", expected.replace('_', " ")))
-}
-
-/// Message async-graphql gives when its own recursion limit trips.
-const RECURSION_MESSAGE: &str = "The recursion depth of the query";
-
-/// The schema extension that enforces [`QueryLimits`].
-pub struct Limits(pub QueryLimits);
-
-impl ExtensionFactory for Limits {
-    fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(Limits(self.0))
-    }
-}
-
-#[async_trait::async_trait]
-impl Extension for Limits {
-    /// POST and websocket documents enter here; GET documents were
-    /// admitted by the handler already.
-    async fn prepare_request(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        mut request: Request,
-        next: NextPrepareRequest<'_>,
-    ) -> ServerResult<Request> {
-        if !request.data.contains_key(&TypeId::of::<Admitted>()) {
-            admit(&mut request, &self.0)?;
-        }
-        next.run(ctx, request).await
-    }
-
-    /// Runs on the document [`admit`] parsed: async-graphql's recursion check
-    /// then walks at most `MAX_QUERY_FIELDS` selections.
-    async fn parse_query(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        query: &str,
-        variables: &Variables,
-        next: NextParseQuery<'_>,
-    ) -> ServerResult<ExecutableDocument> {
-        let doc = next.run(ctx, query, variables).await.map_err(|mut error| {
-            if error.message.starts_with(RECURSION_MESSAGE) {
-                error = limit_error(codes::TOO_DEEP, error.message);
-            } else if let Some(short) = syntax_message(&error.message) {
-                error.message = short;
-            }
-            error
-        })?;
-        super::variables::check(&ctx.schema_env.registry, &doc, variables)?;
-        Ok(doc)
-    }
-
-    async fn validation(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        next: NextValidation<'_>,
-    ) -> Result<ValidationResult, Vec<ServerError>> {
-        let result = next.run(ctx).await?;
-        let max = self.0.max_complexity;
-        if result.complexity > max {
-            return Err(vec![limit_error(
-                codes::TOO_COMPLEX,
-                format!(
-                    "the query's estimated cost {} exceeds the budget of {max}; ask for fewer items (first) or fewer fields",
-                    result.complexity
-                ),
-            )]);
-        }
-        Ok(result)
-    }
-}
+pub use admit::admit;
+pub use extension::Limits;
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use std::any::TypeId;
+
+    use async_graphql::{Request, Value, Variables};
+
+    use super::{
+        admit::{syntax_message, Admitted},
+        *,
+    };
 
     fn code(error: &ServerError) -> String {
         error
