@@ -25,3 +25,4 @@ mod sync_verify;
 mod sync_worker;
 mod todos;
 mod write_path;
+mod ws;

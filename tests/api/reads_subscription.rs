@@ -1,42 +1,18 @@
 //! `messageAdded` over a real websocket (graphql-transport-ws).
 use std::time::Duration;
 
-use futures::{SinkExt, StreamExt};
+use futures::SinkExt;
 use serde_json::{json, Value};
-use tokio_tungstenite::{
-    connect_async,
-    tungstenite::{client::IntoClientRequest, http::HeaderValue, Message as Frame},
-    MaybeTlsStream, WebSocketStream,
-};
+use tokio_tungstenite::tungstenite::Message as Frame;
 
 use crate::{
-    helpers::{spawn_app, TestApp},
+    helpers::spawn_app,
     reads_support::{create_room, join_room, send},
+    ws::{self, Socket},
 };
-
-type Socket = WebSocketStream<MaybeTlsStream<tokio::net::TcpStream>>;
 
 const SUBSCRIBE: &str =
     "subscription($r: ID!) { messageAdded(roomId: $r) { body sender { name } room { name } } }";
-
-async fn connect(app: &TestApp, token: &str) -> Socket {
-    let mut request = format!("ws://{}/graphql/ws", app.addr)
-        .into_client_request()
-        .expect("request");
-    request.headers_mut().insert(
-        "Sec-WebSocket-Protocol",
-        HeaderValue::from_static("graphql-transport-ws"),
-    );
-    let (mut socket, _) = connect_async(request).await.expect("websocket connect");
-    let init = json!({"type": "connection_init", "payload": {"token": token}});
-    socket
-        .send(Frame::text(init.to_string()))
-        .await
-        .expect("init");
-    let ack = next_json(&mut socket).await.expect("ack");
-    assert_eq!(ack["type"], "connection_ack", "{ack}");
-    socket
-}
 
 async fn subscribe(socket: &mut Socket, room: &str) {
     let frame = json!({"id": "1", "type": "subscribe", "payload": {"query": SUBSCRIBE, "variables": {"r": room}}});
@@ -48,15 +24,7 @@ async fn subscribe(socket: &mut Socket, room: &str) {
 
 /// The next JSON frame, or `None` if none arrives within a second.
 async fn next_json(socket: &mut Socket) -> Option<Value> {
-    loop {
-        let frame = tokio::time::timeout(Duration::from_secs(1), socket.next())
-            .await
-            .ok()??
-            .ok()?;
-        if let Frame::Text(text) = frame {
-            return serde_json::from_str(text.as_str()).ok();
-        }
-    }
+    ws::next_json(socket, Duration::from_secs(1)).await
 }
 
 #[tokio::test]
@@ -67,7 +35,7 @@ async fn members_receive_messages_posted_to_their_room_as_they_are_committed() {
     let room = create_room(&app, &owner, "Live").await;
     let other_room = create_room(&app, &owner, "Elsewhere").await;
     join_room(&app, &member, &room).await;
-    let mut socket = connect(&app, &member).await;
+    let mut socket = ws::connect(&app, Some(&member)).await;
     subscribe(&mut socket, &room).await;
     // the subscription starts asynchronously: post until one arrives
     let mut received = None;
@@ -103,7 +71,7 @@ async fn non_members_and_anonymous_clients_cannot_subscribe_to_a_room() {
         (outsider.as_str(), "FORBIDDEN"),
         ("not-a-token", "UNAUTHENTICATED"),
     ] {
-        let mut socket = connect(&app, token).await;
+        let mut socket = ws::connect(&app, Some(token)).await;
         subscribe(&mut socket, &room).await;
         send(&app, &owner, &room, "members only").await;
         let frame = next_json(&mut socket).await.expect("a refusal");

@@ -6,13 +6,13 @@ use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
 use serde_json::{json, Value};
-use tokio_tungstenite::{
-    connect_async,
-    tungstenite::{client::IntoClientRequest, http::HeaderValue, Message as Frame},
-};
+use tokio_tungstenite::tungstenite::Message as Frame;
 
 use super::{encode, get_raw, post_json, rows_written, GRAPHQL_RESPONSE};
-use crate::helpers::{spawn_app, TestApp};
+use crate::{
+    helpers::{spawn_app, TestApp},
+    ws::{self, Socket},
+};
 
 /// `{ a(x: [[[ ... ]]]) }`, list values nested `depth` levels deep.
 fn nested_lists(depth: usize) -> String {
@@ -145,44 +145,14 @@ async fn hostile_documents_run_through_the_whole_request_pipeline_on_a_small_sta
     assert_eq!(rows_written(&app).await, 0);
 }
 
-type Socket =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
-async fn websocket(app: &TestApp) -> Socket {
-    let mut request = format!("ws://{}/graphql/ws", app.addr)
-        .into_client_request()
-        .expect("request");
-    request.headers_mut().insert(
-        "Sec-WebSocket-Protocol",
-        HeaderValue::from_static("graphql-transport-ws"),
-    );
-    let (mut socket, _) = connect_async(request).await.expect("websocket connect");
-    let init = json!({"type": "connection_init", "payload": {}});
-    socket
-        .send(Frame::text(init.to_string()))
-        .await
-        .expect("init");
-    let ack = next_json(&mut socket).await.expect("ack");
-    assert_eq!(ack["type"], "connection_ack", "{ack}");
-    socket
-}
-
 async fn next_json(socket: &mut Socket) -> Option<Value> {
-    loop {
-        let frame = tokio::time::timeout(Duration::from_secs(10), socket.next())
-            .await
-            .ok()??
-            .ok()?;
-        if let Frame::Text(text) = frame {
-            return serde_json::from_str(text.as_str()).ok();
-        }
-    }
+    ws::next_json(socket, Duration::from_secs(10)).await
 }
 
 #[tokio::test]
 async fn hostile_documents_by_websocket_are_refused_and_the_socket_still_serves() {
     let app = spawn_app().await;
-    let mut socket = websocket(&app).await;
+    let mut socket = ws::connect(&app, None).await;
     for (i, document) in hostile_documents().into_iter().enumerate() {
         let id = format!("h{i}");
         let frame = json!({"id": id, "type": "subscribe", "payload": {"query": document}});
@@ -365,7 +335,7 @@ async fn an_unused_doubling_fragment_chain_is_refused_without_being_expanded() {
 #[tokio::test]
 async fn a_websocket_message_over_the_body_limit_closes_that_socket_only() {
     let app = spawn_app().await;
-    let mut socket = websocket(&app).await;
+    let mut socket = ws::connect(&app, None).await;
     let query = format!("{{ __typename }} # {}", "x".repeat(1_100_000));
     let frame = json!({"id": "big", "type": "subscribe", "payload": {"query": query}});
     // The server may close before it has read the whole frame.
@@ -379,7 +349,7 @@ async fn a_websocket_message_over_the_body_limit_closes_that_socket_only() {
         }
     }
     assert!(!answered, "an over-long message was executed");
-    let mut other = websocket(&app).await;
+    let mut other = ws::connect(&app, None).await;
     let ok = json!({"id": "ok", "type": "subscribe", "payload": {"query": "{ __typename }"}});
     other.send(Frame::text(ok.to_string())).await.expect("send");
     let reply = next_json(&mut other).await.expect("a reply");
