@@ -23,6 +23,7 @@ use std::{
 };
 
 use anyhow::Context;
+use migration::Dialect;
 use sea_orm::{
     sqlx::{
         self,
@@ -69,10 +70,9 @@ pub async fn connect(config: &Config) -> anyhow::Result<DatabaseConnection> {
                         .fetch_one(&mut *conn)
                         .await?;
                     let version: String = row.try_get(0)?;
-                    let kind = if version.contains("CockroachDB") {
-                        COCKROACH
-                    } else {
-                        POSTGRES
+                    let kind = match Dialect::from_version(&version) {
+                        Dialect::Cockroach => COCKROACH,
+                        Dialect::Postgres => POSTGRES,
                     };
                     seen.store(kind, Ordering::Relaxed);
                 }
