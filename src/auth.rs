@@ -189,8 +189,9 @@ fn verify_blocking(
     stored: Option<String>,
     memory: &mut Memory,
 ) -> AppResult<bool> {
-    let unreadable =
-        |e: argon2::password_hash::Error| AppError::Internal(anyhow::anyhow!("stored hash unreadable: {e}"));
+    let unreadable = |e: argon2::password_hash::Error| {
+        AppError::Internal(anyhow::anyhow!("stored hash unreadable: {e}"))
+    };
     let known = stored.is_some();
     let hash = stored.unwrap_or_else(|| dummy_hash().to_owned());
     let parsed = PasswordHash::new(&hash).map_err(unreadable)?;
@@ -245,8 +246,8 @@ pub fn dummy_hash() -> &'static str {
             secret.as_bytes(),
             &salt,
         )
-            .map(|h| h.to_string())
-            .unwrap_or_default()
+        .map(|h| h.to_string())
+        .unwrap_or_default()
     })
 }
 
@@ -324,7 +325,10 @@ mod tests {
         let pw = Password::parse("correct horse").unwrap();
         let mut memory = Memory::new();
         let ours = hash_blocking(&pw, &mut memory).unwrap();
-        assert!(ours.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{ours}");
+        assert!(
+            ours.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
+            "{ours}"
+        );
         Argon2::default()
             .verify_password(b"correct horse", &PasswordHash::new(&ours).unwrap())
             .unwrap();

@@ -75,7 +75,10 @@ pub fn corpus(limit: usize) -> Vec<Hostile> {
         unused_chain(60),
     ));
     out.push(Hostile::query(
-        format!("alias flood filling the body: {} aliases", aliases_within(room)),
+        format!(
+            "alias flood filling the body: {} aliases",
+            aliases_within(room)
+        ),
         aliases(aliases_within(room)),
     ));
     out.push(Hostile::query(
@@ -93,8 +96,8 @@ pub fn corpus(limit: usize) -> Vec<Hostile> {
         format!("{{ __typename {} }}", "@nope ".repeat(directives)),
     ));
     out.push(Hostile::query(
-        "50 unknown directives (the cap): validation errors, capped at 20",
-        format!("{{ __typename {} }}", "@nope ".repeat(50)),
+        "50 unknown directives (the cap) on one field",
+        format!("{{ me {} {{ id }} }}", "@nope ".repeat(50)),
     ));
     let lists = room.saturating_sub(20) / 2;
     out.push(Hostile::query(
@@ -119,7 +122,10 @@ pub fn corpus(limit: usize) -> Vec<Hostile> {
     ));
     out.push(Hostile::query(
         "a variable of list type nested 500,000 deep",
-        format!("query($v: {}Int) {{ __typename }}", "[".repeat(500_000_usize.min(room))),
+        format!(
+            "query($v: {}Int) {{ __typename }}",
+            "[".repeat(500_000_usize.min(room))
+        ),
     ));
     let definitions: Vec<String> = (0..50_000).map(|i| format!("$v{i}: Int")).collect();
     out.push(Hostile::query(
@@ -188,8 +194,7 @@ fn doubling_chain(levels: usize, on: &str, operation: &str, leaf: &str) -> Strin
 
 /// A doubling chain no operation uses.
 fn unused_chain(levels: usize) -> String {
-    let mut document =
-        format!("{{ __typename }}\nfragment F{levels} on Query {{ __typename }}\n");
+    let mut document = format!("{{ __typename }}\nfragment F{levels} on Query {{ __typename }}\n");
     for i in 0..levels {
         document.push_str(&format!(
             "fragment F{i} on Query {{ ...F{} ...F{} }}\n",

@@ -143,8 +143,14 @@ fn login_settings(bursts: &[usize]) -> Vec<(&'static str, String)> {
     let most = bursts.iter().copied().max().unwrap_or(0);
     vec![
         ("NO_WORKER", "true".to_owned()),
-        ("LOGIN_MAX_FAILURES_PER_ADDRESS", (10 * most).max(1).to_string()),
-        ("MAX_CONNECTIONS_PER_ADDRESS", (2 * most).max(256).to_string()),
+        (
+            "LOGIN_MAX_FAILURES_PER_ADDRESS",
+            (10 * most).max(1).to_string(),
+        ),
+        (
+            "MAX_CONNECTIONS_PER_ADDRESS",
+            (2 * most).max(256).to_string(),
+        ),
     ]
 }
 
@@ -379,7 +385,9 @@ async fn burst(
         .collect();
     let mut answers = BTreeMap::new();
     for task in tasks {
-        let answer = task.await.unwrap_or_else(|_| "client task failed".to_owned());
+        let answer = task
+            .await
+            .unwrap_or_else(|_| "client task failed".to_owned());
         *answers.entry(answer).or_insert(0) += 1;
     }
     let wall_secs = started.elapsed().as_secs_f64();
