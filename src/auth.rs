@@ -1,13 +1,13 @@
 //! Passwords (argon2id) and bearer tokens (HS256 JWT). Authentication always
 //! reads the source of truth.
 use argon2::{
-    password_hash::{rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString},
-    Argon2,
+    password_hash::{rand_core::OsRng, Output, ParamsString, PasswordHash, Salt, SaltString},
+    Algorithm as Argon2Algorithm, Argon2, Block, Params, Version,
 };
 use std::{
     sync::{
         atomic::{AtomicUsize, Ordering},
-        Arc,
+        Arc, Mutex,
     },
     time::Duration,
 };
@@ -28,16 +28,28 @@ use crate::{
 /// crate's default parameters, m = 19 MiB).
 pub const HASH_MEMORY_BYTES: usize = 19 * 1024 * 1024;
 
-/// Bounds password hashing: at most `concurrency` argon2 runs at once (so at
-/// most `concurrency` × 19 MiB), at most `queue` more waiting, each for at
-/// most `wait`; anything beyond is `RATE_LIMITED` at once. A run keeps its
-/// permit until the hash is done, even if its request was dropped.
+/// argon2's working memory (`Params::block_count` blocks of 1 KiB), kept
+/// for the next run instead of freed.
+type Memory = Vec<Block>;
+
+/// Bounds password hashing: at most `concurrency` argon2 runs at once, at
+/// most `queue` more waiting, each for at most `wait`; anything beyond is
+/// `RATE_LIMITED` at once. A run keeps its permit until the hash is done,
+/// even if its request was dropped.
+///
+/// Each run works in one of at most `concurrency` buffers that the gate
+/// keeps and hands out again, so hashing holds `concurrency` × 19 MiB at
+/// most, whichever threads run it. Allocating 19 MiB per run instead lets the
+/// C allocator keep a freed buffer in each thread's arena, and the blocking
+/// pool's threads come and go: 100 concurrent logIns at 4 slots left the
+/// process 700 MB larger, for good.
 pub struct PasswordGate {
     running: Arc<Semaphore>,
     admitted: Arc<Semaphore>,
     wait: Duration,
     in_flight: Arc<AtomicUsize>,
     peak: Arc<AtomicUsize>,
+    memory: Arc<Mutex<Vec<Memory>>>,
 }
 
 impl PasswordGate {
@@ -48,7 +60,13 @@ impl PasswordGate {
             wait,
             in_flight: Arc::default(),
             peak: Arc::default(),
+            memory: Arc::default(),
         }
+    }
+
+    /// Working-memory buffers the gate holds now (at most `concurrency`).
+    pub fn buffers(&self) -> usize {
+        self.memory.lock().map_or(0, |pool| pool.len())
     }
 
     /// Most hashes that ever ran at once in this process.
@@ -58,17 +76,19 @@ impl PasswordGate {
 
     /// Hashes a new password (sign-up) under the bound.
     pub async fn hash(&self, password: Password) -> AppResult<String> {
-        self.run(move || hash_blocking(&password)).await
+        self.run(move |memory| hash_blocking(&password, memory))
+            .await
     }
 
     /// Verifies a password (log-in) under the bound; see [`verify_password`].
     pub async fn verify(&self, password: Password, stored: Option<String>) -> AppResult<bool> {
-        self.run(move || verify_blocking(&password, stored)).await
+        self.run(move |memory| verify_blocking(&password, stored, memory))
+            .await
     }
 
     async fn run<T: Send + 'static>(
         &self,
-        work: impl FnOnce() -> AppResult<T> + Send + 'static,
+        work: impl FnOnce(&mut Memory) -> AppResult<T> + Send + 'static,
     ) -> AppResult<T> {
         let busy = || {
             metrics::counter!("studysync_rate_limited_total", "operation" => "password")
@@ -88,10 +108,21 @@ impl PasswordGate {
             .map_err(|_| busy())?
             .map_err(|_| busy())?;
         let (in_flight, peak) = (self.in_flight.clone(), self.peak.clone());
+        let pool = self.memory.clone();
         tokio::task::spawn_blocking(move || {
             let now = in_flight.fetch_add(1, Ordering::SeqCst) + 1;
             peak.fetch_max(now, Ordering::SeqCst);
-            let out = work();
+            // A permit is held, so a buffer is free unless fewer than
+            // `concurrency` were ever made.
+            let mut memory = pool
+                .lock()
+                .ok()
+                .and_then(|mut pool| pool.pop())
+                .unwrap_or_default();
+            let out = work(&mut memory);
+            if let Ok(mut pool) = pool.lock() {
+                pool.push(memory);
+            }
             in_flight.fetch_sub(1, Ordering::SeqCst);
             drop((permit, admitted));
             out
@@ -101,29 +132,95 @@ impl PasswordGate {
     }
 }
 
-fn hash_blocking(password: &Password) -> AppResult<String> {
-    let salt = SaltString::generate(&mut OsRng);
-    Argon2::default()
-        .hash_password(password.expose().as_bytes(), &salt)
-        .map(|hash| hash.to_string())
-        .map_err(|e| AppError::Internal(anyhow::anyhow!("hashing password: {e}")))
+/// argon2's output for `password` under `algorithm`, `version`, `params`
+/// and `salt`, computed in `memory` (grown to the block count, never shrunk).
+fn argon2_output(
+    password: &[u8],
+    (algorithm, version, params): (Argon2Algorithm, Version, Params),
+    salt: Salt<'_>,
+    memory: &mut Memory,
+) -> Result<Output, argon2::password_hash::Error> {
+    let mut salt_bytes = [0u8; 64];
+    let salt = salt.decode_b64(&mut salt_bytes)?;
+    let blocks = params.block_count();
+    if memory.len() < blocks {
+        memory.resize(blocks, Block::default());
+    }
+    let length = params.output_len().unwrap_or(Params::DEFAULT_OUTPUT_LEN);
+    let argon2 = Argon2::new(algorithm, version, params);
+    Output::init_with(length, |out| {
+        argon2
+            .hash_password_into_with_memory(password, salt, out, &mut memory[..])
+            .map_err(Into::into)
+    })
 }
 
-fn verify_blocking(password: &Password, stored: Option<String>) -> AppResult<bool> {
+/// A PHC string (`$argon2id$v=19$m=19456,t=2,p=1$salt$hash`) with the
+/// crate's default parameters, as `Argon2::default().hash_password` makes.
+fn hash_blocking(password: &Password, memory: &mut Memory) -> AppResult<String> {
+    let failed = |e: argon2::password_hash::Error| {
+        AppError::Internal(anyhow::anyhow!("hashing password: {e}"))
+    };
+    let salt = SaltString::generate(&mut OsRng);
+    let (algorithm, version, params) = (
+        Argon2Algorithm::default(),
+        Version::default(),
+        Params::default(),
+    );
+    let output = argon2_output(
+        password.expose().as_bytes(),
+        (algorithm, version, params.clone()),
+        salt.as_salt(),
+        memory,
+    )
+    .map_err(failed)?;
+    let hash = PasswordHash {
+        algorithm: algorithm.ident(),
+        version: Some(version.into()),
+        params: ParamsString::try_from(&params).map_err(failed)?,
+        salt: Some(salt.as_salt()),
+        hash: Some(output),
+    };
+    Ok(hash.to_string())
+}
+
+fn verify_blocking(
+    password: &Password,
+    stored: Option<String>,
+    memory: &mut Memory,
+) -> AppResult<bool> {
+    let unreadable = |e: argon2::password_hash::Error| {
+        AppError::Internal(anyhow::anyhow!("stored hash unreadable: {e}"))
+    };
     let known = stored.is_some();
     let hash = stored.unwrap_or_else(|| dummy_hash().to_owned());
-    let parsed = PasswordHash::new(&hash)
-        .map_err(|e| AppError::Internal(anyhow::anyhow!("stored hash unreadable: {e}")))?;
-    let ok = Argon2::default()
-        .verify_password(password.expose().as_bytes(), &parsed)
-        .is_ok();
-    Ok(ok && known)
+    let parsed = PasswordHash::new(&hash).map_err(unreadable)?;
+    let (Some(salt), Some(expected)) = (parsed.salt, parsed.hash) else {
+        return Ok(false);
+    };
+    let algorithm = Argon2Algorithm::try_from(parsed.algorithm).map_err(unreadable)?;
+    let version = parsed
+        .version
+        .map(Version::try_from)
+        .transpose()
+        .map_err(|e| unreadable(e.into()))?
+        .unwrap_or_default();
+    let params = Params::try_from(&parsed).map_err(unreadable)?;
+    let computed = argon2_output(
+        password.expose().as_bytes(),
+        (algorithm, version, params),
+        salt,
+        memory,
+    )
+    .map_err(unreadable)?;
+    // `Output`'s comparison takes constant time.
+    Ok(computed == expected && known)
 }
 
 /// Hashes on the blocking pool, unbounded: for the CLI (seeding); requests
 /// go through [`PasswordGate`].
 pub async fn hash_password(password: Password) -> AppResult<String> {
-    tokio::task::spawn_blocking(move || hash_blocking(&password))
+    tokio::task::spawn_blocking(move || hash_blocking(&password, &mut Memory::new()))
         .await
         .map_err(|e| AppError::Internal(anyhow::anyhow!("hashing task: {e}")))?
 }
@@ -131,7 +228,7 @@ pub async fn hash_password(password: Password) -> AppResult<String> {
 /// Checks a password against a stored hash. With `None` (unknown email) it
 /// verifies against a fixed dummy hash, so both cases take the same time.
 pub async fn verify_password(password: Password, stored: Option<String>) -> AppResult<bool> {
-    tokio::task::spawn_blocking(move || verify_blocking(&password, stored))
+    tokio::task::spawn_blocking(move || verify_blocking(&password, stored, &mut Memory::new()))
         .await
         .map_err(|e| AppError::Internal(anyhow::anyhow!("verify task: {e}")))?
 }
@@ -144,10 +241,13 @@ pub fn dummy_hash() -> &'static str {
     HASH.get_or_init(|| {
         let salt = SaltString::generate(&mut OsRng);
         let secret = Uuid::new_v4();
-        Argon2::default()
-            .hash_password(secret.as_bytes(), &salt)
-            .map(|h| h.to_string())
-            .unwrap_or_default()
+        argon2::password_hash::PasswordHasher::hash_password(
+            &Argon2::default(),
+            secret.as_bytes(),
+            &salt,
+        )
+        .map(|h| h.to_string())
+        .unwrap_or_default()
     })
 }
 
@@ -217,6 +317,51 @@ mod tests {
         assert!(t.verify(&parts.join(".")).is_err());
         let other = Tokens::new(&Secret::new("y".repeat(40)), 60);
         assert!(other.verify(&token).is_err());
+    }
+
+    #[test]
+    fn hashes_are_the_crates_own_format_both_ways() {
+        use argon2::password_hash::{PasswordHasher, PasswordVerifier};
+        let pw = Password::parse("correct horse").unwrap();
+        let mut memory = Memory::new();
+        let ours = hash_blocking(&pw, &mut memory).unwrap();
+        assert!(
+            ours.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
+            "{ours}"
+        );
+        Argon2::default()
+            .verify_password(b"correct horse", &PasswordHash::new(&ours).unwrap())
+            .unwrap();
+        let salt = SaltString::generate(&mut OsRng);
+        let theirs = Argon2::default()
+            .hash_password(b"correct horse", &salt)
+            .unwrap()
+            .to_string();
+        // The same buffer again: what an earlier run left in it is no input.
+        assert!(verify_blocking(&pw, Some(theirs.clone()), &mut memory).unwrap());
+        let wrong = Password::parse("wrong horse").unwrap();
+        assert!(!verify_blocking(&wrong, Some(theirs), &mut memory).unwrap());
+    }
+
+    #[tokio::test]
+    async fn the_gate_keeps_at_most_one_buffer_per_slot() {
+        let gate = Arc::new(PasswordGate::new(2, 16, Duration::from_secs(30)));
+        let hash = hash_password(Password::parse("correct horse").unwrap())
+            .await
+            .unwrap();
+        let runs: Vec<_> = (0..8)
+            .map(|_| {
+                let (gate, hash) = (gate.clone(), hash.clone());
+                tokio::spawn(async move {
+                    let pw = Password::parse("correct horse").unwrap();
+                    gate.verify(pw, Some(hash)).await.unwrap()
+                })
+            })
+            .collect();
+        for run in runs {
+            assert!(run.await.unwrap());
+        }
+        assert!((1..=2).contains(&gate.buffers()), "{}", gate.buffers());
     }
 
     #[tokio::test]

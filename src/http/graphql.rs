@@ -75,9 +75,20 @@ pub async fn post(State(http): State<Http>, parts: Parts, body: Bytes) -> axum::
     let rules = BatchRules {
         enabled: config.batching,
         max_operations: config.batch_max_operations,
+        max_variables: config.max_query_variables,
     };
     let batch = match params::from_body(&body, rules) {
         Ok(batch) => batch,
+        // A query limit, answered as the front door answers it.
+        Err(rejection) if rejection.code == params::QUERY_TOO_LARGE => {
+            let mut error = async_graphql::ServerError::new(rejection.message, None);
+            error
+                .extensions
+                .get_or_insert_with(Default::default)
+                .set("code", rejection.code);
+            let refused = Response::from_errors(vec![error]);
+            return response::execution(&BatchResponse::Single(refused), media);
+        }
         Err(rejection) => {
             return response::error(
                 StatusCode::BAD_REQUEST,

@@ -28,13 +28,35 @@ impl Rejection {
 pub struct BatchRules {
     pub enabled: bool,
     pub max_operations: usize,
+    /// `MAX_QUERY_VARIABLES`: a body supplying more is refused while it is
+    /// read, before the rest of its variables are built.
+    pub max_variables: usize,
 }
+
+/// The code of a body refused for supplying too many variables.
+pub const QUERY_TOO_LARGE: &str = "QUERY_TOO_LARGE";
 
 /// Parses a POST body: one request object, or an array of them when batching
 /// is on.
 pub fn from_body(body: &[u8], rules: BatchRules) -> Result<BatchRequest, Rejection> {
-    let value: Value = serde_json::from_slice(body)
-        .map_err(|_| Rejection::bad("the request body is not valid JSON"))?;
+    let mut reader = serde_json::Deserializer::from_slice(body);
+    let value = serde::de::DeserializeSeed::deserialize(
+        seed::Body {
+            max_variables: rules.max_variables,
+        },
+        &mut reader,
+    )
+    .and_then(|value| reader.end().map(|()| value))
+    .map_err(|e| {
+        if e.to_string().starts_with(seed::TOO_MANY) {
+            Rejection {
+                code: QUERY_TOO_LARGE,
+                message: format!("the query has more than {} variables", rules.max_variables),
+            }
+        } else {
+            Rejection::bad("the request body is not valid JSON")
+        }
+    })?;
     match value {
         Value::Object(params) => Ok(BatchRequest::Single(request(params)?)),
         Value::Array(items) => {
@@ -72,6 +94,132 @@ pub fn from_body(body: &[u8], rules: BatchRules) -> Result<BatchRequest, Rejecti
         _ => Err(Rejection::bad(
             "the request body must be a JSON object with a query",
         )),
+    }
+}
+
+/// Reads a body as `serde_json::Value`, except that a `variables` object is
+/// counted as it is read and refused past the limit: 50,000 variables cost
+/// the reading of 101, not a map of 50,000 built twice (JSON, then
+/// async-graphql's values) before the front door counts them.
+mod seed {
+    use std::fmt;
+
+    use serde::de::{DeserializeSeed, Error as _, MapAccess, SeqAccess, Visitor};
+    use serde_json::{Map, Value};
+
+    /// Start of the error message that means "too many variables".
+    pub const TOO_MANY: &str = "too many variables";
+
+    /// The body, or one entry of a batch.
+    pub struct Body {
+        pub max_variables: usize,
+    }
+
+    impl<'de> DeserializeSeed<'de> for Body {
+        type Value = Value;
+        fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+            d.deserialize_any(self)
+        }
+    }
+
+    /// Scalars are read as `Value` reads them; only maps and sequences
+    /// differ.
+    macro_rules! scalars {
+        () => {
+            fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+                Ok(Value::Bool(v))
+            }
+            fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+                Ok(Value::from(v))
+            }
+            fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+                Ok(Value::from(v))
+            }
+            fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+                Ok(Value::from(v))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+                Ok(Value::String(v.to_owned()))
+            }
+            fn visit_string<E>(self, v: String) -> Result<Value, E> {
+                Ok(Value::String(v))
+            }
+            fn visit_unit<E>(self) -> Result<Value, E> {
+                Ok(Value::Null)
+            }
+            fn visit_none<E>(self) -> Result<Value, E> {
+                Ok(Value::Null)
+            }
+        };
+    }
+
+    impl<'de> Visitor<'de> for Body {
+        type Value = Value;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a GraphQL request")
+        }
+        scalars!();
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+            let mut out = Map::new();
+            while let Some(key) = map.next_key::<String>()? {
+                let value = if key == "variables" {
+                    map.next_value_seed(Variables {
+                        max: self.max_variables,
+                    })?
+                } else {
+                    map.next_value::<Value>()?
+                };
+                out.insert(key, value);
+            }
+            Ok(Value::Object(out))
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+            let mut out = Vec::new();
+            while let Some(item) = seq.next_element_seed(Body {
+                max_variables: self.max_variables,
+            })? {
+                out.push(item);
+            }
+            Ok(Value::Array(out))
+        }
+    }
+
+    /// A request's `variables`, refused at its `max + 1`th entry.
+    struct Variables {
+        max: usize,
+    }
+
+    impl<'de> DeserializeSeed<'de> for Variables {
+        type Value = Value;
+        fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+            d.deserialize_any(self)
+        }
+    }
+
+    impl<'de> Visitor<'de> for Variables {
+        type Value = Value;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("the variables object")
+        }
+        scalars!();
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+            let mut out = Map::new();
+            while let Some(key) = map.next_key::<String>()? {
+                if out.len() == self.max {
+                    return Err(A::Error::custom(TOO_MANY));
+                }
+                let value = map.next_value::<Value>()?;
+                out.insert(key, value);
+            }
+            Ok(Value::Object(out))
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+            let mut out = Vec::new();
+            while let Some(item) = seq.next_element::<Value>()? {
+                out.push(item);
+            }
+            Ok(Value::Array(out))
+        }
     }
 }
 
@@ -154,7 +302,31 @@ mod tests {
     const RULES: BatchRules = BatchRules {
         enabled: true,
         max_operations: 2,
+        max_variables: 3,
     };
+
+    #[test]
+    fn a_body_with_too_many_variables_is_refused_as_it_is_read() {
+        let three = br#"{"query": "{ a }", "variables": {"a": 1, "b": [2], "c": {"d": 3}}}"#;
+        let Ok(BatchRequest::Single(request)) = from_body(three, RULES) else {
+            panic!("three variables are within the limit");
+        };
+        assert_eq!(request.variables.len(), 3);
+        for body in [
+            r#"{"query": "{ a }", "variables": {"a": 1, "b": 2, "c": 3, "d": 4}}"#,
+            r#"[{"query": "{ a }", "variables": {"a": 1, "b": 2, "c": 3, "d": 4, "#,
+        ] {
+            let rejection = from_body(body.as_bytes(), RULES).map(|_| ()).unwrap_err();
+            assert_eq!(rejection.code, QUERY_TOO_LARGE, "{body}");
+            assert!(rejection.message.contains("more than 3 variables"));
+        }
+        // The body as a whole is still checked as JSON.
+        let trailing = br#"{"query": "{ a }"} x"#;
+        assert_eq!(
+            from_body(trailing, RULES).map(|_| ()).unwrap_err().code,
+            "BAD_REQUEST"
+        );
+    }
 
     #[test]
     fn parameters_of_the_wrong_type_are_rejected() {

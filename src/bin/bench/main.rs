@@ -4,8 +4,11 @@
 //! `cargo run --release --features bench --bin bench -- --help`).
 mod charts;
 mod client;
+mod corpus;
 mod cpu;
 mod db;
+mod hostile;
+mod hostile_report;
 mod load;
 mod phases;
 mod report;
@@ -68,17 +71,24 @@ pub struct Args {
     /// queries are also timed at scale (0 skips it; part of `reads`).
     #[arg(long, default_value_t = 1_000_000)]
     pub scale_sessions: usize,
+    /// Times each hostile document is sent (`hostile`); server CPU is
+    /// read in ticks of 10 ms, so more requests resolve finer.
+    #[arg(long, default_value_t = 50)]
+    pub hostile_requests: usize,
+    /// Sizes of the concurrent logIn bursts (`hostile`).
+    #[arg(long, value_delimiter = ',', default_value = "100,1000")]
+    pub login_bursts: Vec<usize>,
     /// Where the report and charts go.
     #[arg(long, default_value = "docs/bench")]
     pub out: PathBuf,
     /// Measurements to take (the seed and the drain always run: every other
     /// measurement needs an empty outbox). A partial run belongs in its own
-    /// `--out` directory.
+    /// `--out` directory; `hostile` alone writes only `HOSTILE.md`.
     #[arg(
         long,
         value_enum,
         value_delimiter = ',',
-        default_value = "ceiling,reads,overhead,writes,lag"
+        default_value = "ceiling,reads,overhead,writes,lag,hostile"
     )]
     pub phases: Vec<Phase>,
     #[command(flatten)]
@@ -93,6 +103,8 @@ pub enum Phase {
     Overhead,
     Writes,
     Lag,
+    /// Hostile documents within the body limit, and concurrent logIns.
+    Hostile,
 }
 
 /// Who the clients act as.
@@ -357,16 +369,36 @@ async fn main() -> anyhow::Result<()> {
         results.lag = lag;
         results.notes.extend(errors);
     }
+    if args.phases.contains(&Phase::Hostile) {
+        println!(
+            "== [{:>4.0} s] hostile documents and login bursts",
+            results.started.elapsed().as_secs_f64()
+        );
+        let (hostile, errors) =
+            hostile::hostile(&env, &fx, &sql, args.hostile_requests, &args.login_bursts).await;
+        results.hostile = Some(hostile);
+        results.notes.extend(errors);
+    }
     results.finish();
 
     std::fs::create_dir_all(&args.out)?;
+    if let Some(h) = &results.hostile {
+        let path = args.out.join("HOSTILE.md");
+        std::fs::write(&path, hostile_report::standalone(&results, h))?;
+        println!("hostile documents: {}", path.display());
+    }
+    println!("\n{}", report::targets_text(&results));
+    // Only the hostile phase: its figures are in HOSTILE.md, and the
+    // report's other figures are left as they are.
+    if args.phases.iter().all(|p| *p == Phase::Hostile) {
+        return Ok(());
+    }
     let charts = charts::draw(&results, &args.out);
     results
         .notes
         .extend(charts.err().map(|e| format!("charts: {e:#}")));
     let markdown = report::render(&results);
     std::fs::write(args.out.join("REPORT.md"), &markdown)?;
-    println!("\n{}", report::targets_text(&results));
     println!("report: {}", args.out.join("REPORT.md").display());
     Ok(())
 }

@@ -112,17 +112,48 @@ impl Process {
 
     /// Peak resident set size so far (VmHWM), in MiB.
     pub fn peak_rss_mib(&self) -> Option<f64> {
-        let pid = self.child.id()?;
-        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-        let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-        let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
-        Some(kib / 1024.0)
+        self.status_mib("VmHWM:")
+    }
+
+    /// Resident set size now (VmRSS), in MiB.
+    pub fn rss_mib(&self) -> Option<f64> {
+        self.status_mib("VmRSS:")
+    }
+
+    fn status_mib(&self, field: &str) -> Option<f64> {
+        status_mib(self.child.id()?, field)
+    }
+
+    /// Starts the peak (VmHWM) over from the current RSS, so the next
+    /// [`peak_rss_mib`](Self::peak_rss_mib) is the peak of what follows
+    /// (`echo 5 > /proc/<pid>/clear_refs`, Linux 4.0 and later). Returns
+    /// whether the kernel took it: afterwards VmHWM equals VmRSS.
+    pub fn reset_peak_rss(&self) -> bool {
+        let Some(pid) = self.child.id() else {
+            return false;
+        };
+        if std::fs::write(format!("/proc/{pid}/clear_refs"), "5").is_err() {
+            return false;
+        }
+        match (self.peak_rss_mib(), self.rss_mib()) {
+            // The RSS may have grown by a page or two in between.
+            (Some(peak), Some(now)) => peak <= now + 1.0,
+            _ => false,
+        }
     }
 
     pub async fn stop(mut self) {
         let _ = self.child.start_kill();
         let _ = self.child.wait().await;
     }
+}
+
+/// A memory figure of `/proc/<pid>/status` (`VmRSS:`, `VmHWM:`), in MiB.
+pub fn status_mib(pid: u32, field: &str) -> Option<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with(field))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
 }
 
 fn free_port() -> anyhow::Result<u16> {
