@@ -141,7 +141,7 @@ pub struct Config {
     pub max_query_fields: usize,
     /// Most aliases in a document; aliases multiply work (e.g. many `logIn`s
     /// in one request).
-    #[arg(long, env = "MAX_QUERY_ALIASES", default_value_t = 30)]
+    #[arg(long, env = "MAX_QUERY_ALIASES", default_value_t = 16)]
     pub max_query_aliases: usize,
     /// Deepest nesting of braces, brackets and parentheses in the query text
     /// (selection sets, list and object values, arguments, list types), of
@@ -152,7 +152,7 @@ pub struct Config {
     pub max_query_nesting: usize,
     /// Most tokens (names, punctuators, values) in a document, counted by a
     /// linear scan of the text before it is parsed.
-    #[arg(long, env = "MAX_QUERY_TOKENS", default_value_t = 10_000)]
+    #[arg(long, env = "MAX_QUERY_TOKENS", default_value_t = 5_000)]
     pub max_query_tokens: usize,
     /// Most directives (`@...`) in a document.
     #[arg(long, env = "MAX_QUERY_DIRECTIVES", default_value_t = 50)]

@@ -82,12 +82,12 @@ pub fn corpus(limit: usize) -> Vec<Hostile> {
         aliases(aliases_within(room)),
     ));
     out.push(Hostile::query(
-        "alias flood at the token cap: 3,300 aliases in 9,902 tokens",
-        aliases(3_300),
+        "alias flood at the token cap: 1,650 aliases in 4,952 tokens",
+        aliases(1_650),
     ));
     out.push(Hostile::post(
-        "30 aliases (the cap) of `me`, answered",
-        json!({ "query": format!("{{ {} }}", (0..30).map(|i| format!("m{i}: me {{ id name email createdAt }}")).collect::<Vec<_>>().join(" ")) }),
+        "16 aliases (the cap) of `me`, answered",
+        json!({ "query": format!("{{ {} }}", (0..16).map(|i| format!("m{i}: me {{ id name email createdAt }}")).collect::<Vec<_>>().join(" ")) }),
         true,
     ));
     let directives = room.saturating_sub(20) / "@nope ".len();
@@ -144,7 +144,7 @@ pub fn corpus(limit: usize) -> Vec<Hostile> {
     let huge = "ab ".repeat(room.saturating_sub(4_000) / 3);
     out.push(Hostile::post(
         format!(
-            "a {} KB search string used by 30 aliases (15 searchUsers, 15 searchMessages)",
+            "a {} KB search string used by 16 aliases (8 searchUsers, 8 searchMessages)",
             huge.len() / 1_000
         ),
         json!({ "query": search_aliases(), "variables": { "q": huge } }),
@@ -160,7 +160,7 @@ pub fn corpus(limit: usize) -> Vec<Hostile> {
         longest.push_str(&word);
     }
     out.push(Hostile::post(
-        "the longest accepted search string (512 bytes) used by 30 aliases, answered",
+        "the longest accepted search string (512 bytes) used by 16 aliases, answered",
         json!({ "query": search_aliases(), "variables": { "q": longest } }),
         true,
     ));
@@ -247,7 +247,7 @@ fn deep_variables(depth: usize) -> Hostile {
 }
 
 fn search_aliases() -> String {
-    let aliases: Vec<String> = (0..15)
+    let aliases: Vec<String> = (0..8)
         .map(|i| {
             format!(
                 "u{i}: searchUsers(query: $q) {{ edges {{ cursor }} }} m{i}: searchMessages(query: $q) {{ edges {{ cursor }} }}"
