@@ -24,17 +24,14 @@ pub struct AppState {
 
 struct Inner {
     config: Config,
-    sql: DatabaseConnection,
-    dialect: Dialect,
-    mongo: mongodb::Database,
-    writer: Writer,
+    /// The stores, the writer and the worker's wake-up: held once, here, and
+    /// shared with the sync side.
+    sync: SyncContext,
     tokens: Tokens,
     auth_limits: Arc<AuthLimits>,
     passwords: PasswordGate,
     cursors: Cursors,
-    outbox_wake: Arc<Notify>,
     messages: broadcast::Sender<messages::Model>,
-    sync: SyncContext,
     reads: ReadRouter,
 }
 
@@ -72,27 +69,22 @@ impl AppState {
         let (messages, _) = broadcast::channel(1024);
         let reads = ReadRouter::new(&config, sql.clone(), mongo.clone());
         let sync = SyncContext::new(
-            sql.clone(),
+            sql,
             dialect,
-            mongo.clone(),
-            writer.clone(),
+            mongo,
+            writer,
             config.sync.clone(),
-            outbox_wake.clone(),
+            outbox_wake,
         );
         Self {
             inner: Arc::new(Inner {
                 config,
-                sql,
-                dialect,
-                mongo,
-                writer,
+                sync,
                 tokens,
                 auth_limits,
                 passwords,
                 cursors,
-                outbox_wake,
                 messages,
-                sync,
                 reads,
             }),
         }
@@ -104,23 +96,23 @@ impl AppState {
 
     /// The source of truth: auth, writes, read-your-writes and fallbacks.
     pub fn sql(&self) -> &DatabaseConnection {
-        &self.inner.sql
+        self.inner.sync.sql()
     }
 
     /// CockroachDB or its PostgreSQL stand-in; picks the few statements
     /// that differ (see `docs/cockroachdb.md`).
     pub fn dialect(&self) -> Dialect {
-        self.inner.dialect
+        self.inner.sync.dialect()
     }
 
     /// The MongoDB read model.
     pub fn read_model(&self) -> &mongodb::Database {
-        &self.inner.mongo
+        self.inner.sync.read_model()
     }
 
     /// Runs write transactions (with retries) and wakes the worker on commit.
     pub fn writer(&self) -> &Writer {
-        &self.inner.writer
+        self.inner.sync.writer()
     }
 
     /// The per-email and per-address limits of `logIn` and `signUp`.
@@ -160,7 +152,7 @@ impl AppState {
 
     /// Signalled after every commit that wrote outbox events.
     pub fn outbox_wake(&self) -> Arc<Notify> {
-        self.inner.outbox_wake.clone()
+        self.inner.sync.outbox_wake()
     }
 
     /// What the sync worker, `verify`, `resync` and the health check use.
