@@ -6,7 +6,7 @@ use futures::Stream;
 use tokio::sync::broadcast::error::RecvError;
 
 use super::{
-    context::{parse_id, ContextExt},
+    context::{caller_rooms, parse_id, ContextExt},
     prefetch,
     routed::{connection, require_member, routed},
     types::Message,
@@ -16,7 +16,6 @@ use crate::read::{
     model::{query_words, SearchPosition, TimePosition},
     mongo,
     routing::RoutedField,
-    sql,
 };
 
 #[derive(Default)]
@@ -86,7 +85,7 @@ impl ChatQuery {
                 require_member(ctx, room_id, user_id).await?;
                 vec![room_id]
             }
-            None => sql::room_ids_of(state.sql(), user_id).await?,
+            None => caller_rooms(ctx, user_id).await?.to_vec(),
         };
         let rows = routed(
             ctx,

@@ -1,5 +1,8 @@
 //! What each request carries into the resolvers.
-use std::sync::Mutex;
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+};
 
 use async_graphql::{Context, ID};
 use uuid::Uuid;
@@ -22,18 +25,29 @@ pub enum Viewer {
     AccountGone,
 }
 
+/// When the token of a long-lived connection (a websocket) expires, as a
+/// Unix time in seconds: from then on its operations are refused as if the
+/// token were invalid.
+#[derive(Clone, Copy, Debug)]
+pub struct TokenExpiry(pub i64);
+
 impl Viewer {
     pub fn from_bearer(state: &AppState, header: Option<&str>) -> Self {
+        Self::from_bearer_until(state, header).0
+    }
+
+    /// The caller, and when its token expires (Unix seconds).
+    pub fn from_bearer_until(state: &AppState, header: Option<&str>) -> (Self, Option<i64>) {
         let Some(value) = header else {
-            return Viewer::Anonymous;
+            return (Viewer::Anonymous, None);
         };
         let token = value
             .strip_prefix("Bearer ")
             .or_else(|| value.strip_prefix("bearer "))
             .map(str::trim);
         match token.map(|t| state.tokens().verify(t)) {
-            Some(Ok(claims)) => Viewer::User(claims.sub),
-            _ => Viewer::InvalidToken,
+            Some(Ok(claims)) => (Viewer::User(claims.sub), Some(claims.exp)),
+            _ => (Viewer::InvalidToken, None),
         }
     }
 
@@ -89,6 +103,11 @@ impl ContextExt for Context<'_> {
     }
 
     fn viewer(&self) -> Viewer {
+        if let Some(TokenExpiry(exp)) = self.data_opt::<TokenExpiry>() {
+            if chrono::Utc::now().timestamp() >= *exp {
+                return Viewer::InvalidToken;
+            }
+        }
         self.data_opt::<Viewer>()
             .cloned()
             .unwrap_or(Viewer::Anonymous)
@@ -118,17 +137,61 @@ pub fn parse_id(id: &ID, what: &str) -> AppResult<Uuid> {
         .map_err(|_| AppError::bad_input(format!("{what} is not a valid id")))
 }
 
-/// The caller's account, re-read from the source of truth; a token for a
-/// deleted account is `UNAUTHENTICATED`.
+/// What a request learns about its caller from the source of truth, each
+/// fact read at most once per request: a document may ask for `me`, or for
+/// the messages of one room, under many aliases, and each would otherwise
+/// cost a round trip. Made per HTTP request (per entry of a batch), never
+/// shared between requests; a websocket connection has none, so each of its
+/// operations reads afresh.
+#[derive(Default)]
+pub struct CallerFacts {
+    user: tokio::sync::OnceCell<Option<users::Model>>,
+    rooms: tokio::sync::OnceCell<Arc<[Uuid]>>,
+    membership: Mutex<HashMap<Uuid, Arc<tokio::sync::OnceCell<bool>>>>,
+}
+
+impl CallerFacts {
+    /// Starts with the caller's row when the request already resolved it.
+    pub fn known(user: Option<users::Model>) -> Self {
+        Self {
+            user: match user {
+                Some(user) => tokio::sync::OnceCell::new_with(Some(Some(user))),
+                None => tokio::sync::OnceCell::new(),
+            },
+            ..Self::default()
+        }
+    }
+
+    fn membership(&self, room_id: Uuid) -> Arc<tokio::sync::OnceCell<bool>> {
+        match self.membership.lock() {
+            Ok(mut cells) => cells.entry(room_id).or_default().clone(),
+            // A poisoned map only loses the memo: read afresh.
+            Err(_) => Arc::default(),
+        }
+    }
+}
+
+fn facts<'a>(ctx: &'a Context<'_>) -> Option<&'a CallerFacts> {
+    ctx.data_opt::<Arc<CallerFacts>>().map(Arc::as_ref)
+}
+
+/// The caller's account, read from the source of truth (once per request);
+/// a token for a deleted account is `UNAUTHENTICATED`.
 pub async fn current_user(ctx: &Context<'_>) -> AppResult<users::Model> {
     let id = ctx.require_user()?;
-    crate::read::sql::user(ctx.state().sql(), id)
-        .await?
-        .ok_or(AppError::Unauthenticated("account no longer exists"))
+    let read = || {
+        ctx.state().reads().count_loader_batch();
+        crate::read::sql::user(ctx.state().sql(), id)
+    };
+    let user = match facts(ctx) {
+        Some(facts) => facts.user.get_or_try_init(read).await?.clone(),
+        None => read().await?,
+    };
+    user.ok_or(AppError::Unauthenticated("account no longer exists"))
 }
 
 /// The caller's account if it holds the admin role; `FORBIDDEN` otherwise.
-/// Roles are read from the source of truth on every call, never from the token.
+/// Roles are read from the source of truth, never from the token.
 pub async fn require_admin(ctx: &Context<'_>) -> AppResult<users::Model> {
     let user = current_user(ctx).await?;
     if user.is_admin() {
@@ -140,32 +203,50 @@ pub async fn require_admin(ctx: &Context<'_>) -> AppResult<users::Model> {
     }
 }
 
-/// Whether the caller holds the admin role, read from the source of truth at
-/// most once per request (a page of users asks for every row).
-#[derive(Default)]
-pub struct AdminCheck(tokio::sync::OnceCell<bool>);
-
-impl AdminCheck {
-    /// Already known from the row the request resolved.
-    pub fn known(user: Option<&users::Model>) -> Self {
-        Self(tokio::sync::OnceCell::new_with(
-            user.map(users::Model::is_admin),
-        ))
-    }
-}
-
 /// True when the caller is an admin; anonymous and invalid tokens are not.
 #[tracing::instrument(skip_all)]
 pub async fn viewer_is_admin(ctx: &Context<'_>) -> AppResult<bool> {
-    let Some(id) = ctx.viewer().user_id() else {
+    if ctx.viewer().user_id().is_none() {
         return Ok(false);
+    }
+    match current_user(ctx).await {
+        Ok(user) => Ok(user.is_admin()),
+        Err(AppError::Unauthenticated(_)) => Ok(false),
+        Err(err) => Err(err),
+    }
+}
+
+/// The rooms the caller belongs to, read once per request.
+pub async fn caller_rooms(ctx: &Context<'_>, user_id: Uuid) -> AppResult<Arc<[Uuid]>> {
+    let read = || async {
+        ctx.state().reads().count_loader_batch();
+        let rooms = crate::read::sql::room_ids_of(ctx.state().sql(), user_id).await?;
+        Ok::<_, AppError>(Arc::from(rooms))
     };
-    let lookup = || async {
-        let user = crate::read::sql::user(ctx.state().sql(), id).await?;
-        Ok::<_, AppError>(user.is_some_and(|u| u.is_admin()))
+    match facts(ctx) {
+        Some(facts) => facts.rooms.get_or_try_init(read).await.cloned(),
+        None => read().await,
+    }
+}
+
+/// Whether the caller belongs to `room_id`, read once per room and request
+/// (concurrent aliases wait for the first read instead of repeating it).
+pub async fn caller_is_member(ctx: &Context<'_>, room_id: Uuid, user_id: Uuid) -> AppResult<bool> {
+    let read = || {
+        ctx.state().reads().count_loader_batch();
+        crate::write::rooms::is_member(ctx.state().sql(), room_id, user_id)
     };
-    match ctx.data_opt::<std::sync::Arc<AdminCheck>>() {
-        Some(cache) => cache.0.get_or_try_init(lookup).await.copied(),
-        None => lookup().await,
+    match facts(ctx) {
+        Some(facts) => {
+            if let Some(rooms) = facts.rooms.get() {
+                return Ok(rooms.contains(&room_id));
+            }
+            facts
+                .membership(room_id)
+                .get_or_try_init(read)
+                .await
+                .copied()
+        }
+        None => read().await,
     }
 }

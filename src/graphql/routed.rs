@@ -94,12 +94,16 @@ impl EdgeNameType for LeaderboardEdgeName {
 /// NOT_FOUND for a missing room, FORBIDDEN for a room the user is not in;
 /// decided on CockroachDB, like every authorization.
 pub async fn require_member(ctx: &Context<'_>, room_id: Uuid, user_id: Uuid) -> AppResult<()> {
-    let sql = ctx.state().sql();
-    if crate::write::rooms::is_member(sql, room_id, user_id).await? {
+    if super::context::caller_is_member(ctx, room_id, user_id).await? {
         return Ok(());
     }
-    let rooms = crate::read::sql::rooms_by_ids(sql, &[room_id]).await?;
-    Err(if rooms.is_empty() {
+    let room = ctx
+        .data_unchecked::<super::loaders::Loaders>()
+        .rooms
+        .load_one(room_id)
+        .await
+        .map_err(super::loaders::load_error)?;
+    Err(if room.is_none() {
         AppError::NotFound("room")
     } else {
         AppError::Forbidden("only members can read this room")

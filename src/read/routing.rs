@@ -303,7 +303,9 @@ impl ReadRouter {
     }
 
     /// Counts one batched SQL load of a DataLoader (`Todo.owner`,
-    /// `Message.sender`, ...), so round trips per page can be observed.
+    /// `Message.sender`, ...) or one read of a fact about the caller (its
+    /// row, its rooms, its membership of a room), so round trips per page
+    /// and per request can be observed.
     pub fn count_loader_batch(&self) {
         self.loader_batches.fetch_add(1, Ordering::Relaxed);
         metrics::counter!("studysync_loader_batches_total").increment(1);
