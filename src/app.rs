@@ -1,10 +1,15 @@
 //! Application state shared by the API, the worker and the CLI.
+mod feed;
+
 use std::{sync::Arc, time::Duration};
 
 use anyhow::Context;
 use migration::Dialect;
 use sea_orm::DatabaseConnection;
 use tokio::sync::{broadcast, Notify};
+use uuid::Uuid;
+
+pub use feed::RoomFeeds;
 
 use crate::{
     auth::{PasswordGate, Tokens},
@@ -31,7 +36,7 @@ struct Inner {
     auth_limits: Arc<AuthLimits>,
     passwords: PasswordGate,
     cursors: Cursors,
-    messages: broadcast::Sender<messages::Model>,
+    messages: RoomFeeds,
     reads: ReadRouter,
 }
 
@@ -66,7 +71,7 @@ impl AppState {
             config.password_hash_queue,
             Duration::from_millis(config.password_hash_wait_ms),
         );
-        let (messages, _) = broadcast::channel(1024);
+        let messages = RoomFeeds::default();
         let reads = ReadRouter::new(&config, sql.clone(), mongo.clone());
         let sync = SyncContext::new(
             sql,
@@ -134,15 +139,15 @@ impl AppState {
         &self.inner.cursors
     }
 
-    /// Announces a committed message to this instance's subscribers.
+    /// Announces a committed message to this instance's subscribers of its
+    /// room.
     pub fn publish_message(&self, message: &messages::Model) {
-        // No subscriber is not an error.
-        let _ = self.inner.messages.send(message.clone());
+        self.inner.messages.publish(message);
     }
 
-    /// Committed messages, as this instance publishes them.
-    pub fn message_feed(&self) -> broadcast::Receiver<messages::Model> {
-        self.inner.messages.subscribe()
+    /// Messages committed to `room_id` through this instance from now on.
+    pub fn room_feed(&self, room_id: Uuid) -> broadcast::Receiver<messages::Model> {
+        self.inner.messages.subscribe(room_id)
     }
 
     /// Decides which store answers each routed read (see `read::routing`).

@@ -3,6 +3,7 @@
 //! Bad configuration stops the process before it serves anything. Secrets are
 //! wrapped so that `Debug` never prints them.
 pub mod sync;
+pub mod websocket;
 
 use std::{fmt, net::SocketAddr, time::Duration};
 
@@ -125,6 +126,9 @@ pub struct Config {
     /// Sync worker and sync health settings (`SYNC_*`).
     #[command(flatten)]
     pub sync: sync::WorkerSettings,
+    /// Websocket settings (`WS_*`).
+    #[command(flatten)]
+    pub websocket: websocket::WebSocketSettings,
     /// Deepest field nesting a query may have (introspection excluded: it is
     /// bounded by `MAX_QUERY_NESTING` and the introspection rule instead).
     #[arg(long, env = "MAX_QUERY_DEPTH", default_value_t = 12)]
@@ -303,6 +307,7 @@ impl Config {
             bail!("JWT_TTL_SECONDS, REQUEST_TIMEOUT_MS and TXN_MAX_ATTEMPTS must be positive");
         }
         self.sync.validate()?;
+        self.websocket.validate()?;
         self.validate_limits()?;
         if !(self.mutation_rate_per_second > 0.0 && self.mutation_rate_per_second.is_finite()) {
             bail!("MUTATION_RATE_PER_SECOND must be a positive number");

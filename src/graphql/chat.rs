@@ -3,7 +3,9 @@
 //! decided on CockroachDB.
 use async_graphql::{connection::Connection, Context, Object, Result, Subscription, ID};
 use futures::Stream;
+use std::time::Instant;
 use tokio::sync::broadcast::error::RecvError;
+use uuid::Uuid;
 
 use super::{
     context::{caller_rooms, parse_id, ContextExt},
@@ -11,11 +13,16 @@ use super::{
     routed::{connection, require_member, routed},
     types::Message,
 };
-use crate::read::{
-    self, fallback,
-    model::{query_words, SearchPosition, TimePosition},
-    mongo,
-    routing::RoutedField,
+use crate::{
+    app::AppState,
+    error::{AppError, AppResult},
+    read::{
+        self, fallback,
+        model::{query_words, SearchPosition, TimePosition},
+        mongo,
+        routing::RoutedField,
+        sql,
+    },
 };
 
 #[derive(Default)]
@@ -109,29 +116,81 @@ pub struct ChatSubscription;
 #[Subscription]
 impl ChatSubscription {
     /// Messages posted to a room from now on; members only. Delivered by the
-    /// API instance that committed them (in-process, after commit).
+    /// API instance that committed them (in-process, after commit). Before
+    /// it delivers, a subscription re-reads whether its caller is still a
+    /// member once `WS_RECHECK_MS` have passed since the last read: a caller
+    /// who left, was removed or whose account is gone gets one `FORBIDDEN`
+    /// error and the subscription ends.
     async fn message_added(
         &self,
         ctx: &Context<'_>,
         room_id: ID,
-    ) -> Result<impl Stream<Item = Message>> {
+    ) -> Result<impl Stream<Item = Result<Message>>> {
         let user_id = ctx.require_user()?;
         let room_id = parse_id(&room_id, "roomId")?;
-        let feed = ctx.state().message_feed();
+        let state = ctx.state().clone();
+        let feed = state.room_feed(room_id);
         require_member(ctx, room_id, user_id).await?;
-        Ok(futures::stream::unfold(feed, move |mut feed| async move {
-            loop {
-                match feed.recv().await {
-                    Ok(message) if message.room_id == room_id => {
-                        return Some((Message::from(message), feed))
-                    }
-                    Ok(_) => {}
-                    Err(RecvError::Lagged(skipped)) => {
-                        tracing::warn!(skipped, %room_id, "subscriber fell behind; messages skipped");
-                    }
-                    Err(RecvError::Closed) => return None,
+        let watch = Watch {
+            state,
+            room_id,
+            user_id,
+            checked: Instant::now(),
+            ended: false,
+        };
+        Ok(futures::stream::unfold(
+            (feed, watch),
+            move |(mut feed, mut watch)| async move {
+                if watch.ended {
+                    return None;
                 }
-            }
-        }))
+                loop {
+                    match feed.recv().await {
+                        Ok(message) => {
+                            let item = match watch.still_allowed().await {
+                                Ok(()) => Ok(Message::from(message)),
+                                Err(refused) => {
+                                    watch.ended = true;
+                                    Err(refused.into())
+                                }
+                            };
+                            return Some((item, (feed, watch)));
+                        }
+                        Err(RecvError::Lagged(skipped)) => {
+                            tracing::warn!(skipped, %room_id, "subscriber fell behind; messages skipped");
+                        }
+                        Err(RecvError::Closed) => return None,
+                    }
+                }
+            },
+        ))
+    }
+}
+
+/// What a live subscription re-reads about its caller.
+struct Watch {
+    state: AppState,
+    room_id: Uuid,
+    user_id: Uuid,
+    checked: Instant,
+    ended: bool,
+}
+
+impl Watch {
+    /// `FORBIDDEN` once the caller is no longer a member of the room (an
+    /// account that is gone is a member of nothing); read from CockroachDB
+    /// at most once per `WS_RECHECK_MS`.
+    async fn still_allowed(&mut self) -> AppResult<()> {
+        if self.checked.elapsed() < self.state.config().websocket.recheck() {
+            return Ok(());
+        }
+        let sql = self.state.sql();
+        let member = sql::user(sql, self.user_id).await?.is_some()
+            && crate::write::rooms::is_member(sql, self.room_id, self.user_id).await?;
+        if !member {
+            return Err(AppError::Forbidden("no longer a member of this room"));
+        }
+        self.checked = Instant::now();
+        Ok(())
     }
 }

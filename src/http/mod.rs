@@ -6,8 +6,8 @@ pub mod limits;
 pub mod request;
 pub mod response;
 mod serve;
-mod subscriptions;
 mod sync_health;
+mod websocket;
 
 use std::{future::Future, time::Duration};
 
@@ -28,6 +28,8 @@ use crate::{app::AppState, graphql::AppSchema};
 pub struct Http {
     pub app: AppState,
     pub schema: AppSchema,
+    /// What each account holds over websocket on this instance.
+    pub sockets: std::sync::Arc<websocket::SocketCaps>,
 }
 
 /// All routes, with body limit, timeout, CORS and per-request trace spans.
@@ -40,10 +42,15 @@ pub fn router(app: AppState) -> Router {
         body_limit,
     };
     let cors = limits::cors(config);
-    let http = Http { app, schema };
+    let sockets = std::sync::Arc::new(websocket::SocketCaps::new(&config.websocket));
+    let http = Http {
+        app,
+        schema,
+        sockets,
+    };
     let router = Router::new()
         .route("/graphql", get(graphql::get).post(graphql::post))
-        .route("/graphql/ws", get(subscriptions::ws))
+        .route("/graphql/ws", get(websocket::ws))
         .route("/graphiql/{file}", get(graphiql::asset))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))

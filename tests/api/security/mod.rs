@@ -1,5 +1,5 @@
 //! Hardening: GraphQL-over-HTTP compliance, CSRF, limits, malformed input,
-//! brute force, tokens, admin rights and secrets.
+//! brute force, tokens, admin rights, secrets and the websocket front door.
 mod admin;
 mod brute_force;
 mod connections;
@@ -17,6 +17,7 @@ mod prices;
 mod search;
 mod secrets;
 mod tokens;
+mod websocket;
 mod write_limit;
 
 use serde_json::Value;

@@ -1,0 +1,119 @@
+//! Committed messages fanned out to this instance's subscribers, one channel
+//! per room: a message is cloned for, and wakes, only the subscribers of its
+//! own room, so a room with thousands of subscribers costs nothing to a
+//! message posted elsewhere.
+use std::{collections::HashMap, sync::Mutex};
+
+use tokio::sync::broadcast;
+use uuid::Uuid;
+
+use crate::entity::messages;
+
+/// Messages a slow subscriber may fall behind by before it skips some.
+const CAPACITY: usize = 256;
+/// Rooms tracked before channels nobody listens to are first swept; the next
+/// sweep waits until the map has doubled, so sweeping stays amortised O(1).
+const FIRST_SWEEP: usize = 1_024;
+
+pub struct RoomFeeds {
+    rooms: Mutex<Rooms>,
+}
+
+struct Rooms {
+    channels: HashMap<Uuid, broadcast::Sender<messages::Model>>,
+    sweep_at: usize,
+}
+
+impl Default for RoomFeeds {
+    fn default() -> Self {
+        Self {
+            rooms: Mutex::new(Rooms {
+                channels: HashMap::new(),
+                sweep_at: FIRST_SWEEP,
+            }),
+        }
+    }
+}
+
+impl RoomFeeds {
+    /// Hands `message` to the subscribers of its room, if it has any.
+    pub fn publish(&self, message: &messages::Model) {
+        let Ok(mut rooms) = self.rooms.lock() else {
+            return;
+        };
+        if let Some(channel) = rooms.channels.get(&message.room_id) {
+            // An error means nobody listens any more.
+            if channel.send(message.clone()).is_err() {
+                rooms.channels.remove(&message.room_id);
+            }
+        }
+    }
+
+    /// Messages of `room_id` published from now on.
+    pub fn subscribe(&self, room_id: Uuid) -> broadcast::Receiver<messages::Model> {
+        let mut rooms = match self.rooms.lock() {
+            Ok(rooms) => rooms,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if rooms.channels.len() >= rooms.sweep_at {
+            rooms
+                .channels
+                .retain(|_, channel| channel.receiver_count() > 0);
+            rooms.sweep_at = (rooms.channels.len() * 2).max(FIRST_SWEEP);
+        }
+        rooms
+            .channels
+            .entry(room_id)
+            .or_insert_with(|| broadcast::channel(CAPACITY).0)
+            .subscribe()
+    }
+
+    /// Rooms with a channel now (some may have no subscriber left).
+    pub fn rooms(&self) -> usize {
+        self.rooms.lock().map(|r| r.channels.len()).unwrap_or(0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(room_id: Uuid, body: &str) -> messages::Model {
+        messages::Model {
+            id: Uuid::new_v4(),
+            room_id,
+            sender_id: Uuid::new_v4(),
+            body: body.to_owned(),
+            version: 1,
+            created_at: chrono::Utc::now(),
+            updated_at: chrono::Utc::now(),
+        }
+    }
+
+    #[test]
+    fn a_message_reaches_only_its_rooms_subscribers() {
+        let feeds = RoomFeeds::default();
+        let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
+        let mut in_a = feeds.subscribe(a);
+        let mut in_b = feeds.subscribe(b);
+        feeds.publish(&message(a, "for a"));
+        assert_eq!(in_a.try_recv().expect("delivered").body, "for a");
+        assert!(in_b.try_recv().is_err(), "b saw a's message");
+    }
+
+    #[test]
+    fn channels_nobody_listens_to_are_dropped() {
+        let feeds = RoomFeeds::default();
+        let room = Uuid::new_v4();
+        drop(feeds.subscribe(room));
+        assert_eq!(feeds.rooms(), 1);
+        feeds.publish(&message(room, "nobody"));
+        assert_eq!(feeds.rooms(), 0);
+        // and by the sweep, for rooms nobody posts to again
+        for _ in 0..FIRST_SWEEP {
+            drop(feeds.subscribe(Uuid::new_v4()));
+        }
+        let _kept = feeds.subscribe(room);
+        assert_eq!(feeds.rooms(), 1);
+    }
+}
