@@ -251,12 +251,16 @@ pub fn dummy_hash() -> &'static str {
     })
 }
 
-/// What a token says: who, and until when.
+/// What a token says: who, until when, and which of the account's token
+/// generations issued it (tokens from before this claim existed are
+/// generation 0).
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Claims {
     pub sub: Uuid,
     pub iat: i64,
     pub exp: i64,
+    #[serde(default)]
+    pub generation: i32,
 }
 
 /// Issues and checks tokens with one secret.
@@ -276,12 +280,14 @@ impl Tokens {
         }
     }
 
-    pub fn issue(&self, user_id: Uuid) -> AppResult<String> {
+    /// A token for `user_id` at the account's current `generation`.
+    pub fn issue(&self, user_id: Uuid, generation: i32) -> AppResult<String> {
         let now = Utc::now().timestamp();
         let claims = Claims {
             sub: user_id,
             iat: now,
             exp: now.saturating_add(self.ttl_seconds),
+            generation,
         };
         jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
             .map_err(|e| AppError::Internal(anyhow::anyhow!("signing token: {e}")))
@@ -310,8 +316,9 @@ mod tests {
     fn a_token_round_trips_and_tampering_fails() {
         let t = tokens(60);
         let id = Uuid::new_v4();
-        let token = t.issue(id).unwrap();
-        assert_eq!(t.verify(&token).unwrap().sub, id);
+        let token = t.issue(id, 3).unwrap();
+        let claims = t.verify(&token).unwrap();
+        assert_eq!((claims.sub, claims.generation), (id, 3));
         let mut parts: Vec<String> = token.split('.').map(str::to_owned).collect();
         parts[2] = "AAAA".into();
         assert!(t.verify(&parts.join(".")).is_err());

@@ -30,6 +30,7 @@ mod m20261201_000002_shard_outbox_pending_age_index;
 mod m20261201_000003_shard_outbox_processed_index;
 mod m20261201_000004_shard_study_sessions_started_index;
 mod m20261201_000005_shorten_outbox_gc_ttl;
+mod m20261201_000006_add_users_token_generation;
 
 /// The statements one migration sends, in order, for one dialect.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -133,6 +134,7 @@ pub fn all() -> Vec<Box<dyn SqlMigration>> {
         Box::new(m20261201_000003_shard_outbox_processed_index::Migration),
         Box::new(m20261201_000004_shard_study_sessions_started_index::Migration),
         Box::new(m20261201_000005_shorten_outbox_gc_ttl::Migration),
+        Box::new(m20261201_000006_add_users_token_generation::Migration),
     ]
 }
 

@@ -9,6 +9,8 @@ pub struct Model {
     pub name: String,
     pub password_hash: String,
     pub role: String,
+    /// Tokens issued with an older generation are revoked.
+    pub token_generation: i32,
     pub version: i64,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,

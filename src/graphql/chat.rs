@@ -8,7 +8,7 @@ use tokio::sync::broadcast::error::RecvError;
 use uuid::Uuid;
 
 use super::{
-    context::{caller_rooms, parse_id, ContextExt},
+    context::{caller_rooms, parse_id, ContextExt, TokenExpiry},
     prefetch,
     routed::{connection, require_member, routed},
     types::Message,
@@ -119,8 +119,9 @@ impl ChatSubscription {
     /// API instance that committed them (in-process, after commit). Before
     /// it delivers, a subscription re-reads whether its caller is still a
     /// member once `WS_RECHECK_MS` have passed since the last read: a caller
-    /// who left, was removed or whose account is gone gets one `FORBIDDEN`
-    /// error and the subscription ends.
+    /// who left or was removed gets one `FORBIDDEN` error, one whose account
+    /// is gone or whose token was revoked one `UNAUTHENTICATED`, and the
+    /// subscription ends.
     async fn message_added(
         &self,
         ctx: &Context<'_>,
@@ -131,10 +132,12 @@ impl ChatSubscription {
         let state = ctx.state().clone();
         let feed = state.room_feed(room_id);
         require_member(ctx, room_id, user_id).await?;
+        let generation = ctx.data_opt::<TokenExpiry>().map(|token| token.generation);
         let watch = Watch {
             state,
             room_id,
             user_id,
+            generation,
             checked: Instant::now(),
             ended: false,
         };
@@ -172,22 +175,31 @@ struct Watch {
     state: AppState,
     room_id: Uuid,
     user_id: Uuid,
+    /// The token generation the subscription was opened with.
+    generation: Option<i32>,
     checked: Instant,
     ended: bool,
 }
 
 impl Watch {
-    /// `FORBIDDEN` once the caller is no longer a member of the room (an
-    /// account that is gone is a member of nothing); read from CockroachDB
-    /// at most once per `WS_RECHECK_MS`.
+    /// `UNAUTHENTICATED` once the account is gone or has revoked the
+    /// subscription's token, `FORBIDDEN` once the caller is no longer a
+    /// member of the room; read from CockroachDB at most once per
+    /// `WS_RECHECK_MS`.
     async fn still_allowed(&mut self) -> AppResult<()> {
         if self.checked.elapsed() < self.state.config().websocket.recheck() {
             return Ok(());
         }
         let sql = self.state.sql();
-        let member = sql::user(sql, self.user_id).await?.is_some()
-            && crate::write::rooms::is_member(sql, self.room_id, self.user_id).await?;
-        if !member {
+        let Some(user) = sql::user(sql, self.user_id).await? else {
+            return Err(AppError::Unauthenticated("account no longer exists"));
+        };
+        if self.generation.is_some_and(|g| g != user.token_generation) {
+            return Err(AppError::Unauthenticated(
+                "this token was revoked; log in again",
+            ));
+        }
+        if !crate::write::rooms::is_member(sql, self.room_id, self.user_id).await? {
             return Err(AppError::Forbidden("no longer a member of this room"));
         }
         self.checked = Instant::now();

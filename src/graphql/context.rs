@@ -18,26 +18,42 @@ use crate::{
 #[derive(Clone, Debug)]
 pub enum Viewer {
     Anonymous,
+    /// A token checked against its account: the caller.
     User(Uuid),
+    /// A well-signed, unexpired token not yet checked against its account
+    /// ([`Viewer::resolve`] does); no field treats it as a caller.
+    Claimed {
+        user: Uuid,
+        generation: i32,
+    },
     /// A token was sent but is malformed, forged or expired.
     InvalidToken,
     /// A valid token whose account no longer exists.
     AccountGone,
+    /// A valid token issued before its account's last `changePassword` or
+    /// `logOutEverywhere`.
+    Revoked,
 }
 
-/// When the token of a long-lived connection (a websocket) expires, as a
-/// Unix time in seconds: from then on its operations are refused as if the
-/// token were invalid.
+/// The token of a long-lived connection (a websocket): when it expires, as
+/// a Unix time in seconds (from then on its operations are refused as if the
+/// token were invalid), and the account generation it was issued at.
 #[derive(Clone, Copy, Debug)]
-pub struct TokenExpiry(pub i64);
+pub struct TokenExpiry {
+    pub expires: i64,
+    pub generation: i32,
+}
 
 impl Viewer {
     pub fn from_bearer(state: &AppState, header: Option<&str>) -> Self {
         Self::from_bearer_until(state, header).0
     }
 
-    /// The caller, and when its token expires (Unix seconds).
-    pub fn from_bearer_until(state: &AppState, header: Option<&str>) -> (Self, Option<i64>) {
+    /// The caller, and when its token expires.
+    pub fn from_bearer_until(
+        state: &AppState,
+        header: Option<&str>,
+    ) -> (Self, Option<TokenExpiry>) {
         let Some(value) = header else {
             return (Viewer::Anonymous, None);
         };
@@ -46,22 +62,33 @@ impl Viewer {
             .or_else(|| value.strip_prefix("bearer "))
             .map(str::trim);
         match token.map(|t| state.tokens().verify(t)) {
-            Some(Ok(claims)) => (Viewer::User(claims.sub), Some(claims.exp)),
+            Some(Ok(claims)) => (
+                Viewer::Claimed {
+                    user: claims.sub,
+                    generation: claims.generation,
+                },
+                Some(TokenExpiry {
+                    expires: claims.exp,
+                    generation: claims.generation,
+                }),
+            ),
             _ => (Viewer::InvalidToken, None),
         }
     }
 
     /// Resolves the caller's row once for the whole request: a token whose
-    /// account is gone becomes [`Viewer::AccountGone`], so every field and
+    /// account is gone becomes [`Viewer::AccountGone`], one issued before the
+    /// account revoked its tokens [`Viewer::Revoked`], so every field and
     /// mutation (routed reads included) answers `UNAUTHENTICATED`. Returns
     /// the row, so the admin check need not read it again.
     #[tracing::instrument(skip_all)]
     pub async fn resolve(self, state: &AppState) -> AppResult<(Self, Option<users::Model>)> {
-        let Viewer::User(id) = self else {
+        let Viewer::Claimed { user, generation } = self else {
             return Ok((self, None));
         };
-        match crate::read::sql::user(state.sql(), id).await? {
-            Some(user) => Ok((Viewer::User(id), Some(user))),
+        match crate::read::sql::user(state.sql(), user).await? {
+            Some(row) if row.token_generation == generation => Ok((Viewer::User(user), Some(row))),
+            Some(_) => Ok((Viewer::Revoked, None)),
             None => Ok((Viewer::AccountGone, None)),
         }
     }
@@ -103,8 +130,8 @@ impl ContextExt for Context<'_> {
     }
 
     fn viewer(&self) -> Viewer {
-        if let Some(TokenExpiry(exp)) = self.data_opt::<TokenExpiry>() {
-            if chrono::Utc::now().timestamp() >= *exp {
+        if let Some(token) = self.data_opt::<TokenExpiry>() {
+            if chrono::Utc::now().timestamp() >= token.expires {
                 return Viewer::InvalidToken;
             }
         }
@@ -117,8 +144,13 @@ impl ContextExt for Context<'_> {
         match self.viewer() {
             Viewer::User(id) => Ok(id),
             Viewer::Anonymous => Err(AppError::Unauthenticated("authentication required")),
-            Viewer::InvalidToken => Err(AppError::Unauthenticated("invalid or expired token")),
+            Viewer::InvalidToken | Viewer::Claimed { .. } => {
+                Err(AppError::Unauthenticated("invalid or expired token"))
+            }
             Viewer::AccountGone => Err(AppError::Unauthenticated("account no longer exists")),
+            Viewer::Revoked => Err(AppError::Unauthenticated(
+                "this token was revoked; log in again",
+            )),
         }
     }
 

@@ -1,4 +1,5 @@
-//! Accounts: sign-up, log-in, profile; `me` and `user` read the source of truth.
+//! Accounts: sign-up, log-in, profile, password change and revocation; `me`
+//! and `user` read the source of truth.
 use std::sync::Arc;
 
 use async_graphql::{Context, InputObject, Object, Result, ID};
@@ -73,7 +74,9 @@ impl UserMutation {
         // Never admin at sign-up: an address is no proof of owning it.
         let done = write::users::sign_up(state.writer(), email, name, hash, false).await?;
         ctx.record_written(&done.events);
-        let token = state.tokens().issue(done.value.id)?;
+        let token = state
+            .tokens()
+            .issue(done.value.id, done.value.token_generation)?;
         Ok(AuthPayload {
             token,
             user: User::for_owner(done.value),
@@ -112,7 +115,7 @@ impl UserMutation {
         match user {
             Some(user) if ok => {
                 attempt.give_back();
-                let token = state.tokens().issue(user.id)?;
+                let token = state.tokens().issue(user.id, user.token_generation)?;
                 Ok(AuthPayload {
                     token,
                     user: User::for_owner(user),
@@ -120,6 +123,56 @@ impl UserMutation {
             }
             _ => Err(rejected().into()),
         }
+    }
+
+    /// Changes the caller's password; the current one is required (a wrong
+    /// one counts as a failed logIn for the account). Every token issued
+    /// before stops working, the one that made this request included, on
+    /// every instance: use the token in the answer.
+    async fn change_password(
+        &self,
+        ctx: &Context<'_>,
+        current: String,
+        new: String,
+    ) -> Result<AuthPayload> {
+        let user = current_user(ctx).await?;
+        let new = Password::parse(&new)?;
+        let attempt = auth_limits(ctx)?.reserve_login(Some(&user.email), client_addr(ctx))?;
+        let wrong = || AppError::bad_input("the current password is wrong");
+        let Ok(current) = Password::parse(&current) else {
+            return Err(wrong().into());
+        };
+        let state = ctx.state();
+        match state
+            .passwords()
+            .verify(current, Some(user.password_hash.clone()))
+            .await
+        {
+            Ok(true) => attempt.give_back(),
+            Ok(false) => return Err(wrong().into()),
+            Err(busy @ AppError::RateLimited { .. }) => {
+                attempt.give_back();
+                return Err(busy.into());
+            }
+            Err(other) => return Err(other.into()),
+        }
+        let hash = state.passwords().hash(new).await?;
+        let user = write::users::change_password(state.writer(), user.id, hash).await?;
+        let token = state.tokens().issue(user.id, user.token_generation)?;
+        Ok(AuthPayload {
+            token,
+            user: User::for_owner(user),
+        })
+    }
+
+    /// Revokes every token of the caller's account issued so far, this one
+    /// included, on every instance; open websocket connections close at
+    /// their next operation and subscriptions end before their next
+    /// delivery (within `WS_RECHECK_MS`).
+    async fn log_out_everywhere(&self, ctx: &Context<'_>) -> Result<bool> {
+        let user_id = ctx.require_user()?;
+        write::users::revoke_tokens(ctx.state().writer(), user_id).await?;
+        Ok(true)
     }
 
     async fn update_profile(&self, ctx: &Context<'_>, input: UpdateProfileInput) -> Result<User> {

@@ -38,6 +38,7 @@ use axum::{
 use futures::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
+use uuid::Uuid;
 
 use async_graphql::http::{ClientMessage, WebSocketProtocols as Protocols};
 use caps::ConnectionSlot;
@@ -45,10 +46,7 @@ pub use caps::SocketCaps;
 
 use super::{client::client_addr, Http};
 use crate::{
-    graphql::{
-        context::{TokenExpiry, Viewer},
-        loaders::Loaders,
-    },
+    graphql::{context::Viewer, loaders::Loaders},
     ratelimit::ClientAddr,
     read::routing::ReadRequest,
 };
@@ -92,6 +90,8 @@ struct Identified {
     data: Data,
     slot: Option<ConnectionSlot>,
     expires: Option<tokio::time::Instant>,
+    /// The account and the token generation it was identified with.
+    caller: Option<(Uuid, i32)>,
 }
 
 /// Why a connection ends, as the close frame says it.
@@ -195,16 +195,19 @@ async fn connection_data(
             })?),
             None => None,
         };
-    let expires = expires_at
-        .filter(|_| viewer.user_id().is_some())
-        .map(|exp| {
-            let left = exp.saturating_sub(chrono::Utc::now().timestamp());
-            tokio::time::Instant::now() + Duration::from_secs(u64::try_from(left).unwrap_or(0))
-        });
+    let token = expires_at.filter(|_| viewer.user_id().is_some());
+    let expires = token.map(|token| {
+        let left = token.expires.saturating_sub(chrono::Utc::now().timestamp());
+        tokio::time::Instant::now() + Duration::from_secs(u64::try_from(left).unwrap_or(0))
+    });
+    let caller = viewer
+        .user_id()
+        .zip(token)
+        .map(|(user, token)| (user, token.generation));
     let mut data = Data::default();
     data.insert(viewer);
-    if let Some(exp) = expires_at {
-        data.insert(TokenExpiry(exp));
+    if let Some(token) = token {
+        data.insert(token);
     }
     data.insert(Loaders::uncached(app));
     data.insert(Arc::new(ReadRequest::default()));
@@ -214,6 +217,7 @@ async fn connection_data(
         data,
         slot,
         expires,
+        caller,
     })
 }
 
@@ -280,6 +284,7 @@ async fn run(
         protocol,
     )
     .connection_data(identified.data));
+    let caller = identified.caller;
     let mut running = Running {
         ids: HashSet::new(),
         max: settings.max_operations_per_connection,
@@ -299,6 +304,9 @@ async fn run(
                 let message = ClientMessage::from_bytes(&bytes);
                 match &message {
                     Ok(ClientMessage::Start { id, .. }) => {
+                        if let Some(close) = revoked(http, caller).await {
+                            return Some(close);
+                        }
                         if running.ids.contains(id) {
                             return Some(Close(4409, format!("Subscriber for {id} already exists")));
                         }
@@ -329,6 +337,25 @@ async fn run(
             () = &mut expiry => {
                 return Some(Close(4403, "Forbidden: the token has expired".into()));
             }
+        }
+    }
+}
+
+/// Why the connection must close before it runs another operation: its
+/// account is gone or has revoked the token since the connection started.
+/// Read from CockroachDB once per operation, as an HTTP request reads it.
+async fn revoked(http: &Http, caller: Option<(Uuid, i32)>) -> Option<Close> {
+    let (user, generation) = caller?;
+    match crate::read::sql::user(http.app.sql(), user).await {
+        Ok(Some(row)) if row.token_generation == generation => None,
+        Ok(Some(_)) => Some(Close(4403, "Forbidden: the token was revoked".into())),
+        Ok(None) => Some(Close(
+            4403,
+            "Forbidden: the account no longer exists".into(),
+        )),
+        Err(e) => {
+            tracing::error!(error = %e.chain(), "re-reading a websocket caller failed");
+            Some(Close(4500, "internal error".into()))
         }
     }
 }

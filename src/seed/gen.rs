@@ -73,6 +73,7 @@ pub fn user(rng: &mut StdRng, index: usize, created_at: DateTime<Utc>, hash: &st
         name,
         password_hash: hash.to_owned(),
         role: "user".to_owned(),
+        token_generation: 0,
         version: 1,
         created_at,
         updated_at: created_at,

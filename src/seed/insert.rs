@@ -202,6 +202,7 @@ fn user_row(u: &users::Model) -> users::ActiveModel {
         name: Set(u.name.clone()),
         password_hash: Set(u.password_hash.clone()),
         role: Set(u.role.clone()),
+        token_generation: Set(u.token_generation),
         version: Set(u.version),
         created_at: Set(u.created_at),
         updated_at: Set(u.updated_at),

@@ -1,4 +1,4 @@
-//! Accounts: sign-up and profile changes.
+//! Accounts: sign-up, profile changes, passwords and token revocation.
 use sea_orm::{ActiveModelTrait, ActiveValue::Set, EntityTrait, IntoActiveModel};
 use uuid::Uuid;
 
@@ -38,6 +38,7 @@ pub async fn sign_up(
                     name: Set(name.into_inner()),
                     password_hash: Set(hash),
                     role: Set(if admin { "admin" } else { "user" }.to_owned()),
+                    token_generation: Set(0),
                     version: Set(1),
                     created_at: Set(now),
                     updated_at: Set(now),
@@ -100,6 +101,53 @@ pub async fn set_role(writer: &Writer, email: &Email, admin: bool) -> AppResult<
                     .ok_or(AppError::NotFound("user"))?;
                 let mut row = current.into_active_model();
                 row.role = Set(if admin { "admin" } else { "user" }.to_owned());
+                Ok(row.update(tx.conn()).await?)
+            })
+        })
+        .await?;
+    Ok(done.value)
+}
+
+/// Sets a new password hash and revokes every token issued so far. Only the
+/// source of truth holds credentials, so no event is written and the row's
+/// version and `updated_at` (which the read model mirrors) stay as they are.
+#[tracing::instrument(skip_all, fields(user_id = %user_id))]
+pub async fn change_password(
+    writer: &Writer,
+    user_id: Uuid,
+    password_hash: String,
+) -> AppResult<users::Model> {
+    revoke(writer, user_id, Some(password_hash)).await
+}
+
+/// Revokes every token issued so far (`logOutEverywhere`).
+#[tracing::instrument(skip_all, fields(user_id = %user_id))]
+pub async fn revoke_tokens(writer: &Writer, user_id: Uuid) -> AppResult<users::Model> {
+    revoke(writer, user_id, None).await
+}
+
+/// Moves the account to its next token generation (with a new password
+/// hash, if given): a token carries the generation it was issued at, and
+/// one from an older generation is refused at its next request.
+async fn revoke(
+    writer: &Writer,
+    user_id: Uuid,
+    password_hash: Option<String>,
+) -> AppResult<users::Model> {
+    let done = writer
+        .transact(move |tx| {
+            let password_hash = password_hash.clone();
+            Box::pin(async move {
+                let current = users::Entity::find_by_id(user_id)
+                    .one(tx.conn())
+                    .await?
+                    .ok_or(AppError::NotFound("user"))?;
+                let generation = current.token_generation.wrapping_add(1);
+                let mut row = current.into_active_model();
+                row.token_generation = Set(generation);
+                if let Some(hash) = password_hash {
+                    row.password_hash = Set(hash);
+                }
                 Ok(row.update(tx.conn()).await?)
             })
         })

@@ -12,6 +12,7 @@ mod reads_search;
 mod reads_subscription;
 mod reads_support;
 mod reads_tops;
+mod revocation;
 mod rooms;
 mod schema;
 mod security;

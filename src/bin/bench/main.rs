@@ -421,9 +421,10 @@ async fn fixture(app: &AppState, clients: usize) -> anyhow::Result<Fixture> {
                 .collect::<anyhow::Result<Vec<_>>>()
         }
     };
+    // Seeded accounts are at their first token generation.
     let issue = |id: &uuid::Uuid| {
         app.tokens()
-            .issue(*id)
+            .issue(*id, 0)
             .map_err(|e| anyhow::anyhow!("{}", e.chain()))
     };
     let users = ids(&format!(
