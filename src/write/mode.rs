@@ -7,11 +7,13 @@
 //!   each document to MongoDB inside the request before answering;
 //! - `floor`: the same transaction without the outbox insert, and nothing
 //!   else: what a write costs with no read model at all.
-use std::sync::Mutex;
+//!
+//! Both comparison modes are writer sinks ([`super::sink`]).
+use std::sync::Arc;
 
 use mongodb::bson::doc;
 
-use super::outbox::NewEvent;
+use super::{outbox::NewEvent, sink::EventSink};
 use crate::{
     error::{AppError, AppResult},
     events::project::project,
@@ -19,69 +21,66 @@ use crate::{
 
 pub use crate::config::WriteMode;
 
-/// What a transaction does with its events under a comparison mode.
-#[derive(Default)]
-pub(super) struct Held {
-    events: Mutex<Vec<NewEvent>>,
-}
-
-impl Held {
-    /// Whether `enqueue_all` should write outbox rows; otherwise the events
-    /// are held (dual write) or dropped (floor).
-    pub(super) fn intercept(&self, mode: WriteMode, events: &[NewEvent]) -> bool {
-        match mode {
-            WriteMode::Outbox => false,
-            WriteMode::Floor => true,
-            WriteMode::DualWrite => {
-                if let Ok(mut held) = self.events.lock() {
-                    held.extend_from_slice(events);
-                }
-                true
-            }
-        }
-    }
-
-    pub(super) fn take(self) -> Vec<NewEvent> {
-        self.events.into_inner().unwrap_or_default()
+/// The writer's sink for `mode`; `None` for the outbox.
+pub fn sink(mode: WriteMode, mongo: mongodb::Database) -> Option<Arc<dyn EventSink>> {
+    match mode {
+        WriteMode::Outbox => None,
+        WriteMode::DualWrite => Some(Arc::new(DualWrite { mongo })),
+        WriteMode::Floor => Some(Arc::new(Floor)),
     }
 }
 
 /// The old design's second write: one version-guarded upsert per document,
-/// in order, on the request's critical path. A duplicate-key error means a
-/// newer version is stored already.
-#[tracing::instrument(skip_all, fields(events = events.len()))]
-pub(super) async fn write_through(
-    mongo: &mongodb::Database,
-    events: Vec<NewEvent>,
-) -> AppResult<()> {
-    for event in events {
-        let projected = project(
-            event.aggregate.name(),
-            event.aggregate_id,
-            event.version,
-            &event.payload,
-        )
-        .map_err(|e| {
-            AppError::Internal(anyhow::anyhow!(
-                "projecting {}: {e}",
-                event.aggregate.name()
-            ))
-        })?;
-        let result = mongo
-            .collection::<mongodb::bson::Document>(projected.collection)
-            .replace_one(
-                doc! {"_id": &projected.id, "version": {"$lt": projected.version}},
-                projected.doc,
+/// in order, on the request's critical path.
+pub struct DualWrite {
+    mongo: mongodb::Database,
+}
+
+#[async_trait::async_trait]
+impl EventSink for DualWrite {
+    /// A duplicate-key error means a newer version is stored already.
+    #[tracing::instrument(skip_all, fields(events = events.len()))]
+    async fn after_commit(&self, events: Vec<NewEvent>) -> AppResult<()> {
+        for event in events {
+            let projected = project(
+                event.aggregate.name(),
+                event.aggregate_id,
+                event.version,
+                &event.payload,
             )
-            .upsert(true)
-            .await;
-        match result {
-            Ok(_) => {}
-            Err(e) if is_duplicate_key(&e) => {}
-            Err(e) => return Err(e.into()),
+            .map_err(|e| {
+                AppError::Internal(anyhow::anyhow!(
+                    "projecting {}: {e}",
+                    event.aggregate.name()
+                ))
+            })?;
+            let result = self
+                .mongo
+                .collection::<mongodb::bson::Document>(projected.collection)
+                .replace_one(
+                    doc! {"_id": &projected.id, "version": {"$lt": projected.version}},
+                    projected.doc,
+                )
+                .upsert(true)
+                .await;
+            match result {
+                Ok(_) => {}
+                Err(e) if is_duplicate_key(&e) => {}
+                Err(e) => return Err(e.into()),
+            }
         }
+        Ok(())
     }
-    Ok(())
+}
+
+/// Drops the events: the rows alone.
+pub struct Floor;
+
+#[async_trait::async_trait]
+impl EventSink for Floor {
+    async fn after_commit(&self, _events: Vec<NewEvent>) -> AppResult<()> {
+        Ok(())
+    }
 }
 
 fn is_duplicate_key(err: &mongodb::error::Error) -> bool {
