@@ -76,9 +76,6 @@ impl AppState {
     ) -> Self {
         let outbox_wake = Arc::new(Notify::new());
         let writer = Writer::new(sql.clone(), config.txn_max_attempts, outbox_wake.clone());
-        #[cfg(feature = "bench")]
-        let sink =
-            sink.or_else(|| crate::write::mode::sink(config.bench_write_mode, mongo.clone()));
         let writer = match sink {
             Some(sink) => writer.with_sink(sink),
             None => writer,

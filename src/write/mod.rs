@@ -4,8 +4,6 @@
 //!
 //! Where the events go is the one thing a [`Writer`] can be told otherwise
 //! ([`Writer::with_sink`], see [`sink`]); production never does.
-#[cfg(feature = "bench")]
-pub mod mode;
 pub mod outbox;
 pub mod rooms;
 pub mod sink;

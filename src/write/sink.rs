@@ -5,7 +5,8 @@
 //! the sink receives the events once the transaction has committed.
 //!
 //! That is the seam the benchmark's comparison modes plug into (the old
-//! dual write, and the floor that drops the events). A sink
+//! dual write, and the floor that drops the events), from the `bench`
+//! workspace crate: the production build carries no code of theirs. A sink
 //! loses what the outbox promises (nothing retries a failed `after_commit`,
 //! no consistency token names its events, the worker is never woken), so no
 //! production path installs one.

@@ -4,7 +4,7 @@ use std::path::Path;
 
 use plotters::prelude::*;
 
-use crate::{phases::MODES, report::Results};
+use crate::{phases::Mode, report::Results};
 
 const COLORS: [RGBColor; 4] = [
     RGBColor(31, 119, 180),
@@ -91,9 +91,15 @@ fn short(name: &str) -> &str {
         "createTodo" => "todo",
         "logStudySession" => "session",
         "sendMessage" => "message",
-        "outbox, worker paused" => "paused",
-        "dual-write" => "dual",
         other => other,
+    }
+}
+
+fn short_mode(mode: Mode) -> &'static str {
+    match mode {
+        Mode::OutboxPaused => "paused",
+        Mode::DualWrite => "dual",
+        other => other.label(),
     }
 }
 
@@ -108,10 +114,10 @@ pub fn draw(r: &Results, out: &Path) -> anyhow::Result<()> {
         .unwrap_or(1);
     let mut groups = Vec::new();
     for m in crate::phases::MUTATIONS {
-        for mode in MODES {
+        for mode in Mode::ALL {
             if let Some(s) = r.write(mode, m, c) {
                 groups.push(Group {
-                    label: format!("{} · {}", short(m), short(mode)),
+                    label: format!("{} · {}", short(m), short_mode(mode)),
                     bars: vec![s.p50, s.p95, s.p99],
                 });
             }

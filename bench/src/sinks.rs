@@ -1,32 +1,42 @@
-//! Benchmark-only write modes, compiled with the `bench` feature and never
-//! in a production build. They exist so the benchmark can measure, side by
-//! side with the outbox path, the design it replaces and the lower bound:
+//! The comparison write modes, measured side by side with the production
+//! outbox path (which needs no sink):
 //!
-//! - `outbox`: production — rows and outbox events in one transaction;
 //! - `dual-write`: the old design — commit the rows (no outbox), then write
 //!   each document to MongoDB inside the request before answering;
 //! - `floor`: the same transaction without the outbox insert, and nothing
 //!   else: what a write costs with no read model at all.
-//!
-//! Both comparison modes are writer sinks ([`super::sink`]).
 use std::sync::Arc;
 
 use mongodb::bson::doc;
-
-use super::{outbox::NewEvent, sink::EventSink};
-use crate::{
+use studysync::{
     error::{AppError, AppResult},
     events::project::project,
+    write::{EventSink, NewEvent},
 };
 
-pub use crate::config::WriteMode;
+/// A comparison mode `bench-server` can run (`--write-mode`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum WriteMode {
+    DualWrite,
+    Floor,
+}
 
-/// The writer's sink for `mode`; `None` for the outbox.
-pub fn sink(mode: WriteMode, mongo: mongodb::Database) -> Option<Arc<dyn EventSink>> {
-    match mode {
-        WriteMode::Outbox => None,
-        WriteMode::DualWrite => Some(Arc::new(DualWrite { mongo })),
-        WriteMode::Floor => Some(Arc::new(Floor)),
+impl WriteMode {
+    /// The name `--write-mode` takes.
+    pub fn name(self) -> &'static str {
+        match self {
+            WriteMode::DualWrite => "dual-write",
+            WriteMode::Floor => "floor",
+        }
+    }
+
+    /// The writer's sink for this mode; `mongo` is where the dual write
+    /// writes.
+    pub fn sink(self, mongo: mongodb::Database) -> Arc<dyn EventSink> {
+        match self {
+            WriteMode::DualWrite => Arc::new(DualWrite { mongo }),
+            WriteMode::Floor => Arc::new(Floor),
+        }
     }
 }
 

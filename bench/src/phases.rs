@@ -3,6 +3,7 @@
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use anyhow::{bail, Context};
+use bench::WriteMode;
 use serde_json::json;
 
 use crate::{
@@ -15,22 +16,80 @@ use crate::{
 };
 
 pub const MUTATIONS: [&str; 3] = ["createTodo", "logStudySession", "sendMessage"];
-pub const MODES: [&str; 4] = ["outbox", "outbox, worker paused", "dual-write", "floor"];
 
-/// Server settings per mode. "outbox, worker paused" is the production write
-/// path with no worker competing for this machine's two cores. Only the
-/// "outbox" server runs a worker, which polls only when told (local commits
-/// wake it): it drains every mode's events between slices, never during
-/// another mode's slice.
-fn mode_vars(mode: &str) -> Vec<(&'static str, String)> {
-    let no_worker = ("NO_WORKER", "true".to_owned());
-    match mode {
-        "outbox" => vec![
-            ("BENCH_WRITE_MODE", "outbox".to_owned()),
-            ("SYNC_POLL_INTERVAL_MS", "3600000".to_owned()),
-        ],
-        "outbox, worker paused" => vec![("BENCH_WRITE_MODE", "outbox".to_owned()), no_worker],
-        other => vec![("BENCH_WRITE_MODE", other.to_owned()), no_worker],
+/// A write mode of the latency measurement.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// Production, with its in-process worker.
+    Outbox,
+    /// The production write path with no worker competing for this
+    /// machine's two cores.
+    OutboxPaused,
+    /// The old design (`bench-server --write-mode dual-write`).
+    DualWrite,
+    /// No read model at all (`bench-server --write-mode floor`).
+    Floor,
+}
+
+impl Mode {
+    pub const ALL: [Mode; 4] = [
+        Mode::Outbox,
+        Mode::OutboxPaused,
+        Mode::DualWrite,
+        Mode::Floor,
+    ];
+
+    /// How the report and the console name it.
+    pub fn label(self) -> &'static str {
+        match self {
+            Mode::Outbox => "outbox",
+            Mode::OutboxPaused => "outbox, worker paused",
+            Mode::DualWrite => "dual-write",
+            Mode::Floor => "floor",
+        }
+    }
+
+    /// Its name in log file names.
+    fn slug(self) -> &'static str {
+        match self {
+            Mode::OutboxPaused => "outboxworkerpaused",
+            other => other.label(),
+        }
+    }
+
+    /// The comparison mode `bench-server` runs it with; `None`: the
+    /// production binary runs it.
+    fn comparison(self) -> Option<WriteMode> {
+        match self {
+            Mode::Outbox | Mode::OutboxPaused => None,
+            Mode::DualWrite => Some(WriteMode::DualWrite),
+            Mode::Floor => Some(WriteMode::Floor),
+        }
+    }
+
+    /// Whether its transactions write outbox events.
+    fn writes_outbox(self) -> bool {
+        self.comparison().is_none()
+    }
+
+    /// Server settings. Only the `Outbox` server runs a worker, which polls
+    /// only when told (local commits wake it): it drains every mode's events
+    /// between slices, never during another mode's slice.
+    fn vars(self) -> Vec<(&'static str, String)> {
+        match self {
+            Mode::Outbox => vec![("SYNC_POLL_INTERVAL_MS", "3600000".to_owned())],
+            Mode::OutboxPaused => vec![("NO_WORKER", "true".to_owned())],
+            // bench-server never runs a worker.
+            Mode::DualWrite | Mode::Floor => Vec::new(),
+        }
+    }
+
+    async fn serve(self, env: &Env) -> anyhow::Result<Process> {
+        let log = format!("writes-{}", self.slug());
+        match self.comparison() {
+            None => Process::serve(env, &self.vars(), &log).await,
+            Some(mode) => Process::serve_comparison(env, mode, &self.vars(), &log).await,
+        }
     }
 }
 
@@ -41,7 +100,7 @@ pub const ROUNDS: usize = 4;
 
 #[derive(Clone, Debug)]
 pub struct WriteCell {
-    pub mode: &'static str,
+    pub mode: Mode,
     pub mutation: &'static str,
     pub concurrency: usize,
     pub summary: Summary,
@@ -97,37 +156,36 @@ pub async fn writes(
     let mut cells = Vec::new();
     let mut errors = Vec::new();
     let baseline = db::pending(sql).await.unwrap_or(0);
-    let mut servers: Vec<(&'static str, Process, Gql)> = Vec::new();
-    for mode in MODES {
-        let log = format!("writes-{}", mode.replace([',', ' '], ""));
-        match Process::serve(env, &mode_vars(mode), &log).await {
+    let mut servers: Vec<(Mode, Process, Gql)> = Vec::new();
+    for mode in Mode::ALL {
+        match mode.serve(env).await {
             Ok(server) => {
                 let gql = Gql::new(&server.url);
                 servers.push((mode, server, gql));
             }
-            Err(e) => errors.push(format!("write mode {mode}: {e:#}")),
+            Err(e) => errors.push(format!("write mode {}: {e:#}", mode.label())),
         }
     }
     let drainer = servers
         .iter()
-        .find(|(mode, ..)| *mode == "outbox")
+        .find(|(mode, ..)| *mode == Mode::Outbox)
         .map(|(.., gql)| gql.clone());
     // Brings the outbox back to `baseline` after a slice of `mode`.
-    let settle = |mode: &'static str| {
+    let settle = |mode: Mode| {
         let (drainer, fx) = (drainer.clone(), Arc::clone(fx));
         async move {
-            if !mode.starts_with("outbox") {
+            if !mode.writes_outbox() {
                 return Ok(HashMap::new());
             }
             let Some(drainer) = drainer else {
-                bail!("no outbox server to drain the events of {mode}");
+                bail!("no outbox server to drain the events of {}", mode.label());
             };
-            if mode != "outbox" {
+            if mode != Mode::Outbox {
                 // One local commit wakes the worker, which then drains all.
                 mutate(&drainer, &fx, "createTodo", 0, usize::MAX).await?;
             }
             if !db::wait_drained(sql, baseline, Duration::from_secs(120)).await? {
-                bail!("the outbox did not drain after a slice of {mode}");
+                bail!("the outbox did not drain after a slice of {}", mode.label());
             }
             // What autovacuum would do on a production server, and what it
             // costs PostgreSQL; the caller charges it to the worker's mode.
@@ -136,7 +194,7 @@ pub async fn writes(
             Ok(cpu::spent(&before, &cpu::snapshot(None)))
         }
     };
-    let with_worker = servers.iter().position(|(mode, ..)| *mode == "outbox");
+    let with_worker = servers.iter().position(|(mode, ..)| *mode == Mode::Outbox);
     let slice = cell / ROUNDS as u32;
     for mutation in MUTATIONS {
         for &c in concurrencies {
@@ -156,7 +214,7 @@ pub async fn writes(
             // Warm-up: connections, caches, prepared statements.
             for (mode, _, gql) in &servers {
                 run(gql, Duration::from_millis(300), 10_000_000).await;
-                if let Err(e) = settle(mode).await {
+                if let Err(e) = settle(*mode).await {
                     failed = Some(e);
                 }
             }
@@ -169,7 +227,7 @@ pub async fn writes(
                     for (part, secs) in cpu::spent(&before, &cpu::snapshot(server.pid())) {
                         *spent[at].entry(part).or_insert(0.0) += secs;
                     }
-                    match (settle(mode).await, with_worker) {
+                    match (settle(*mode).await, with_worker) {
                         (Ok(vacuum), Some(worker)) => {
                             if let Some(secs) = vacuum.get(&cpu::Part::Sql) {
                                 *spent[worker].entry(cpu::Part::Sql).or_insert(0.0) += secs;
@@ -186,11 +244,12 @@ pub async fn writes(
             for (((mode, ..), samples), cpu) in servers.iter().zip(pooled).zip(spent) {
                 let summary = samples.summary();
                 println!(
-                    "  {mode:<22} {mutation:<16} c={c:<3} p50 {:>7.2} ms  p95 {:>7.2}  p99 {:>7.2}  {:>7.0} req/s  errors {}",
+                    "  {:<22} {mutation:<16} c={c:<3} p50 {:>7.2} ms  p95 {:>7.2}  p99 {:>7.2}  {:>7.0} req/s  errors {}",
+                    mode.label(),
                     summary.p50, summary.p95, summary.p99, summary.rps, summary.errors
                 );
                 let cell = WriteCell {
-                    mode,
+                    mode: *mode,
                     mutation,
                     concurrency: c,
                     summary,
@@ -211,7 +270,10 @@ pub async fn writes(
     }
     let mut rss = Vec::new();
     for (mode, server, _) in servers {
-        rss.push((format!("serve, write mode {mode}"), server.peak_rss_mib()));
+        rss.push((
+            format!("serve, write mode {}", mode.label()),
+            server.peak_rss_mib(),
+        ));
         server.stop().await;
     }
     (cells, rss, errors)
@@ -807,9 +869,10 @@ pub const AT_SCALE: &str = "CockroachDB, driver, at scale";
 
 /// The board's two SQL queries on a scratch database seeded with
 /// `sessions` study sessions (and a tenth as many users), through the same
-/// seed as the main run, without outbox events (the `floor` write mode: only
-/// the rows are needed). MongoDB serves the first page from one stored top
-/// whatever the scale, so only the CockroachDB side needs the large data.
+/// seed as the main run, without outbox events (the `floor` write mode's
+/// sink drops them: only the rows are needed). MongoDB serves the first page
+/// from one stored top whatever the scale, so only the CockroachDB side
+/// needs the large data.
 /// The scratch database is dropped afterwards.
 pub async fn board_at_scale(
     postgres: &str,
@@ -823,8 +886,11 @@ pub async fn board_at_scale(
     let url = format!("{}/{database}", postgres.trim_end_matches('/'));
     let mut args = vec!["--database-url", &url];
     args.extend_from_slice(config);
-    let app =
-        studysync::app::AppState::connect(studysync::config::Config::from_args(args)?).await?;
+    let app = studysync::app::AppState::connect_with_sink(
+        studysync::config::Config::from_args(args)?,
+        std::sync::Arc::new(bench::sinks::Floor),
+    )
+    .await?;
     migration::runner::up(app.sql())
         .await
         .context("migrating the scale database")?;
