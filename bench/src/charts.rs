@@ -4,7 +4,10 @@ use std::path::Path;
 
 use plotters::prelude::*;
 
-use crate::{phases::Mode, report::Results};
+use crate::{
+    phases::{Mode, Mutation},
+    report::Results,
+};
 
 const COLORS: [RGBColor; 4] = [
     RGBColor(31, 119, 180),
@@ -86,12 +89,11 @@ fn bar_chart(
 }
 
 /// Axis labels short enough not to overlap.
-fn short(name: &str) -> &str {
-    match name {
-        "createTodo" => "todo",
-        "logStudySession" => "session",
-        "sendMessage" => "message",
-        other => other,
+fn short(mutation: Mutation) -> &'static str {
+    match mutation {
+        Mutation::CreateTodo => "todo",
+        Mutation::LogStudySession => "session",
+        Mutation::SendMessage => "message",
     }
 }
 
@@ -113,7 +115,7 @@ pub fn draw(r: &Results, out: &Path) -> anyhow::Result<()> {
         .min()
         .unwrap_or(1);
     let mut groups = Vec::new();
-    for m in crate::phases::MUTATIONS {
+    for m in Mutation::ALL {
         for mode in Mode::ALL {
             if let Some(s) = r.write(mode, m, c) {
                 groups.push(Group {

@@ -15,7 +15,62 @@ use crate::{
     Fixture,
 };
 
-pub const MUTATIONS: [&str; 3] = ["createTodo", "logStudySession", "sendMessage"];
+/// A mutation the write measurements send.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mutation {
+    CreateTodo,
+    LogStudySession,
+    SendMessage,
+}
+
+impl Mutation {
+    pub const ALL: [Mutation; 3] = [
+        Mutation::CreateTodo,
+        Mutation::LogStudySession,
+        Mutation::SendMessage,
+    ];
+
+    /// Its GraphQL field name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Mutation::CreateTodo => "createTodo",
+            Mutation::LogStudySession => "logStudySession",
+            Mutation::SendMessage => "sendMessage",
+        }
+    }
+}
+
+impl std::fmt::Display for Mutation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(self.name())
+    }
+}
+
+/// Where the lag measurement's sync worker runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Worker {
+    /// Beside the API, in the `serve` process (woken by local commits).
+    InProcess,
+    /// A `worker` process of its own, which polls.
+    Separate,
+}
+
+impl Worker {
+    pub const ALL: [Worker; 2] = [Worker::InProcess, Worker::Separate];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Worker::InProcess => "in-process",
+            Worker::Separate => "separate",
+        }
+    }
+}
+
+impl std::fmt::Display for Worker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(self.label())
+    }
+}
 
 /// A write mode of the latency measurement.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -101,7 +156,7 @@ pub const ROUNDS: usize = 4;
 #[derive(Clone, Debug)]
 pub struct WriteCell {
     pub mode: Mode,
-    pub mutation: &'static str,
+    pub mutation: Mutation,
     pub concurrency: usize,
     pub summary: Summary,
     /// CPU seconds each part of the system spent during this cell's slices.
@@ -121,18 +176,24 @@ impl WriteCell {
 }
 
 /// One mutation, run by client `c` (its own user).
-async fn mutate(gql: &Gql, fx: &Fixture, mutation: &str, c: usize, i: usize) -> anyhow::Result<()> {
+async fn mutate(
+    gql: &Gql,
+    fx: &Fixture,
+    mutation: Mutation,
+    c: usize,
+    i: usize,
+) -> anyhow::Result<()> {
     let token = &fx.tokens[c % fx.tokens.len()];
     match mutation {
-        "createTodo" => gql
+        Mutation::CreateTodo => gql
             .run(token, "mutation($t: String!) { createTodo(input: {title: $t}) { id } }", json!({"t": format!("Bench todo {c}-{i}")}))
             .await
             .map(drop),
-        "logStudySession" => gql
+        Mutation::LogStudySession => gql
             .run(token, "mutation($m: Int!) { logStudySession(input: {subject: \"Benchmarking\", minutes: $m}) { id } }", json!({"m": 1 + (i % 90)}))
             .await
             .map(drop),
-        _ => {
+        Mutation::SendMessage => {
             let token = &fx.room_tokens[c % fx.room_tokens.len()];
             gql.run(token, "mutation($r: ID!, $b: String!) { sendMessage(roomId: $r, body: $b) { id } }", json!({"r": fx.room_id, "b": format!("bench message {c} {i}")}))
                 .await
@@ -182,7 +243,7 @@ pub async fn writes(
             };
             if mode != Mode::Outbox {
                 // One local commit wakes the worker, which then drains all.
-                mutate(&drainer, &fx, "createTodo", 0, usize::MAX).await?;
+                mutate(&drainer, &fx, Mutation::CreateTodo, 0, usize::MAX).await?;
             }
             if !db::wait_drained(sql, baseline, Duration::from_secs(120)).await? {
                 bail!("the outbox did not drain after a slice of {}", mode.label());
@@ -196,7 +257,7 @@ pub async fn writes(
     };
     let with_worker = servers.iter().position(|(mode, ..)| *mode == Mode::Outbox);
     let slice = cell / ROUNDS as u32;
-    for mutation in MUTATIONS {
+    for mutation in Mutation::ALL {
         for &c in concurrencies {
             let run = |gql: &Gql, duration: Duration, first: usize| {
                 closed_loop_samples(c, duration, first, {
@@ -281,7 +342,7 @@ pub async fn writes(
 
 #[derive(Clone, Debug)]
 pub struct LagCell {
-    pub worker: &'static str,
+    pub worker: Worker,
     pub target_rate: f64,
     pub achieved_rate: f64,
     pub mutation: Summary,
@@ -303,10 +364,10 @@ pub async fn lag(
 ) -> (Vec<LagCell>, Vec<String>) {
     let mut cells = Vec::new();
     let mut errors = Vec::new();
-    for worker in ["in-process", "separate"] {
+    for worker in Worker::ALL {
         let vars = vec![("SYNC_POLL_INTERVAL_MS", poll_ms.to_string())];
         let mut serve_vars = vars.clone();
-        if worker == "separate" {
+        if worker == Worker::Separate {
             serve_vars.push(("NO_WORKER", "true".to_owned()));
         }
         let server = match Process::serve(env, &serve_vars, &format!("lag-{worker}")).await {
@@ -316,7 +377,7 @@ pub async fn lag(
                 continue;
             }
         };
-        let separate = if worker == "separate" {
+        let separate = if worker == Worker::Separate {
             match Process::worker(env, &vars, "lag-worker").await {
                 Ok(w) => Some(w),
                 Err(e) => {
@@ -329,9 +390,8 @@ pub async fn lag(
             None
         };
         for &rate in rates {
-            match lag_cell(&server, fx, sql, rate, duration).await {
-                Ok(mut cell) => {
-                    cell.worker = worker;
+            match lag_cell(worker, &server, fx, sql, rate, duration).await {
+                Ok(cell) => {
                     println!(
                         "  {worker:<10} {rate:>5.0}/s (achieved {:>5.0}/s): lag p50 {:>7.1} ms  p99 {:>7.1} ms  max {:>7.1} ms  mutation p50 {:.1} ms",
                         cell.achieved_rate, cell.lag.p50, cell.lag.p99, cell.lag.max, cell.mutation.p50
@@ -350,6 +410,7 @@ pub async fn lag(
 }
 
 async fn lag_cell(
+    worker: Worker,
     server: &Process,
     fx: &Arc<Fixture>,
     sql: &sea_orm::DatabaseConnection,
@@ -364,7 +425,7 @@ async fn lag_cell(
         let fx = Arc::clone(fx);
         move |i| {
             let (gql, fx) = (gql.clone(), Arc::clone(&fx));
-            async move { mutate(&gql, &fx, "createTodo", i, i).await }
+            async move { mutate(&gql, &fx, Mutation::CreateTodo, i, i).await }
         }
     })
     .await;
@@ -386,7 +447,7 @@ async fn lag_cell(
     }
     let lag = summarize_ms(&mut lag_ms, 0, duration);
     Ok(LagCell {
-        worker: "",
+        worker,
         target_rate: rate,
         achieved_rate: mutation.rps,
         mutation,
