@@ -9,8 +9,9 @@
 #    `scripts/mongo.sh bin` provides (mongod, or SecantusDB), on a free port
 #    with fresh storage under .local/bench-mongo — and stops it afterwards,
 #    so nothing else using the development server disturbs the figures;
-# 3. builds the release binaries once, with the benchmark-only `bench`
-#    feature (comparison write modes, driver dependencies);
+# 3. builds the workspace's release binaries once: the production
+#    `studysync`, and the `bench` crate's driver and `bench-server` (the
+#    comparison write modes), side by side in one target directory;
 # 4. runs target/release/bench: fresh databases named studysync_bench, the
 #    seed, every measurement in one run (about 6 minutes on two cores).
 # Env: BENCH_POSTGRES_URL (default postgres://postgres@127.0.0.1:5432),
@@ -26,9 +27,10 @@ for arg in "$@"; do
   [[ "$arg" == "--help" || "$arg" == "-h" ]] && help_only=1
 done
 
-cargo build --release --features bench --bins
+cargo build --release --workspace --bins
+bench_bin="${CARGO_TARGET_DIR:-$ROOT/target}/release/bench"
 if ((help_only)); then
-  exec "$ROOT/target/release/bench" --help
+  exec "$bench_bin" --help
 fi
 
 DATABASE_URL="${BENCH_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432}/postgres" "$ROOT/scripts/postgres.sh"
@@ -80,4 +82,4 @@ fi
 export MONGODB_URI
 export BENCH_MONGO_KIND="$mongo_kind"
 
-"$ROOT/target/release/bench" "$@"
+"$bench_bin" "$@"

@@ -22,6 +22,7 @@ export TEST_PG_URL="${TEST_PG_URL:-postgres://postgres@127.0.0.1:5432}"
 echo "== cargo fmt --check"
 cargo fmt --all --check
 echo "== cargo clippy"
+# The workspace: the server, its migrations and the benchmark crate.
 cargo clippy --all-targets --workspace --quiet -- -D warnings
 echo "== cargo test"
 # Every statement the tests send (servers, workers, CLI runs, migrations) is
@@ -43,8 +44,3 @@ if ((${#violations[@]} > 0)); then
 fi
 count="$(cat "${recorded[@]}" | grep -c ';$' || true)"
 echo "checked ${count} statements (distinct per process) from ${#recorded[@]} processes: none breaks a rule"
-# The benchmark and the comparison write modes exist only with the `bench`
-# feature, which production builds never enable: lint and unit-test them too.
-echo "== the benchmark (bench feature): clippy and unit tests"
-cargo clippy --all-targets --workspace --features bench --quiet -- -D warnings
-cargo test --features bench --bin bench

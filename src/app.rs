@@ -18,7 +18,7 @@ use crate::{
     ratelimit::AuthLimits,
     read::{cursor::Cursors, routing::ReadRouter},
     sync::SyncContext,
-    write::Writer,
+    write::{EventSink, Writer},
 };
 
 /// Cheap to clone; everything lives behind one `Arc`.
@@ -44,25 +44,47 @@ impl AppState {
     /// Connects to both stores. MongoDB is connected lazily by its driver, so
     /// the API starts (and writes) even while the read model is down.
     pub async fn connect(config: Config) -> anyhow::Result<Self> {
+        Self::connect_sinking(config, None).await
+    }
+
+    /// As [`connect`](Self::connect), with a writer that hands every
+    /// transaction's events to `sink` instead of the outbox (see
+    /// [`crate::write::sink`]): the benchmark's comparison modes.
+    pub async fn connect_with_sink(
+        config: Config,
+        sink: Arc<dyn EventSink>,
+    ) -> anyhow::Result<Self> {
+        Self::connect_sinking(config, Some(sink)).await
+    }
+
+    async fn connect_sinking(
+        config: Config,
+        sink: Option<Arc<dyn EventSink>>,
+    ) -> anyhow::Result<Self> {
         let sql = connect_sql(&config).await?;
         let dialect = Dialect::detect(&sql)
             .await
             .context("reading the SQL server's version")?;
         tracing::info!(dialect = dialect.name(), "connected to the source of truth");
         let mongo = connect_mongo(&config).await?;
-        Ok(Self::from_parts(config, sql, dialect, mongo))
+        Ok(Self::from_parts(config, sql, dialect, mongo, sink))
     }
 
+    /// `sink`: where the writer sends events instead of the outbox; `None`
+    /// (the outbox) everywhere but in the benchmark.
     pub fn from_parts(
         config: Config,
         sql: DatabaseConnection,
         dialect: Dialect,
         mongo: mongodb::Database,
+        sink: Option<Arc<dyn EventSink>>,
     ) -> Self {
         let outbox_wake = Arc::new(Notify::new());
         let writer = Writer::new(sql.clone(), config.txn_max_attempts, outbox_wake.clone());
-        #[cfg(feature = "bench")]
-        let writer = writer.with_mode(config.bench_write_mode, mongo.clone());
+        let writer = match sink {
+            Some(sink) => writer.with_sink(sink),
+            None => writer,
+        };
         let tokens = Tokens::new(&config.jwt_secret, config.jwt_ttl_seconds);
         let auth_limits = Arc::new(AuthLimits::new(&config));
         let cursors = Cursors::new(config.jwt_secret.expose());

@@ -250,11 +250,6 @@ pub struct Config {
     /// as unreachable by every reader for `READ_MODEL_RETRY_AFTER_MS`.
     #[arg(long, env = "READ_MODEL_PING_TIMEOUT_MS", default_value_t = 2_000)]
     pub read_model_ping_timeout_ms: u64,
-    /// Benchmark builds only: how writes reach MongoDB (`outbox`,
-    /// `dual-write`, `floor`). Absent from production builds.
-    #[cfg(feature = "bench")]
-    #[arg(long, env = "BENCH_WRITE_MODE", value_enum, default_value = "outbox")]
-    pub bench_write_mode: WriteMode,
 }
 
 /// Used only to parse a [`Config`] from an argument list (tests, tools). A
@@ -386,15 +381,4 @@ impl Config {
         }
         Ok(())
     }
-}
-
-/// Benchmark-only: how the write path treats outbox events (see
-/// `write::mode`).
-#[cfg(feature = "bench")]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
-pub enum WriteMode {
-    #[default]
-    Outbox,
-    DualWrite,
-    Floor,
 }

@@ -1,12 +1,12 @@
 //! The one start-up path of `serve`, shared by the binary, the test harness
 //! and the benchmark: what runs before the first request is served is the
 //! same everywhere.
-use std::{future::Future, net::SocketAddr};
+use std::{future::Future, net::SocketAddr, sync::Arc};
 
 use anyhow::Context;
 use tokio::net::TcpListener;
 
-use crate::{app::AppState, config::Config, domain::Email};
+use crate::{app::AppState, config::Config, domain::Email, write::EventSink};
 
 /// A server that is connected, on a current schema, and bound, but not yet
 /// serving.
@@ -22,7 +22,18 @@ impl Application {
     /// warms the password hasher, creates the read model's indexes (in the
     /// background while MongoDB is down) and binds `BIND_ADDR`.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
-        let state = AppState::connect(config).await?;
+        Self::start(AppState::connect(config).await?).await
+    }
+
+    /// As [`build`](Self::build), with a writer that hands every
+    /// transaction's events to `sink` instead of the outbox (see
+    /// [`crate::write::sink`]): how the benchmark's `bench-server` runs the
+    /// comparison write modes on this same start-up path.
+    pub async fn build_with_sink(config: Config, sink: Arc<dyn EventSink>) -> anyhow::Result<Self> {
+        Self::start(AppState::connect_with_sink(config, sink).await?).await
+    }
+
+    async fn start(state: AppState) -> anyhow::Result<Self> {
         crate::app::check_schema(state.sql(), state.config().migrate_on_start).await?;
         grant_admin_emails(&state).await?;
         crate::auth::dummy_hash();

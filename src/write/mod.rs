@@ -1,15 +1,22 @@
 //! The write path: every change to the source of truth runs in one
 //! serializable transaction that also records an outbox event per changed
 //! aggregate. Nothing here touches MongoDB.
-#[cfg(feature = "bench")]
-pub mod mode;
+//!
+//! Where the events go is the one thing a [`Writer`] can be told otherwise
+//! ([`Writer::with_sink`], see [`sink`]); production never does.
 pub mod outbox;
 pub mod rooms;
+pub mod sink;
 pub mod study;
 pub mod todos;
 pub mod users;
 
-use std::{future::Future, pin::Pin, sync::Mutex, time::Duration};
+use std::{
+    future::Future,
+    pin::Pin,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 
 use rand::Rng;
 use sea_orm::{
@@ -20,6 +27,7 @@ use sea_orm::{
 use crate::error::{AppError, AppResult};
 
 pub use outbox::{EventRef, NewEvent};
+pub use sink::EventSink;
 
 /// A unit of work run by [`Writer::transact`]; it may run more than once.
 pub type Work<'c, T> = Pin<Box<dyn Future<Output = AppResult<T>> + Send + 'c>>;
@@ -29,10 +37,9 @@ pub type Work<'c, T> = Pin<Box<dyn Future<Output = AppResult<T>> + Send + 'c>>;
 pub struct Tx {
     txn: DatabaseTransaction,
     written: Mutex<Vec<EventRef>>,
-    #[cfg(feature = "bench")]
-    mode: mode::WriteMode,
-    #[cfg(feature = "bench")]
-    held: mode::Held,
+    /// With a sink, the events it gets after the commit instead of outbox
+    /// rows.
+    held: Option<sink::Held>,
 }
 
 impl Tx {
@@ -60,43 +67,39 @@ pub struct Committed<T> {
 pub struct Writer {
     db: DatabaseConnection,
     max_attempts: u32,
-    on_commit: std::sync::Arc<tokio::sync::Notify>,
-    #[cfg(feature = "bench")]
-    mode: mode::WriteMode,
-    #[cfg(feature = "bench")]
-    mongo: Option<mongodb::Database>,
+    on_commit: Arc<tokio::sync::Notify>,
+    sink: Option<Arc<dyn EventSink>>,
 }
 
 impl Writer {
     pub fn new(
         db: DatabaseConnection,
         max_attempts: u32,
-        on_commit: std::sync::Arc<tokio::sync::Notify>,
+        on_commit: Arc<tokio::sync::Notify>,
     ) -> Self {
         Self {
             db,
             max_attempts: max_attempts.max(1),
             on_commit,
-            #[cfg(feature = "bench")]
-            mode: mode::WriteMode::Outbox,
-            #[cfg(feature = "bench")]
-            mongo: None,
+            sink: None,
         }
     }
 
-    /// Benchmark-only: switches to a comparison mode (see [`mode`]).
-    #[cfg(feature = "bench")]
-    pub fn with_mode(mut self, mode: mode::WriteMode, mongo: mongodb::Database) -> Self {
-        self.mode = mode;
-        self.mongo = Some(mongo);
+    /// Sends every transaction's events to `sink` after its commit instead
+    /// of writing them to the outbox (see [`sink`]): the benchmark's
+    /// comparison modes. Production never calls it.
+    pub fn with_sink(mut self, sink: Arc<dyn EventSink>) -> Self {
+        self.sink = Some(sink);
         self
     }
 
     /// Runs `work` in a SERIALIZABLE transaction and commits it. A
     /// serialization failure (SQLSTATE 40001, CockroachDB's "restart
     /// transaction") or deadlock rolls back and runs `work` again after a
-    /// bounded, jittered exponential backoff. Once committed, the in-process
-    /// sync worker is woken if the transaction wrote outbox events.
+    /// bounded, jittered exponential backoff. Once committed, the writer's
+    /// sink (if it has one) gets the transaction's events, and the
+    /// in-process sync worker is woken if the transaction wrote outbox
+    /// events.
     ///
     /// The transaction runs as a task of its own that the caller awaits, so
     /// it always reaches its `COMMIT` or `ROLLBACK` even when the caller is
@@ -126,7 +129,12 @@ impl Writer {
             attempt += 1;
             tracing::Span::current().record("attempts", attempt);
             match self.attempt(&mut work).await {
-                Ok(done) => {
+                Ok((done, held)) => {
+                    // After the commit and outside the retry: a committed
+                    // transaction never runs again.
+                    if let Some(sink) = self.sink.as_ref().filter(|_| !held.is_empty()) {
+                        sink.after_commit(held).await?;
+                    }
                     if !done.events.is_empty() {
                         self.on_commit.notify_one();
                     }
@@ -143,7 +151,8 @@ impl Writer {
         }
     }
 
-    async fn attempt<T, F>(&self, work: &mut F) -> AppResult<Committed<T>>
+    /// One try; also returns the events held for the sink, if there is one.
+    async fn attempt<T, F>(&self, work: &mut F) -> AppResult<(Committed<T>, Vec<NewEvent>)>
     where
         T: Send,
         F: for<'c> FnMut(&'c Tx) -> Work<'c, T>,
@@ -158,10 +167,7 @@ impl Writer {
         let tx = Tx {
             txn,
             written: Mutex::new(Vec::new()),
-            #[cfg(feature = "bench")]
-            mode: self.mode,
-            #[cfg(feature = "bench")]
-            held: mode::Held::default(),
+            held: self.sink.as_ref().map(|_| sink::Held::default()),
         };
         let value = match work(&tx).await {
             Ok(value) => value,
@@ -173,12 +179,9 @@ impl Writer {
             }
         };
         let events = tx.written.into_inner().unwrap_or_default();
+        let held = tx.held.map(sink::Held::take).unwrap_or_default();
         tx.txn.commit().await?;
-        #[cfg(feature = "bench")]
-        if let (mode::WriteMode::DualWrite, Some(mongo)) = (self.mode, &self.mongo) {
-            mode::write_through(mongo, tx.held.take()).await?;
-        }
-        Ok(Committed { value, events })
+        Ok((Committed { value, events }, held))
     }
 }
 

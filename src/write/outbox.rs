@@ -1,5 +1,7 @@
 //! Enqueueing outbox events. The only way in is through a [`Tx`], so an event
-//! is always written by the transaction that changed its aggregate.
+//! is always written by the transaction that changed its aggregate. A `Tx`
+//! whose writer has a sink ([`super::sink`]) holds the events for it instead
+//! and writes only the rows.
 use sea_orm::{
     sea_query::{Alias, CommonTableExpression, PostgresQueryBuilder, Query, WithClause},
     ActiveModelTrait,
@@ -105,8 +107,8 @@ pub async fn enqueue_all(tx: &Tx, events: Vec<NewEvent>) -> AppResult<()> {
     if events.is_empty() {
         return Ok(());
     }
-    #[cfg(feature = "bench")]
-    if tx.held.intercept(tx.mode, &events) {
+    if let Some(held) = &tx.held {
+        held.hold(events);
         return Ok(());
     }
     outbox::Entity::insert_many(recorded_rows(tx, events))
@@ -133,8 +135,8 @@ where
 {
     let sent = row.clone().try_into_model()?;
     let events = describe(&sent);
-    #[cfg(feature = "bench")]
-    if tx.held.intercept(tx.mode, &events) {
+    if let Some(held) = &tx.held {
+        held.hold(events);
         return Ok(<A::Entity as EntityTrait>::insert(row)
             .exec_with_returning(tx.conn())
             .await?);

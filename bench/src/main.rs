@@ -1,7 +1,9 @@
-//! The benchmark: seeds fresh databases, starts the release server as a
-//! child process, drives it over HTTP and writes `docs/bench/REPORT.md` with
-//! SVG charts. Run it with `scripts/bench.sh` (or
-//! `cargo run --release --features bench --bin bench -- --help`).
+//! The benchmark: seeds fresh databases, starts the release servers as
+//! child processes (the production `studysync`, and `bench-server` for the
+//! comparison write modes), drives them over HTTP and writes
+//! `docs/bench/REPORT.md` with SVG charts. Run it with `scripts/bench.sh`
+//! (or `cargo build --release --workspace --bins` and
+//! `target/release/bench --help`).
 mod charts;
 mod client;
 mod corpus;
@@ -147,19 +149,23 @@ async fn main() -> anyhow::Result<()> {
             .trim()
             .to_owned(),
     };
-    let bin = std::env::current_exe()?
+    let dir = std::env::current_exe()?
         .parent()
         .context("bench binary has no directory")?
-        .join("studysync");
-    anyhow::ensure!(
-        bin.exists(),
-        "{} not found: build with `cargo build --release --features bench --bins`",
-        bin.display()
-    );
+        .to_owned();
+    let (bin, bench_server) = (dir.join("studysync"), dir.join("bench-server"));
+    for bin in [&bin, &bench_server] {
+        anyhow::ensure!(
+            bin.exists(),
+            "{} not found: build with `cargo build --release --workspace --bins`",
+            bin.display()
+        );
+    }
     let jwt_secret = format!("bench-{}", uuid::Uuid::new_v4().simple());
     let database_url = format!("{}/{}", args.postgres.trim_end_matches('/'), args.database);
     let env = server::Env {
         bin,
+        bench_server,
         database_url: database_url.clone(),
         mongodb_uri: mongodb_uri.clone(),
         mongodb_db: args.database.clone(),
@@ -317,8 +323,6 @@ async fn main() -> anyhow::Result<()> {
                     &format!("{}_scale", args.database),
                     "--jwt-secret",
                     &jwt_secret,
-                    "--bench-write-mode",
-                    "floor",
                 ],
                 args.scale_sessions,
                 cell,

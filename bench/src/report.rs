@@ -8,7 +8,7 @@ use studysync::seed::SeedReport;
 
 use crate::{
     cpu,
-    phases::{LagCell, ReadCell, Throughput, WriteCell},
+    phases::{LagCell, Mode, Mutation, ReadCell, Throughput, Worker, WriteCell},
     stats::Summary,
     Args,
 };
@@ -93,7 +93,7 @@ impl Results {
         self.total_secs = self.started.elapsed().as_secs_f64();
     }
 
-    pub fn write(&self, mode: &str, mutation: &str, c: usize) -> Option<&Summary> {
+    pub fn write(&self, mode: Mode, mutation: Mutation, c: usize) -> Option<&Summary> {
         self.writes
             .iter()
             .find(|w| w.mode == mode && w.mutation == mutation && w.concurrency == c)
@@ -107,7 +107,7 @@ impl Results {
             .map(|r| &r.summary)
     }
 
-    fn lag_at(&self, worker: &str) -> Option<&LagCell> {
+    fn lag_at(&self, worker: Worker) -> Option<&LagCell> {
         self.lag
             .iter()
             .filter(|l| l.worker == worker)
@@ -224,28 +224,28 @@ fn absolute(name: String, value: Option<(f64, String)>, limit: f64) -> Target {
 
 pub fn targets(r: &Results) -> Vec<Target> {
     let mut out = Vec::new();
-    let p50 = |mode: &str, m: &str| r.write(mode, m, 8).map(|s| s.p50);
-    for m in crate::phases::MUTATIONS {
+    let p50 = |mode: Mode, m: Mutation| r.write(mode, m, 8).map(|s| s.p50);
+    for m in Mutation::ALL {
         out.push(ratio(
             &format!("{m}: outbox p50 ≤ 1.25 × floor (c=8)"),
-            p50("outbox", m),
-            p50("floor", m),
+            p50(Mode::Outbox, m),
+            p50(Mode::Floor, m),
             1.25,
             true,
             "floor",
         ));
         out.push(ratio(
             &format!("{m}: outbox p50 ≤ 0.5 × dual write (c=8)"),
-            p50("outbox", m),
-            p50("dual-write", m),
+            p50(Mode::Outbox, m),
+            p50(Mode::DualWrite, m),
             0.5,
             true,
             "dual write",
         ));
         out.push(ratio(
             &format!("{m}: outbox p50 ≤ 1.25 × floor (c=8), worker paused (write path alone)"),
-            p50("outbox, worker paused", m),
-            p50("floor", m),
+            p50(Mode::OutboxPaused, m),
+            p50(Mode::Floor, m),
             1.25,
             true,
             "floor",
@@ -257,7 +257,7 @@ pub fn targets(r: &Results) -> Vec<Target> {
             format!("{:.1} ms (achieved {:.0}/s)", l.lag.p99, l.achieved_rate),
         )
     };
-    let inproc = r.lag_at("in-process");
+    let inproc = r.lag_at(Worker::InProcess);
     out.push(absolute(
         format!(
             "lag p99 ≤ 100 ms, in-process worker, {:.0} mutations/s",
@@ -269,7 +269,7 @@ pub fn targets(r: &Results) -> Vec<Target> {
     let bound = r.poll_ms as f64 + 100.0;
     out.push(absolute(
         format!("lag p99 ≤ poll interval + 100 ms = {bound:.0} ms, separate worker"),
-        r.lag_at("separate").map(lag),
+        r.lag_at(Worker::Separate).map(lag),
         bound,
     ));
     let drain = r.drain.as_ref().ok().map(|t| t.per_sec);
@@ -359,7 +359,7 @@ fn plural(n: usize) -> &'static str {
 /// Where a leaderboard request's time goes, from this run's figures.
 /// CPU per request of one write cell, in ms: the whole machine's and the
 /// MongoDB server's.
-fn cpu_per_request(r: &Results, mode: &str, mutation: &str, c: usize) -> Option<(f64, f64)> {
+fn cpu_per_request(r: &Results, mode: Mode, mutation: Mutation, c: usize) -> Option<(f64, f64)> {
     let w = r
         .writes
         .iter()
@@ -371,17 +371,17 @@ fn cpu_per_request(r: &Results, mode: &str, mutation: &str, c: usize) -> Option<
 /// Why the outbox costs what it costs at 8 clients, from the CPU figures.
 fn writes_note(r: &Results) -> Option<String> {
     let mut lines = Vec::new();
-    for m in crate::phases::MUTATIONS {
-        let p50 = |mode: &str| r.write(mode, m, 8).map(|s| s.p50);
+    for m in Mutation::ALL {
+        let p50 = |mode: Mode| r.write(mode, m, 8).map(|s| s.p50);
         let (Some((floor, _)), Some((alone, _)), Some((outbox, mongo))) = (
-            cpu_per_request(r, "floor", m, 8),
-            cpu_per_request(r, "outbox, worker paused", m, 8),
-            cpu_per_request(r, "outbox", m, 8),
+            cpu_per_request(r, Mode::Floor, m, 8),
+            cpu_per_request(r, Mode::OutboxPaused, m, 8),
+            cpu_per_request(r, Mode::Outbox, m, 8),
         ) else {
             continue;
         };
         let (Some(lat_floor), Some(lat_alone), Some(lat_outbox)) =
-            (p50("floor"), p50("outbox, worker paused"), p50("outbox"))
+            (p50(Mode::Floor), p50(Mode::OutboxPaused), p50(Mode::Outbox))
         else {
             continue;
         };
@@ -532,7 +532,7 @@ pub fn render(r: &Results) -> String {
             "| {} | {} | {} | {} | {} | {} | {:.0} | {} |",
             w.mutation,
             w.concurrency,
-            w.mode,
+            w.mode.label(),
             ms(x.p50),
             ms(x.p95),
             ms(x.p99),
@@ -550,7 +550,7 @@ pub fn render(r: &Results) -> String {
             "| {} | {} | {} | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} |",
             w.mutation,
             w.concurrency,
-            w.mode,
+            w.mode.label(),
             per(cpu::Part::Server),
             per(cpu::Part::Sql),
             per(cpu::Part::Mongo),

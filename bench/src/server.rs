@@ -1,18 +1,24 @@
 //! The server under test, run as a child process of the release binary so
-//! its memory can be read from /proc and nothing of the driver is measured.
+//! its memory can be read from /proc and nothing of the driver is measured:
+//! the production `studysync` binary, or `bench-server` for a comparison
+//! write mode.
 use std::{
-    path::PathBuf,
+    path::{Path, PathBuf},
     process::Stdio,
     time::{Duration, Instant},
 };
 
 use anyhow::{bail, Context};
+use bench::WriteMode;
 use tokio::process::{Child, Command};
 
 /// How to reach the databases; shared by every process the bench starts.
 #[derive(Clone)]
 pub struct Env {
+    /// The production binary, `studysync`.
     pub bin: PathBuf,
+    /// `bench-server`: the same server with a comparison write mode.
+    pub bench_server: PathBuf,
     pub database_url: String,
     pub mongodb_uri: String,
     pub mongodb_db: String,
@@ -23,11 +29,12 @@ pub struct Env {
 impl Env {
     fn command(
         &self,
+        bin: &Path,
         args: &[&str],
         vars: &[(&str, String)],
         log: &str,
     ) -> anyhow::Result<Command> {
-        let mut cmd = Command::new(&self.bin);
+        let mut cmd = Command::new(bin);
         cmd.args(args)
             .env("DATABASE_URL", &self.database_url)
             .env("MONGODB_URI", &self.mongodb_uri)
@@ -55,11 +62,33 @@ pub struct Process {
 impl Process {
     /// `studysync serve` on a free port; returns once `/healthz` answers.
     pub async fn serve(env: &Env, vars: &[(&str, String)], log: &str) -> anyhow::Result<Self> {
+        Self::start_server(env, &env.bin, &["serve"], vars, log).await
+    }
+
+    /// `bench-server` with `mode` (it never runs a worker), as
+    /// [`serve`](Self::serve).
+    pub async fn serve_comparison(
+        env: &Env,
+        mode: WriteMode,
+        vars: &[(&str, String)],
+        log: &str,
+    ) -> anyhow::Result<Self> {
+        let args = ["--write-mode", mode.name()];
+        Self::start_server(env, &env.bench_server, &args, vars, log).await
+    }
+
+    async fn start_server(
+        env: &Env,
+        bin: &Path,
+        args: &[&str],
+        vars: &[(&str, String)],
+        log: &str,
+    ) -> anyhow::Result<Self> {
         let port = free_port()?;
         let mut vars = vars.to_vec();
         vars.push(("BIND_ADDR", format!("127.0.0.1:{port}")));
         let child = env
-            .command(&["serve"], &vars, log)?
+            .command(bin, args, &vars, log)?
             .spawn()
             .context("starting the server")?;
         let mut process = Self {
@@ -90,7 +119,7 @@ impl Process {
     /// `studysync worker` (a separate sync worker process).
     pub async fn worker(env: &Env, vars: &[(&str, String)], log: &str) -> anyhow::Result<Self> {
         let mut child = env
-            .command(&["worker"], vars, log)?
+            .command(&env.bin, &["worker"], vars, log)?
             .spawn()
             .context("starting the worker")?;
         tokio::time::sleep(Duration::from_millis(300)).await;

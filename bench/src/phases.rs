@@ -3,6 +3,7 @@
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use anyhow::{bail, Context};
+use bench::WriteMode;
 use serde_json::json;
 
 use crate::{
@@ -14,23 +15,136 @@ use crate::{
     Fixture,
 };
 
-pub const MUTATIONS: [&str; 3] = ["createTodo", "logStudySession", "sendMessage"];
-pub const MODES: [&str; 4] = ["outbox", "outbox, worker paused", "dual-write", "floor"];
+/// A mutation the write measurements send.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mutation {
+    CreateTodo,
+    LogStudySession,
+    SendMessage,
+}
 
-/// Server settings per mode. "outbox, worker paused" is the production write
-/// path with no worker competing for this machine's two cores. Only the
-/// "outbox" server runs a worker, which polls only when told (local commits
-/// wake it): it drains every mode's events between slices, never during
-/// another mode's slice.
-fn mode_vars(mode: &str) -> Vec<(&'static str, String)> {
-    let no_worker = ("NO_WORKER", "true".to_owned());
-    match mode {
-        "outbox" => vec![
-            ("BENCH_WRITE_MODE", "outbox".to_owned()),
-            ("SYNC_POLL_INTERVAL_MS", "3600000".to_owned()),
-        ],
-        "outbox, worker paused" => vec![("BENCH_WRITE_MODE", "outbox".to_owned()), no_worker],
-        other => vec![("BENCH_WRITE_MODE", other.to_owned()), no_worker],
+impl Mutation {
+    pub const ALL: [Mutation; 3] = [
+        Mutation::CreateTodo,
+        Mutation::LogStudySession,
+        Mutation::SendMessage,
+    ];
+
+    /// Its GraphQL field name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Mutation::CreateTodo => "createTodo",
+            Mutation::LogStudySession => "logStudySession",
+            Mutation::SendMessage => "sendMessage",
+        }
+    }
+}
+
+impl std::fmt::Display for Mutation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(self.name())
+    }
+}
+
+/// Where the lag measurement's sync worker runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Worker {
+    /// Beside the API, in the `serve` process (woken by local commits).
+    InProcess,
+    /// A `worker` process of its own, which polls.
+    Separate,
+}
+
+impl Worker {
+    pub const ALL: [Worker; 2] = [Worker::InProcess, Worker::Separate];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Worker::InProcess => "in-process",
+            Worker::Separate => "separate",
+        }
+    }
+}
+
+impl std::fmt::Display for Worker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(self.label())
+    }
+}
+
+/// A write mode of the latency measurement.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// Production, with its in-process worker.
+    Outbox,
+    /// The production write path with no worker competing for this
+    /// machine's two cores.
+    OutboxPaused,
+    /// The old design (`bench-server --write-mode dual-write`).
+    DualWrite,
+    /// No read model at all (`bench-server --write-mode floor`).
+    Floor,
+}
+
+impl Mode {
+    pub const ALL: [Mode; 4] = [
+        Mode::Outbox,
+        Mode::OutboxPaused,
+        Mode::DualWrite,
+        Mode::Floor,
+    ];
+
+    /// How the report and the console name it.
+    pub fn label(self) -> &'static str {
+        match self {
+            Mode::Outbox => "outbox",
+            Mode::OutboxPaused => "outbox, worker paused",
+            Mode::DualWrite => "dual-write",
+            Mode::Floor => "floor",
+        }
+    }
+
+    /// Its name in log file names.
+    fn slug(self) -> &'static str {
+        match self {
+            Mode::OutboxPaused => "outboxworkerpaused",
+            other => other.label(),
+        }
+    }
+
+    /// The comparison mode `bench-server` runs it with; `None`: the
+    /// production binary runs it.
+    fn comparison(self) -> Option<WriteMode> {
+        match self {
+            Mode::Outbox | Mode::OutboxPaused => None,
+            Mode::DualWrite => Some(WriteMode::DualWrite),
+            Mode::Floor => Some(WriteMode::Floor),
+        }
+    }
+
+    /// Whether its transactions write outbox events.
+    fn writes_outbox(self) -> bool {
+        self.comparison().is_none()
+    }
+
+    /// Server settings. Only the `Outbox` server runs a worker, which polls
+    /// only when told (local commits wake it): it drains every mode's events
+    /// between slices, never during another mode's slice.
+    fn vars(self) -> Vec<(&'static str, String)> {
+        match self {
+            Mode::Outbox => vec![("SYNC_POLL_INTERVAL_MS", "3600000".to_owned())],
+            Mode::OutboxPaused => vec![("NO_WORKER", "true".to_owned())],
+            // bench-server never runs a worker.
+            Mode::DualWrite | Mode::Floor => Vec::new(),
+        }
+    }
+
+    async fn serve(self, env: &Env) -> anyhow::Result<Process> {
+        let log = format!("writes-{}", self.slug());
+        match self.comparison() {
+            None => Process::serve(env, &self.vars(), &log).await,
+            Some(mode) => Process::serve_comparison(env, mode, &self.vars(), &log).await,
+        }
     }
 }
 
@@ -41,8 +155,8 @@ pub const ROUNDS: usize = 4;
 
 #[derive(Clone, Debug)]
 pub struct WriteCell {
-    pub mode: &'static str,
-    pub mutation: &'static str,
+    pub mode: Mode,
+    pub mutation: Mutation,
     pub concurrency: usize,
     pub summary: Summary,
     /// CPU seconds each part of the system spent during this cell's slices.
@@ -62,18 +176,24 @@ impl WriteCell {
 }
 
 /// One mutation, run by client `c` (its own user).
-async fn mutate(gql: &Gql, fx: &Fixture, mutation: &str, c: usize, i: usize) -> anyhow::Result<()> {
+async fn mutate(
+    gql: &Gql,
+    fx: &Fixture,
+    mutation: Mutation,
+    c: usize,
+    i: usize,
+) -> anyhow::Result<()> {
     let token = &fx.tokens[c % fx.tokens.len()];
     match mutation {
-        "createTodo" => gql
+        Mutation::CreateTodo => gql
             .run(token, "mutation($t: String!) { createTodo(input: {title: $t}) { id } }", json!({"t": format!("Bench todo {c}-{i}")}))
             .await
             .map(drop),
-        "logStudySession" => gql
+        Mutation::LogStudySession => gql
             .run(token, "mutation($m: Int!) { logStudySession(input: {subject: \"Benchmarking\", minutes: $m}) { id } }", json!({"m": 1 + (i % 90)}))
             .await
             .map(drop),
-        _ => {
+        Mutation::SendMessage => {
             let token = &fx.room_tokens[c % fx.room_tokens.len()];
             gql.run(token, "mutation($r: ID!, $b: String!) { sendMessage(roomId: $r, body: $b) { id } }", json!({"r": fx.room_id, "b": format!("bench message {c} {i}")}))
                 .await
@@ -97,37 +217,36 @@ pub async fn writes(
     let mut cells = Vec::new();
     let mut errors = Vec::new();
     let baseline = db::pending(sql).await.unwrap_or(0);
-    let mut servers: Vec<(&'static str, Process, Gql)> = Vec::new();
-    for mode in MODES {
-        let log = format!("writes-{}", mode.replace([',', ' '], ""));
-        match Process::serve(env, &mode_vars(mode), &log).await {
+    let mut servers: Vec<(Mode, Process, Gql)> = Vec::new();
+    for mode in Mode::ALL {
+        match mode.serve(env).await {
             Ok(server) => {
                 let gql = Gql::new(&server.url);
                 servers.push((mode, server, gql));
             }
-            Err(e) => errors.push(format!("write mode {mode}: {e:#}")),
+            Err(e) => errors.push(format!("write mode {}: {e:#}", mode.label())),
         }
     }
     let drainer = servers
         .iter()
-        .find(|(mode, ..)| *mode == "outbox")
+        .find(|(mode, ..)| *mode == Mode::Outbox)
         .map(|(.., gql)| gql.clone());
     // Brings the outbox back to `baseline` after a slice of `mode`.
-    let settle = |mode: &'static str| {
+    let settle = |mode: Mode| {
         let (drainer, fx) = (drainer.clone(), Arc::clone(fx));
         async move {
-            if !mode.starts_with("outbox") {
+            if !mode.writes_outbox() {
                 return Ok(HashMap::new());
             }
             let Some(drainer) = drainer else {
-                bail!("no outbox server to drain the events of {mode}");
+                bail!("no outbox server to drain the events of {}", mode.label());
             };
-            if mode != "outbox" {
+            if mode != Mode::Outbox {
                 // One local commit wakes the worker, which then drains all.
-                mutate(&drainer, &fx, "createTodo", 0, usize::MAX).await?;
+                mutate(&drainer, &fx, Mutation::CreateTodo, 0, usize::MAX).await?;
             }
             if !db::wait_drained(sql, baseline, Duration::from_secs(120)).await? {
-                bail!("the outbox did not drain after a slice of {mode}");
+                bail!("the outbox did not drain after a slice of {}", mode.label());
             }
             // What autovacuum would do on a production server, and what it
             // costs PostgreSQL; the caller charges it to the worker's mode.
@@ -136,9 +255,9 @@ pub async fn writes(
             Ok(cpu::spent(&before, &cpu::snapshot(None)))
         }
     };
-    let with_worker = servers.iter().position(|(mode, ..)| *mode == "outbox");
+    let with_worker = servers.iter().position(|(mode, ..)| *mode == Mode::Outbox);
     let slice = cell / ROUNDS as u32;
-    for mutation in MUTATIONS {
+    for mutation in Mutation::ALL {
         for &c in concurrencies {
             let run = |gql: &Gql, duration: Duration, first: usize| {
                 closed_loop_samples(c, duration, first, {
@@ -156,7 +275,7 @@ pub async fn writes(
             // Warm-up: connections, caches, prepared statements.
             for (mode, _, gql) in &servers {
                 run(gql, Duration::from_millis(300), 10_000_000).await;
-                if let Err(e) = settle(mode).await {
+                if let Err(e) = settle(*mode).await {
                     failed = Some(e);
                 }
             }
@@ -169,7 +288,7 @@ pub async fn writes(
                     for (part, secs) in cpu::spent(&before, &cpu::snapshot(server.pid())) {
                         *spent[at].entry(part).or_insert(0.0) += secs;
                     }
-                    match (settle(mode).await, with_worker) {
+                    match (settle(*mode).await, with_worker) {
                         (Ok(vacuum), Some(worker)) => {
                             if let Some(secs) = vacuum.get(&cpu::Part::Sql) {
                                 *spent[worker].entry(cpu::Part::Sql).or_insert(0.0) += secs;
@@ -186,11 +305,12 @@ pub async fn writes(
             for (((mode, ..), samples), cpu) in servers.iter().zip(pooled).zip(spent) {
                 let summary = samples.summary();
                 println!(
-                    "  {mode:<22} {mutation:<16} c={c:<3} p50 {:>7.2} ms  p95 {:>7.2}  p99 {:>7.2}  {:>7.0} req/s  errors {}",
+                    "  {:<22} {mutation:<16} c={c:<3} p50 {:>7.2} ms  p95 {:>7.2}  p99 {:>7.2}  {:>7.0} req/s  errors {}",
+                    mode.label(),
                     summary.p50, summary.p95, summary.p99, summary.rps, summary.errors
                 );
                 let cell = WriteCell {
-                    mode,
+                    mode: *mode,
                     mutation,
                     concurrency: c,
                     summary,
@@ -211,7 +331,10 @@ pub async fn writes(
     }
     let mut rss = Vec::new();
     for (mode, server, _) in servers {
-        rss.push((format!("serve, write mode {mode}"), server.peak_rss_mib()));
+        rss.push((
+            format!("serve, write mode {}", mode.label()),
+            server.peak_rss_mib(),
+        ));
         server.stop().await;
     }
     (cells, rss, errors)
@@ -219,7 +342,7 @@ pub async fn writes(
 
 #[derive(Clone, Debug)]
 pub struct LagCell {
-    pub worker: &'static str,
+    pub worker: Worker,
     pub target_rate: f64,
     pub achieved_rate: f64,
     pub mutation: Summary,
@@ -241,10 +364,10 @@ pub async fn lag(
 ) -> (Vec<LagCell>, Vec<String>) {
     let mut cells = Vec::new();
     let mut errors = Vec::new();
-    for worker in ["in-process", "separate"] {
+    for worker in Worker::ALL {
         let vars = vec![("SYNC_POLL_INTERVAL_MS", poll_ms.to_string())];
         let mut serve_vars = vars.clone();
-        if worker == "separate" {
+        if worker == Worker::Separate {
             serve_vars.push(("NO_WORKER", "true".to_owned()));
         }
         let server = match Process::serve(env, &serve_vars, &format!("lag-{worker}")).await {
@@ -254,7 +377,7 @@ pub async fn lag(
                 continue;
             }
         };
-        let separate = if worker == "separate" {
+        let separate = if worker == Worker::Separate {
             match Process::worker(env, &vars, "lag-worker").await {
                 Ok(w) => Some(w),
                 Err(e) => {
@@ -267,9 +390,8 @@ pub async fn lag(
             None
         };
         for &rate in rates {
-            match lag_cell(&server, fx, sql, rate, duration).await {
-                Ok(mut cell) => {
-                    cell.worker = worker;
+            match lag_cell(worker, &server, fx, sql, rate, duration).await {
+                Ok(cell) => {
                     println!(
                         "  {worker:<10} {rate:>5.0}/s (achieved {:>5.0}/s): lag p50 {:>7.1} ms  p99 {:>7.1} ms  max {:>7.1} ms  mutation p50 {:.1} ms",
                         cell.achieved_rate, cell.lag.p50, cell.lag.p99, cell.lag.max, cell.mutation.p50
@@ -288,6 +410,7 @@ pub async fn lag(
 }
 
 async fn lag_cell(
+    worker: Worker,
     server: &Process,
     fx: &Arc<Fixture>,
     sql: &sea_orm::DatabaseConnection,
@@ -302,7 +425,7 @@ async fn lag_cell(
         let fx = Arc::clone(fx);
         move |i| {
             let (gql, fx) = (gql.clone(), Arc::clone(&fx));
-            async move { mutate(&gql, &fx, "createTodo", i, i).await }
+            async move { mutate(&gql, &fx, Mutation::CreateTodo, i, i).await }
         }
     })
     .await;
@@ -324,7 +447,7 @@ async fn lag_cell(
     }
     let lag = summarize_ms(&mut lag_ms, 0, duration);
     Ok(LagCell {
-        worker: "",
+        worker,
         target_rate: rate,
         achieved_rate: mutation.rps,
         mutation,
@@ -807,9 +930,10 @@ pub const AT_SCALE: &str = "CockroachDB, driver, at scale";
 
 /// The board's two SQL queries on a scratch database seeded with
 /// `sessions` study sessions (and a tenth as many users), through the same
-/// seed as the main run, without outbox events (the `floor` write mode: only
-/// the rows are needed). MongoDB serves the first page from one stored top
-/// whatever the scale, so only the CockroachDB side needs the large data.
+/// seed as the main run, without outbox events (the `floor` write mode's
+/// sink drops them: only the rows are needed). MongoDB serves the first page
+/// from one stored top whatever the scale, so only the CockroachDB side
+/// needs the large data.
 /// The scratch database is dropped afterwards.
 pub async fn board_at_scale(
     postgres: &str,
@@ -823,8 +947,11 @@ pub async fn board_at_scale(
     let url = format!("{}/{database}", postgres.trim_end_matches('/'));
     let mut args = vec!["--database-url", &url];
     args.extend_from_slice(config);
-    let app =
-        studysync::app::AppState::connect(studysync::config::Config::from_args(args)?).await?;
+    let app = studysync::app::AppState::connect_with_sink(
+        studysync::config::Config::from_args(args)?,
+        std::sync::Arc::new(bench::sinks::Floor),
+    )
+    .await?;
     migration::runner::up(app.sql())
         .await
         .context("migrating the scale database")?;

@@ -4,7 +4,10 @@ use std::path::Path;
 
 use plotters::prelude::*;
 
-use crate::{phases::MODES, report::Results};
+use crate::{
+    phases::{Mode, Mutation},
+    report::Results,
+};
 
 const COLORS: [RGBColor; 4] = [
     RGBColor(31, 119, 180),
@@ -86,14 +89,19 @@ fn bar_chart(
 }
 
 /// Axis labels short enough not to overlap.
-fn short(name: &str) -> &str {
-    match name {
-        "createTodo" => "todo",
-        "logStudySession" => "session",
-        "sendMessage" => "message",
-        "outbox, worker paused" => "paused",
-        "dual-write" => "dual",
-        other => other,
+fn short(mutation: Mutation) -> &'static str {
+    match mutation {
+        Mutation::CreateTodo => "todo",
+        Mutation::LogStudySession => "session",
+        Mutation::SendMessage => "message",
+    }
+}
+
+fn short_mode(mode: Mode) -> &'static str {
+    match mode {
+        Mode::OutboxPaused => "paused",
+        Mode::DualWrite => "dual",
+        other => other.label(),
     }
 }
 
@@ -107,11 +115,11 @@ pub fn draw(r: &Results, out: &Path) -> anyhow::Result<()> {
         .min()
         .unwrap_or(1);
     let mut groups = Vec::new();
-    for m in crate::phases::MUTATIONS {
-        for mode in MODES {
+    for m in Mutation::ALL {
+        for mode in Mode::ALL {
             if let Some(s) = r.write(mode, m, c) {
                 groups.push(Group {
-                    label: format!("{} · {}", short(m), short(mode)),
+                    label: format!("{} · {}", short(m), short_mode(mode)),
                     bars: vec![s.p50, s.p95, s.p99],
                 });
             }
