@@ -167,7 +167,23 @@ impl AppState {
         self.inner.messages.publish(message);
     }
 
-    /// Messages committed to `room_id` through this instance from now on.
+    /// After messages may have been missed (the change stream could not
+    /// resume where it broke), hands each listened room's latest message to
+    /// its subscribers: one behind it sees the gap and reads what it missed
+    /// from the source of truth.
+    pub async fn nudge_subscribers(&self) {
+        for room_id in self.inner.messages.listened() {
+            match crate::read::sql::latest_message(self.sql(), room_id).await {
+                Ok(Some(message)) => self.inner.messages.publish(&message),
+                Ok(None) => {}
+                Err(error) => {
+                    tracing::warn!(error = %error.chain(), %room_id, "reading a room's latest message failed");
+                }
+            }
+        }
+    }
+
+    /// Messages committed to `room_id` from now on, through any instance.
     pub fn room_feed(&self, room_id: Uuid) -> broadcast::Receiver<messages::Model> {
         self.inner.messages.subscribe(room_id)
     }

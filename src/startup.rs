@@ -69,8 +69,9 @@ impl Application {
         Ok(self.addr()?.port())
     }
 
-    /// Serves the API and, unless disabled, runs the sync worker beside it
-    /// until `shutdown` resolves. Whichever of the two ends first is logged,
+    /// Serves the API (with the change stream that carries other instances'
+    /// messages to its subscribers) and, unless disabled, runs the sync
+    /// worker beside it until `shutdown` resolves. Whichever of the two ends first is logged,
     /// the other is then asked to stop and awaited.
     pub async fn run_until_stopped(
         self,
@@ -93,9 +94,23 @@ impl Application {
             listener,
             stop.clone().cancelled_owned(),
         ));
+        // Messages committed through other instances, for this one's
+        // subscribers; it stops with the API.
+        let (carried, nudged) = (state.clone(), state.clone());
+        tokio::spawn(crate::read::mongo::live::carry_messages(
+            state.read_model().clone(),
+            move |message| carried.publish_message(&message),
+            move || {
+                let state = nudged.clone();
+                tokio::spawn(async move { state.nudge_subscribers().await });
+            },
+            stop.clone(),
+        ));
         if !worker {
             tracing::info!("sync worker disabled (--no-worker)");
-            let result = api.await.context("API task panicked")?;
+            let result = api.await;
+            stop.cancel();
+            let result = result.context("API task panicked")?;
             tracing::info!(?result, "API stopped");
             return result.context("HTTP server failed");
         }

@@ -31,6 +31,7 @@ mod m20261201_000003_shard_outbox_processed_index;
 mod m20261201_000004_shard_study_sessions_started_index;
 mod m20261201_000005_shorten_outbox_gc_ttl;
 mod m20261201_000006_add_users_token_generation;
+mod m20261201_000007_add_message_sequence;
 
 /// The statements one migration sends, in order, for one dialect.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -135,6 +136,7 @@ pub fn all() -> Vec<Box<dyn SqlMigration>> {
         Box::new(m20261201_000004_shard_study_sessions_started_index::Migration),
         Box::new(m20261201_000005_shorten_outbox_gc_ttl::Migration),
         Box::new(m20261201_000006_add_users_token_generation::Migration),
+        Box::new(m20261201_000007_add_message_sequence::Migration),
     ]
 }
 
@@ -234,10 +236,17 @@ mod tests {
                     body.contains("IF NOT EXISTS")
                 } else if body.starts_with("DROP") {
                     body.contains("IF EXISTS")
+                } else if body.starts_with("ALTER TABLE") {
+                    // CONFIGURE ZONE sets a value: the same statement twice
+                    // leaves the same state.
+                    body.contains("CONFIGURE ZONE")
+                        || body.contains("ADD COLUMN IF NOT EXISTS")
+                        || body.contains("DROP COLUMN IF EXISTS")
                 } else {
-                    // ALTER ... CONFIGURE ZONE sets a value: the same
-                    // statement twice leaves the same state.
-                    body.starts_with("ALTER TABLE") && body.contains("CONFIGURE ZONE")
+                    // A backfill touches only the rows it has not filled
+                    // yet, so running it again changes nothing; its WHERE
+                    // says which.
+                    body.starts_with("UPDATE") && body.contains("WHERE")
                 };
                 assert!(guarded, "not idempotent on {dialect:?}: {sql}");
             }

@@ -68,6 +68,20 @@ impl RoomFeeds {
             .subscribe()
     }
 
+    /// Rooms that have subscribers now.
+    pub fn listened(&self) -> Vec<Uuid> {
+        self.rooms
+            .lock()
+            .map(|r| {
+                r.channels
+                    .iter()
+                    .filter(|(_, channel)| channel.receiver_count() > 0)
+                    .map(|(room, _)| *room)
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     /// Rooms with a channel now (some may have no subscriber left).
     pub fn rooms(&self) -> usize {
         self.rooms.lock().map(|r| r.channels.len()).unwrap_or(0)
@@ -85,6 +99,7 @@ mod tests {
             sender_id: Uuid::new_v4(),
             body: body.to_owned(),
             version: 1,
+            seq: Some(1),
             created_at: chrono::Utc::now(),
             updated_at: chrono::Utc::now(),
         }

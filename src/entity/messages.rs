@@ -9,6 +9,10 @@ pub struct Model {
     pub sender_id: Uuid,
     pub body: String,
     pub version: i64,
+    /// The message's number in its room, in commit order (see
+    /// `rooms.last_seq`); `None` only for a row a release before numbering
+    /// wrote after the numbering migration ran.
+    pub seq: Option<i64>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }

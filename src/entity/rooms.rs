@@ -8,6 +8,8 @@ pub struct Model {
     pub name: String,
     pub created_by: Uuid,
     pub version: i64,
+    /// The number of the room's last message (0: none yet).
+    pub last_seq: i64,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }

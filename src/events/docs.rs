@@ -70,6 +70,10 @@ pub struct MessageDoc {
     pub room_id: Uuid,
     pub sender_id: Uuid,
     pub body: String,
+    /// The message's number in its room; events written before messages
+    /// were numbered have none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seq: Option<i64>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -155,6 +159,7 @@ impl From<&messages::Model> for MessageDoc {
             room_id: m.room_id,
             sender_id: m.sender_id,
             body: m.body.clone(),
+            seq: m.seq,
             created_at: m.created_at,
             updated_at: m.updated_at,
         }
@@ -266,6 +271,9 @@ impl Doc {
                 doc.insert("room_id", id(m.room_id));
                 doc.insert("sender_id", id(m.sender_id));
                 doc.insert("body", m.body.as_str());
+                if let Some(seq) = m.seq {
+                    doc.insert("seq", seq);
+                }
                 doc.insert("created_at", date(m.created_at));
                 doc.insert("updated_at", date(m.updated_at));
                 terms(&mut doc, &m.body);

@@ -149,6 +149,7 @@ mod tests {
             room_id: uuid::Uuid::new_v4(),
             sender_id: uuid::Uuid::new_v4(),
             body: "hello".into(),
+            seq: Some(7),
             created_at: chrono::Utc::now(),
             updated_at: chrono::Utc::now(),
         });
@@ -163,6 +164,22 @@ mod tests {
             decode(Aggregate::Room, &tombstone()).unwrap(),
             Payload::Deleted
         );
+    }
+
+    #[test]
+    fn a_message_event_from_before_numbering_decodes_without_a_number() {
+        let stored = json!({
+            "schema": 2,
+            "room_id": "1b4e28ba-2fa1-11d2-883f-0016d3cca427",
+            "sender_id": "7d0c39c9-4a8f-4b5e-9f51-2f4c1d4b8a10",
+            "body": "hi",
+            "created_at": "2026-11-30T10:00:00Z",
+            "updated_at": "2026-11-30T10:00:00Z",
+        });
+        match decode(Aggregate::Message, &stored).unwrap() {
+            Payload::Doc(Doc::Message(m)) => assert_eq!((m.body.as_str(), m.seq), ("hi", None)),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

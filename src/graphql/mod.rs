@@ -5,6 +5,7 @@ pub mod context;
 pub mod cost;
 pub mod leaderboard;
 pub mod limits;
+pub mod live;
 pub mod loaders;
 pub mod prefetch;
 pub mod rooms;
@@ -50,7 +51,7 @@ pub struct Mutation(
 );
 
 #[derive(MergedSubscription, Default)]
-pub struct Subscription(chat::ChatSubscription);
+pub struct Subscription(live::ChatSubscription);
 
 pub type AppSchema = Schema<Query, Mutation, Subscription>;
 

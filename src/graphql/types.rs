@@ -11,6 +11,7 @@ use super::{
 use crate::{
     entity::{messages, rooms, study_sessions, todos, users},
     error::AppError,
+    read::model::MessagePosition,
 };
 
 /// A person. `email` is visible only to that person.
@@ -224,6 +225,8 @@ pub struct Message {
     pub room_id: Uuid,
     #[graphql(skip)]
     pub sender_id: Uuid,
+    #[graphql(skip)]
+    pub seq: Option<i64>,
     pub body: String,
     pub created_at: DateTime<Utc>,
 }
@@ -234,6 +237,7 @@ impl From<messages::Model> for Message {
             uuid: m.id,
             room_id: m.room_id,
             sender_id: m.sender_id,
+            seq: m.seq,
             body: m.body,
             created_at: m.created_at,
         }
@@ -252,6 +256,13 @@ impl Message {
 
     async fn sender(&self, ctx: &Context<'_>) -> Result<User> {
         load_user(ctx, self.sender_id).await
+    }
+
+    /// Where this message stands in its room: `messageAdded(roomId, after:)`
+    /// resumes right after it.
+    async fn cursor(&self, ctx: &Context<'_>) -> String {
+        let position: MessagePosition = (self.room_id, self.seq, self.created_at, self.uuid);
+        ctx.state().cursors().encode(&position)
     }
 }
 

@@ -26,6 +26,12 @@ pub type TimePosition = (DateTime<Utc>, Uuid);
 /// prefix matched), then newest first.
 pub type SearchPosition = (u8, DateTime<Utc>, Uuid);
 
+/// Where a message stands in its room: `Message.cursor`, from which
+/// `messageAdded(after:)` resumes. The number decides; the time and id
+/// find it for a message read from a document projected before messages
+/// were numbered.
+pub type MessagePosition = (Uuid, Option<i64>, DateTime<Utc>, Uuid);
+
 /// Exact word matches rank before prefix-only matches.
 pub const EXACT: u8 = 0;
 pub const PREFIX: u8 = 1;

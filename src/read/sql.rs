@@ -9,7 +9,7 @@ use sea_orm::{
 use uuid::Uuid;
 
 use crate::{
-    entity::{room_members, rooms, todos, users},
+    entity::{messages, room_members, rooms, todos, users},
     error::AppResult,
 };
 
@@ -134,5 +134,67 @@ pub async fn room_ids_of(conn: &impl ConnectionTrait, user_id: Uuid) -> AppResul
         .filter(room_members::Column::UserId.eq(user_id))
         .into_tuple()
         .all(conn)
+        .await?)
+}
+
+/// The number of the last message committed to a room (0: none; `None`: no
+/// such room).
+pub async fn last_seq(conn: &impl ConnectionTrait, room_id: Uuid) -> AppResult<Option<i64>> {
+    Ok(rooms::Entity::find_by_id(room_id)
+        .select_only()
+        .column(rooms::Column::LastSeq)
+        .into_tuple()
+        .one(conn)
+        .await?)
+}
+
+/// The number of one message of a room.
+pub async fn seq_of(
+    conn: &impl ConnectionTrait,
+    room_id: Uuid,
+    message_id: Uuid,
+) -> AppResult<Option<i64>> {
+    let seq: Option<Option<i64>> = messages::Entity::find_by_id(message_id)
+        .filter(messages::Column::RoomId.eq(room_id))
+        .select_only()
+        .column(messages::Column::Seq)
+        .into_tuple()
+        .one(conn)
+        .await?;
+    Ok(seq.flatten())
+}
+
+/// A room's messages numbered `after + 1` to `through` (at most `limit`),
+/// in number order.
+pub async fn messages_after(
+    conn: &impl ConnectionTrait,
+    room_id: Uuid,
+    after: i64,
+    through: Option<i64>,
+    limit: u64,
+) -> AppResult<Vec<messages::Model>> {
+    let mut query = messages::Entity::find()
+        .filter(messages::Column::RoomId.eq(room_id))
+        .filter(messages::Column::Seq.gt(after));
+    if let Some(through) = through {
+        query = query.filter(messages::Column::Seq.lte(through));
+    }
+    Ok(query
+        .order_by_asc(messages::Column::Seq)
+        .limit(limit)
+        .all(conn)
+        .await?)
+}
+
+/// A room's message with the highest number.
+pub async fn latest_message(
+    conn: &impl ConnectionTrait,
+    room_id: Uuid,
+) -> AppResult<Option<messages::Model>> {
+    Ok(messages::Entity::find()
+        .filter(messages::Column::RoomId.eq(room_id))
+        .filter(messages::Column::Seq.is_not_null())
+        .order_by_desc(messages::Column::Seq)
+        .one(conn)
         .await?)
 }

@@ -139,6 +139,7 @@ pub fn room(
         name: format!("{} #{}", pick(rng, ROOM_NAMES), index + 1),
         created_by: members.first().copied().unwrap_or_default(),
         version: members.len() as i64,
+        last_seq: 0,
         created_at,
         updated_at: created_at,
     };
@@ -161,6 +162,7 @@ pub fn message(
         sender_id: members.choose(rng).copied().unwrap_or_default(),
         body: body.join(" "),
         version: 1,
+        seq: None,
         created_at,
         updated_at: created_at,
     }

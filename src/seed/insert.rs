@@ -134,6 +134,7 @@ pub(super) async fn insert_rooms(tx: &Tx, rooms: &[(rooms::Model, Vec<Uuid>)]) -
         name: Set(r.name.clone()),
         created_by: Set(r.created_by),
         version: Set(r.version),
+        last_seq: Set(r.last_seq),
         created_at: Set(r.created_at),
         updated_at: Set(r.updated_at),
     }))
@@ -165,14 +166,28 @@ pub(super) async fn insert_rooms(tx: &Tx, rooms: &[(rooms::Model, Vec<Uuid>)]) -
     enqueue_chunked(tx, events).await
 }
 
+/// Records each room's last message number (no event: the read model does
+/// not hold it).
+pub(super) async fn number_rooms(tx: &Tx, last: &[(Uuid, i64)]) -> AppResult<()> {
+    for (room, seq) in last {
+        rooms::Entity::update_many()
+            .col_expr(rooms::Column::LastSeq, (*seq).into())
+            .filter(rooms::Column::Id.eq(*room))
+            .exec(tx.conn())
+            .await?;
+    }
+    Ok(())
+}
+
 pub(super) async fn insert_messages(tx: &Tx, batch: &[messages::Model]) -> AppResult<()> {
-    for chunk in batch.chunks(PARAMS_PER_STATEMENT / 7) {
+    for chunk in batch.chunks(PARAMS_PER_STATEMENT / 8) {
         messages::Entity::insert_many(chunk.iter().map(|m| messages::ActiveModel {
             id: Set(m.id),
             room_id: Set(m.room_id),
             sender_id: Set(m.sender_id),
             body: Set(m.body.clone()),
             version: Set(m.version),
+            seq: Set(m.seq),
             created_at: Set(m.created_at),
             updated_at: Set(m.updated_at),
         }))

@@ -18,7 +18,7 @@ use chrono::{DateTime, Duration, Utc};
 use rand::{rngs::StdRng, Rng, SeedableRng};
 use uuid::Uuid;
 
-use insert::{insert_messages, insert_rooms, write_batch};
+use insert::{insert_messages, insert_rooms, number_rooms, write_batch};
 
 use crate::{
     entity::{rooms, study_sessions, todos, users},
@@ -188,6 +188,8 @@ async fn seed_rooms(
     report.events += rooms.len();
     let weights: Vec<f64> = (0..rooms.len()).map(|k| 1.0 / (k as f64 + 1.0)).collect();
     let total: f64 = weights.iter().sum();
+    // Each room numbers its messages in the order they are written.
+    let mut numbered = vec![0_i64; rooms.len()];
     let mut left = args.messages;
     while left > 0 {
         let n = left.min(EVENTS_PER_STATEMENT);
@@ -201,7 +203,10 @@ async fn seed_rooms(
                 k += 1;
             }
             let (room, members) = &rooms[k];
-            batch.push(gen::message(rng, room.id, members, now, span));
+            let mut message = gen::message(rng, room.id, members, now, span);
+            numbered[k] += 1;
+            message.seq = Some(numbered[k]);
+            batch.push(message);
         }
         let batch = Arc::new(batch);
         writer
@@ -214,5 +219,17 @@ async fn seed_rooms(
         report.events += n;
         progress(report);
     }
+    let last: Vec<(Uuid, i64)> = rooms
+        .iter()
+        .zip(numbered)
+        .filter(|(_, n)| *n > 0)
+        .map(|((room, _), n)| (room.id, n))
+        .collect();
+    writer
+        .transact(move |tx| {
+            let last = last.clone();
+            Box::pin(async move { number_rooms(tx, &last).await })
+        })
+        .await?;
     Ok(())
 }

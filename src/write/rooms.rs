@@ -1,7 +1,7 @@
 //! Chat rooms, membership and messages.
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, IntoActiveModel, PaginatorTrait,
-    QueryFilter, QueryOrder, QuerySelect,
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseBackend, EntityTrait,
+    IntoActiveModel, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Statement,
 };
 use uuid::Uuid;
 
@@ -94,6 +94,7 @@ pub async fn create_room(
                     name: Set(name.into_inner()),
                     created_by: Set(creator),
                     version: Set(1),
+                    last_seq: Set(0),
                     created_at: Set(now),
                     updated_at: Set(now),
                 }
@@ -148,6 +149,23 @@ pub async fn is_member(
         .is_some())
 }
 
+/// Takes the room's next message number if `sender` is a member, in the
+/// statement that checks the membership (no round trip of its own). The
+/// room's row is then locked until commit, so numbers follow commit order
+/// and a number is committed only after every lower one.
+async fn next_seq(tx: &Tx, room_id: Uuid, sender: Uuid) -> AppResult<Option<i64>> {
+    let statement = Statement::from_sql_and_values(
+        DatabaseBackend::Postgres,
+        "UPDATE rooms SET last_seq = last_seq + 1 \
+         WHERE id = $1 AND EXISTS \
+         (SELECT 1 FROM room_members WHERE room_id = $1 AND user_id = $2) \
+         RETURNING last_seq",
+        [room_id.into(), sender.into()],
+    );
+    let row = tx.conn().query_one(statement).await?;
+    Ok(row.map(|r| r.try_get_by_index::<i64>(0)).transpose()?)
+}
+
 /// Posts a message; only members may.
 #[tracing::instrument(skip_all, fields(user_id = %sender, room_id = %room_id))]
 pub async fn send_message(
@@ -160,13 +178,13 @@ pub async fn send_message(
         .transact(move |tx| {
             let body = body.clone();
             Box::pin(async move {
-                if !is_member(tx.conn(), room_id, sender).await? {
+                let Some(seq) = next_seq(tx, room_id, sender).await? else {
                     let exists = rooms::Entity::find_by_id(room_id).one(tx.conn()).await?;
                     return Err(match exists {
                         None => AppError::NotFound("room"),
                         Some(_) => AppError::Forbidden("only members can post to this room"),
                     });
-                }
+                };
                 let now = crate::domain::now();
                 let message = messages::ActiveModel {
                     id: Set(Uuid::new_v4()),
@@ -174,6 +192,7 @@ pub async fn send_message(
                     sender_id: Set(sender),
                     body: Set(body.into_inner()),
                     version: Set(1),
+                    seq: Set(Some(seq)),
                     created_at: Set(now),
                     updated_at: Set(now),
                 };

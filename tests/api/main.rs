@@ -8,6 +8,7 @@ mod reads_dataloader;
 mod reads_equivalence;
 mod reads_fault;
 mod reads_history;
+mod reads_live;
 mod reads_search;
 mod reads_subscription;
 mod reads_support;

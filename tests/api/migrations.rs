@@ -252,3 +252,71 @@ async fn the_test_database_is_recognised_as_postgresql() {
         migration::Dialect::Postgres
     );
 }
+
+#[tokio::test]
+async fn messages_written_before_numbering_are_numbered_in_time_order_per_room() {
+    let url = empty_database().await;
+    let db = connect(&url).await;
+    let migrations = migration::all();
+    let numbering = migrations
+        .iter()
+        .position(|m| m.name().ends_with("add_message_sequence"))
+        .expect("the numbering migration");
+    migration::runner::up_with(&db, &migrations[..numbering])
+        .await
+        .expect("the schema before numbering");
+    let setup = [
+        "INSERT INTO users (id, email, name, password_hash) VALUES \
+         ('00000000-0000-0000-0000-000000000001', 'n@example.org', 'N', 'x')",
+        "INSERT INTO rooms (id, name, created_by) VALUES \
+         ('00000000-0000-0000-0000-0000000000a1', 'A', '00000000-0000-0000-0000-000000000001'), \
+         ('00000000-0000-0000-0000-0000000000b1', 'B', '00000000-0000-0000-0000-000000000001')",
+        // inserted out of time order, in two rooms
+        "INSERT INTO messages (id, room_id, sender_id, body, created_at) VALUES \
+         ('00000000-0000-0000-0000-000000000103', '00000000-0000-0000-0000-0000000000a1', '00000000-0000-0000-0000-000000000001', 'a3', '2026-11-30 10:03:00+00'), \
+         ('00000000-0000-0000-0000-000000000101', '00000000-0000-0000-0000-0000000000a1', '00000000-0000-0000-0000-000000000001', 'a1', '2026-11-30 10:01:00+00'), \
+         ('00000000-0000-0000-0000-000000000201', '00000000-0000-0000-0000-0000000000b1', '00000000-0000-0000-0000-000000000001', 'b1', '2026-11-30 10:00:00+00'), \
+         ('00000000-0000-0000-0000-000000000102', '00000000-0000-0000-0000-0000000000a1', '00000000-0000-0000-0000-000000000001', 'a2', '2026-11-30 10:02:00+00')",
+    ];
+    for sql in setup {
+        db.execute(Statement::from_string(db.get_database_backend(), sql))
+            .await
+            .expect(sql);
+    }
+    // Twice: a re-run after a stop must not number anything again.
+    for _ in 0..2 {
+        migration::runner::up_with(&db, &migrations[..=numbering])
+            .await
+            .expect("numbering");
+        db.execute(Statement::from_string(
+            db.get_database_backend(),
+            "DELETE FROM seaql_migrations WHERE version LIKE '%add_message_sequence'",
+        ))
+        .await
+        .expect("forget it was applied");
+    }
+    let rows = db
+        .query_all(Statement::from_string(
+            db.get_database_backend(),
+            "SELECT body || ':' || seq::TEXT FROM messages ORDER BY body",
+        ))
+        .await
+        .expect("numbers");
+    let numbered: Vec<String> = rows
+        .iter()
+        .map(|r| r.try_get_by_index::<String>(0).expect("text"))
+        .collect();
+    assert_eq!(numbered, ["a1:1", "a2:2", "a3:3", "b1:1"]);
+    let rows = db
+        .query_all(Statement::from_string(
+            db.get_database_backend(),
+            "SELECT name || ':' || last_seq::TEXT FROM rooms ORDER BY name",
+        ))
+        .await
+        .expect("last numbers");
+    let last: Vec<String> = rows
+        .iter()
+        .map(|r| r.try_get_by_index::<String>(0).expect("text"))
+        .collect();
+    assert_eq!(last, ["A:3", "B:1"]);
+}

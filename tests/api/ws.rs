@@ -16,7 +16,12 @@ pub type Socket = WebSocketStream<MaybeTlsStream<tokio::net::TcpStream>>;
 
 /// Opens `/graphql/ws` (graphql-transport-ws) and sends nothing.
 pub async fn open(app: &TestApp) -> Socket {
-    let mut request = format!("ws://{}/graphql/ws", app.addr)
+    open_at(&app.addr.to_string()).await
+}
+
+/// Like [`open`], on the server at `addr` (`host:port`).
+pub async fn open_at(addr: &str) -> Socket {
+    let mut request = format!("ws://{addr}/graphql/ws")
         .into_client_request()
         .expect("request");
     request.headers_mut().insert(
@@ -30,7 +35,12 @@ pub async fn open(app: &TestApp) -> Socket {
 /// Opens `/graphql/ws` and sends `connection_init` (with `token`, if any);
 /// returns the socket and the server's first answer.
 pub async fn init(app: &TestApp, token: Option<&str>) -> (Socket, Reply) {
-    let mut socket = open(app).await;
+    init_at(&app.addr.to_string(), token).await
+}
+
+/// Like [`init`], on the server at `addr` (`host:port`).
+pub async fn init_at(addr: &str, token: Option<&str>) -> (Socket, Reply) {
+    let mut socket = open_at(addr).await;
     let payload = token.map_or_else(|| json!({}), |token| json!({"token": token}));
     let init = json!({"type": "connection_init", "payload": payload});
     socket
@@ -44,7 +54,12 @@ pub async fn init(app: &TestApp, token: Option<&str>) -> (Socket, Reply) {
 /// Opens `/graphql/ws`, sends `connection_init` (with `token`, if any) and
 /// waits for the `connection_ack`.
 pub async fn connect(app: &TestApp, token: Option<&str>) -> Socket {
-    let (socket, reply) = init(app, token).await;
+    connect_at(&app.addr.to_string(), token).await
+}
+
+/// Like [`connect`], on the server at `addr` (`host:port`).
+pub async fn connect_at(addr: &str, token: Option<&str>) -> Socket {
+    let (socket, reply) = init_at(addr, token).await;
     match reply {
         Reply::Json(ack) if ack["type"] == "connection_ack" => socket,
         other => panic!("expected connection_ack, got {other:?}"),

@@ -16,6 +16,8 @@ pub(super) fn message(doc: &Document) -> AppResult<messages::Model> {
         sender_id: uuid_field(doc, COLLECTION, "sender_id")?,
         body: str_field(doc, COLLECTION, "body")?,
         version: int_field(doc, COLLECTION, "version")?,
+        // Documents projected before messages were numbered have none.
+        seq: doc.get_i64("seq").ok(),
         created_at: time_field(doc, COLLECTION, "created_at")?,
         updated_at: time_field(doc, COLLECTION, "updated_at")?,
     })

@@ -5,6 +5,7 @@ pub mod analytics;
 pub mod history;
 pub mod indexes;
 pub mod leaderboard;
+pub mod live;
 pub mod search;
 
 use chrono::{DateTime, Utc};

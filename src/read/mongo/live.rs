@@ -1,0 +1,111 @@
+//! The read model's change stream, the way messages committed through other
+//! instances reach this instance's subscribers: the worker that applies a
+//! message (in whichever process) inserts its document, and every instance
+//! watching `messages` hears of it. Nothing new runs for it: production
+//! MongoDB is a replica set, and change streams are its own feature.
+//!
+//! The stream only carries; subscribers order by each message's number and
+//! read any they missed from CockroachDB (see `graphql::live`), so an
+//! interrupted stream, one reopened after its resume point was lost, or a
+//! message heard twice costs nothing but latency.
+use std::time::Duration;
+
+use futures::StreamExt;
+use mongodb::{
+    bson::{doc, Document},
+    change_stream::event::ResumeToken,
+};
+use tokio_util::sync::CancellationToken;
+
+use super::history;
+use crate::entity::messages;
+
+const FIRST_RETRY: Duration = Duration::from_millis(100);
+const LAST_RETRY: Duration = Duration::from_secs(5);
+
+/// Hands every message document inserted (or replaced) in the read model to
+/// `publish`, until `stop`. Reopens after a failure, resuming after the
+/// last event seen; when it has to start afresh instead (the server no
+/// longer has that point, or it never opened), events may have been missed
+/// and `missed` is called once the new stream is open.
+pub async fn carry_messages(
+    db: mongodb::Database,
+    publish: impl Fn(messages::Model) + Send,
+    missed: impl Fn() + Send,
+    stop: CancellationToken,
+) {
+    let collection = db.collection::<Document>("messages");
+    let mut resume: Option<ResumeToken> = None;
+    let mut retry = FIRST_RETRY;
+    // Nothing can have been missed before the first stream opens.
+    let mut lost = false;
+    loop {
+        let pipeline = [doc! {"$match": {
+            "operationType": {"$in": ["insert", "replace"]},
+            "fullDocument.deleted": {"$ne": true},
+        }}];
+        let opened = tokio::select! {
+            () = stop.cancelled() => return,
+            opened = collection.watch().pipeline(pipeline).resume_after(resume.clone()) => opened,
+        };
+        let mut stream = match opened {
+            Ok(stream) => stream,
+            Err(error) => {
+                tracing::warn!(%error, resuming = resume.is_some(), "opening the messages change stream failed");
+                // A resume point the server has dropped would fail forever.
+                resume = None;
+                lost = true;
+                if pause(&stop, &mut retry).await {
+                    return;
+                }
+                continue;
+            }
+        };
+        retry = FIRST_RETRY;
+        if std::mem::take(&mut lost) {
+            missed();
+        }
+        loop {
+            let event = tokio::select! {
+                () = stop.cancelled() => return,
+                event = stream.next() => event,
+            };
+            match event {
+                Some(Ok(change)) => {
+                    resume = stream.resume_token().or(Some(change.id));
+                    let Some(document) = change.full_document else {
+                        continue;
+                    };
+                    match history::message(&document) {
+                        Ok(message) => publish(message),
+                        Err(error) => {
+                            tracing::warn!(error = %error.chain(), "a message document could not be read")
+                        }
+                    }
+                }
+                Some(Err(error)) => {
+                    tracing::warn!(%error, "the messages change stream broke; reopening");
+                    lost |= resume.is_none();
+                    break;
+                }
+                None => {
+                    lost |= resume.is_none();
+                    break;
+                }
+            }
+        }
+        if pause(&stop, &mut retry).await {
+            return;
+        }
+    }
+}
+
+/// Waits before the next attempt (doubling, capped); true when stopped.
+async fn pause(stop: &CancellationToken, retry: &mut Duration) -> bool {
+    let wait = *retry;
+    *retry = (*retry * 2).min(LAST_RETRY);
+    tokio::select! {
+        () = stop.cancelled() => true,
+        () = tokio::time::sleep(wait) => false,
+    }
+}

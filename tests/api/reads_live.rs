@@ -1,0 +1,216 @@
+//! `messageAdded` across instances: every subscriber, on whichever instance,
+//! receives every message of its room once and in commit order; a cursor
+//! resumes with no gap and no duplicate; a MongoDB outage delays only what
+//! other instances committed.
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use crate::{
+    helpers::{mongo_uri, spawn_app, spawn_app_on, spawn_app_with_mongo, TestApp},
+    reads_support::{create_room, join_room, send},
+    sync_support::{spawn_serve_process, spawn_worker_process, MongoServer},
+    ws::{self, Reply, Socket},
+};
+
+const LIVE: &str =
+    "subscription($r: ID!, $a: String) { messageAdded(roomId: $r, after: $a) { body cursor } }";
+
+/// Sends a message through the server at `base` (`http://host:port`).
+async fn send_via(app: &TestApp, base: &str, token: &str, room: &str, body: &str) {
+    let reply: Value = app
+        .http
+        .post(format!("{base}/graphql"))
+        .bearer_auth(token)
+        .json(&json!({
+            "query": "mutation($r: ID!, $b: String!) { sendMessage(roomId: $r, body: $b) { id } }",
+            "variables": {"r": room, "b": body},
+        }))
+        .send()
+        .await
+        .expect("send")
+        .json()
+        .await
+        .expect("JSON reply");
+    assert!(reply["data"]["sendMessage"]["id"].is_string(), "{reply}");
+}
+
+/// Subscribes under id "1" and waits until the subscription delivers (it
+/// starts asynchronously), posting probes through `app`; returns once every
+/// probe has arrived.
+async fn live(app: &TestApp, socket: &mut Socket, token: &str, room: &str) {
+    ws::subscribe(socket, "1", LIVE, json!({"r": room})).await;
+    for attempt in 0..40 {
+        send(app, token, room, &format!("probe {attempt}")).await;
+        if let Reply::Json(frame) = ws::next_reply(socket, Duration::from_millis(250)).await {
+            assert_eq!(frame["type"], "next", "{frame}");
+            while let Reply::Json(_) = ws::next_reply(socket, Duration::from_millis(300)).await {}
+            return;
+        }
+    }
+    panic!("the subscription never delivered");
+}
+
+/// The next `n` messages a subscription delivers, as (body, cursor), then
+/// checks that nothing else arrives.
+async fn receive(socket: &mut Socket, n: usize, wait: Duration) -> Vec<(String, String)> {
+    let mut got = Vec::new();
+    while got.len() < n {
+        match ws::next_reply(socket, wait).await {
+            Reply::Json(frame) => {
+                assert_eq!(frame["type"], "next", "{frame}");
+                let message = &frame["payload"]["data"]["messageAdded"];
+                got.push((
+                    message["body"].as_str().expect("body").to_owned(),
+                    message["cursor"].as_str().expect("cursor").to_owned(),
+                ));
+            }
+            other => panic!("after {got:?}: expected a message, got {other:?}"),
+        }
+    }
+    assert!(
+        matches!(
+            ws::next_reply(socket, Duration::from_millis(700)).await,
+            Reply::Silent
+        ),
+        "more than {n} messages after {got:?}"
+    );
+    got
+}
+
+/// Reads what is still on its way (the probes that made another socket
+/// live) until the socket has been quiet for a second.
+async fn settle(socket: &mut Socket) {
+    while let Reply::Json(_) = ws::next_reply(socket, Duration::from_secs(1)).await {}
+}
+
+fn bodies(got: &[(String, String)]) -> Vec<&str> {
+    got.iter().map(|(body, _)| body.as_str()).collect()
+}
+
+#[tokio::test]
+async fn every_subscriber_on_every_instance_receives_every_message_once_and_in_order() {
+    // Instance A (in process, no worker), instance B (a `serve --no-worker`
+    // process) and a separate `worker` process, on the same databases.
+    let a = spawn_app().await;
+    let (_b, b_url) = spawn_serve_process(&a, &["--no-worker"]).await;
+    let b_addr = b_url.trim_start_matches("http://").to_owned();
+    let _worker = spawn_worker_process(&a, &mongo_uri(), &[]);
+    let (owner, _) = a.sign_up("x1@example.org", "Xia").await;
+    let (member, _) = a.sign_up("x2@example.org", "Xan").await;
+    let room = create_room(&a, &owner, "Everywhere").await;
+    join_room(&a, &member, &room).await;
+    let mut on_a = ws::connect(&a, Some(&member)).await;
+    let mut on_b = ws::connect_at(&b_addr, Some(&member)).await;
+    live(&a, &mut on_a, &owner, &room).await;
+    live(&a, &mut on_b, &owner, &room).await;
+    settle(&mut on_a).await;
+    settle(&mut on_b).await;
+
+    let expected: Vec<String> = (0..10).map(|i| format!("m{i}")).collect();
+    for (i, body) in expected.iter().enumerate() {
+        if i % 2 == 0 {
+            send(&a, &owner, &room, body).await;
+        } else {
+            send_via(&a, &b_url, &owner, &room, body).await;
+        }
+    }
+    for socket in [&mut on_a, &mut on_b] {
+        let got = receive(socket, 10, Duration::from_secs(20)).await;
+        assert_eq!(bodies(&got), expected);
+    }
+}
+
+#[tokio::test]
+async fn a_subscriber_resumes_after_its_cursor_with_no_gap_and_no_duplicate() {
+    let a = spawn_app().await;
+    let (_b, b_url) = spawn_serve_process(&a, &["--no-worker"]).await;
+    let (owner, _) = a.sign_up("y1@example.org", "Yen").await;
+    let room = create_room(&a, &owner, "Resumed").await;
+    let mut socket = ws::connect(&a, Some(&owner)).await;
+    live(&a, &mut socket, &owner, &room).await;
+    for i in 0..3 {
+        send(&a, &owner, &room, &format!("before {i}")).await;
+    }
+    let seen = receive(&mut socket, 3, Duration::from_secs(10)).await;
+    let cursor = seen[2].1.clone();
+    drop(socket);
+
+    // Posted while the client was away, through both instances.
+    for i in 0..4 {
+        let body = format!("away {i}");
+        if i % 2 == 0 {
+            send(&a, &owner, &room, &body).await;
+        } else {
+            send_via(&a, &b_url, &owner, &room, &body).await;
+        }
+    }
+    let mut socket = ws::connect(&a, Some(&owner)).await;
+    ws::subscribe(&mut socket, "1", LIVE, json!({"r": room, "a": cursor})).await;
+    let replayed = receive(&mut socket, 4, Duration::from_secs(10)).await;
+    assert_eq!(bodies(&replayed), ["away 0", "away 1", "away 2", "away 3"]);
+    // ...then live, from the seam on.
+    send(&a, &owner, &room, "live 0").await;
+    let live_now = receive(&mut socket, 1, Duration::from_secs(10)).await;
+    assert_eq!(bodies(&live_now), ["live 0"]);
+    // Resuming from the last one replays nothing.
+    let mut again = ws::connect(&a, Some(&owner)).await;
+    ws::subscribe(
+        &mut again,
+        "1",
+        LIVE,
+        json!({"r": room, "a": live_now[0].1}),
+    )
+    .await;
+    assert!(matches!(
+        ws::next_reply(&mut again, Duration::from_secs(1)).await,
+        Reply::Silent
+    ));
+    // A cursor of another room is refused.
+    let other = create_room(&a, &owner, "Elsewhere").await;
+    ws::subscribe(&mut again, "2", LIVE, json!({"r": other, "a": cursor})).await;
+    match ws::next_reply(&mut again, Duration::from_secs(5)).await {
+        Reply::Json(frame) => {
+            assert_eq!(frame["id"], "2", "{frame}");
+            assert_eq!(
+                frame["payload"][0]["extensions"]["code"]
+                    .as_str()
+                    .or(frame["payload"]["errors"][0]["extensions"]["code"].as_str()),
+                Some("BAD_USER_INPUT"),
+                "{frame}"
+            );
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn with_mongodb_down_local_messages_are_delivered_and_the_rest_follow_when_it_returns() {
+    let mut mongo = MongoServer::start().await;
+    let a = spawn_app_with_mongo(&mongo.uri(), &[]).await;
+    let b = spawn_app_on(&a.database_url, &mongo.uri(), &a.mongo_db, &[]).await;
+    let worker = a.start_worker();
+    let (owner, _) = a.sign_up("z1@example.org", "Zed").await;
+    let room = create_room(&a, &owner, "Outage").await;
+    let mut on_a = ws::connect(&a, Some(&owner)).await;
+    let mut on_b = ws::connect(&b, Some(&owner)).await;
+    live(&a, &mut on_a, &owner, &room).await;
+    live(&a, &mut on_b, &owner, &room).await;
+    settle(&mut on_a).await;
+    settle(&mut on_b).await;
+
+    mongo.stop().await;
+    send(&a, &owner, &room, "through A").await;
+    send(&b, &owner, &room, "through B").await;
+    // A's own message reaches A's subscriber at once; B's subscriber gets
+    // both, in order: B's own reveals the one before it.
+    let got = receive(&mut on_a, 1, Duration::from_secs(5)).await;
+    assert_eq!(bodies(&got), ["through A"]);
+    let got = receive(&mut on_b, 2, Duration::from_secs(5)).await;
+    assert_eq!(bodies(&got), ["through A", "through B"]);
+
+    mongo.restart().await;
+    let got = receive(&mut on_a, 1, Duration::from_secs(60)).await;
+    assert_eq!(bodies(&got), ["through B"]);
+    worker.stop().await;
+}
