@@ -9,7 +9,7 @@ use sea_orm::DatabaseConnection;
 use tokio::sync::{broadcast, Notify};
 use uuid::Uuid;
 
-pub use feed::RoomFeeds;
+pub use feed::{BoardFeeds, RoomFeeds};
 
 use crate::{
     auth::{PasswordGate, Tokens},
@@ -37,6 +37,7 @@ struct Inner {
     passwords: PasswordGate,
     cursors: Cursors,
     messages: RoomFeeds,
+    boards: BoardFeeds,
     reads: ReadRouter,
 }
 
@@ -94,6 +95,7 @@ impl AppState {
             Duration::from_millis(config.password_hash_wait_ms),
         );
         let messages = RoomFeeds::default();
+        let boards = BoardFeeds::default();
         let reads = ReadRouter::new(&config, sql.clone(), mongo.clone());
         let sync = SyncContext::new(
             sql,
@@ -112,6 +114,7 @@ impl AppState {
                 passwords,
                 cursors,
                 messages,
+                boards,
                 reads,
             }),
         }
@@ -181,6 +184,11 @@ impl AppState {
                 }
             }
         }
+    }
+
+    /// Leaderboard tops as the worker writes them (`sync::boards::key`).
+    pub fn boards(&self) -> &BoardFeeds {
+        &self.inner.boards
     }
 
     /// Messages committed to `room_id` from now on, through any instance.

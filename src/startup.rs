@@ -94,8 +94,9 @@ impl Application {
             listener,
             stop.clone().cancelled_owned(),
         ));
-        // Messages committed through other instances, for this one's
-        // subscribers; it stops with the API.
+        // Messages committed through other instances and the leaderboard
+        // tops any worker writes, for this one's subscribers; they stop with
+        // the API.
         let (carried, nudged) = (state.clone(), state.clone());
         tokio::spawn(crate::read::mongo::live::carry_messages(
             state.read_model().clone(),
@@ -104,6 +105,13 @@ impl Application {
                 let state = nudged.clone();
                 tokio::spawn(async move { state.nudge_subscribers().await });
             },
+            stop.clone(),
+        ));
+        let (changed, missed) = (state.clone(), state.clone());
+        tokio::spawn(crate::read::mongo::live::watch_boards(
+            state.read_model().clone(),
+            move |key| changed.boards().changed(key),
+            move || missed.boards().all_changed(),
             stop.clone(),
         ));
         if !worker {

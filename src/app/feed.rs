@@ -1,10 +1,10 @@
-//! Committed messages fanned out to this instance's subscribers, one channel
+//! What this instance's subscribers listen to. Committed messages, one channel
 //! per room: a message is cloned for, and wakes, only the subscribers of its
 //! own room, so a room with thousands of subscribers costs nothing to a
 //! message posted elsewhere.
 use std::{collections::HashMap, sync::Mutex};
 
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, watch};
 use uuid::Uuid;
 
 use crate::entity::messages;
@@ -88,6 +88,47 @@ impl RoomFeeds {
     }
 }
 
+/// Which leaderboard tops changed, per top (`sync::boards::key`): a
+/// `watch` channel keeps only the latest count, so a subscriber that is
+/// busy sees one change however many happened meanwhile (coalescing).
+#[derive(Default)]
+pub struct BoardFeeds {
+    boards: Mutex<HashMap<String, watch::Sender<u64>>>,
+}
+
+impl BoardFeeds {
+    /// Changes of the top `key` from now on.
+    pub fn subscribe(&self, key: &str) -> watch::Receiver<u64> {
+        let mut boards = match self.boards.lock() {
+            Ok(boards) => boards,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        boards.retain(|_, channel| channel.receiver_count() > 0);
+        boards
+            .entry(key.to_owned())
+            .or_insert_with(|| watch::channel(0).0)
+            .subscribe()
+    }
+
+    /// The top `key` was written.
+    pub fn changed(&self, key: &str) {
+        if let Ok(boards) = self.boards.lock() {
+            if let Some(channel) = boards.get(key) {
+                channel.send_modify(|n| *n = n.wrapping_add(1));
+            }
+        }
+    }
+
+    /// Changes may have been missed: every subscriber looks again.
+    pub fn all_changed(&self) {
+        if let Ok(boards) = self.boards.lock() {
+            for channel in boards.values() {
+                channel.send_modify(|n| *n = n.wrapping_add(1));
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -114,6 +155,22 @@ mod tests {
         feeds.publish(&message(a, "for a"));
         assert_eq!(in_a.try_recv().expect("delivered").body, "for a");
         assert!(in_b.try_recv().is_err(), "b saw a's message");
+    }
+
+    #[tokio::test]
+    async fn a_busy_board_subscriber_sees_one_change_for_many() {
+        let feeds = BoardFeeds::default();
+        let mut day = feeds.subscribe("day:2026-12-01");
+        let mut week = feeds.subscribe("week:2026-11-30");
+        for _ in 0..5 {
+            feeds.changed("day:2026-12-01");
+        }
+        assert!(day.has_changed().expect("open"));
+        day.changed().await.expect("a change");
+        assert!(!day.has_changed().expect("open"), "coalesced into one");
+        assert!(!week.has_changed().expect("open"));
+        feeds.all_changed();
+        week.changed().await.expect("a change");
     }
 
     #[test]

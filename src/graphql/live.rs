@@ -1,4 +1,5 @@
-//! Live messages: `messageAdded(roomId, after:)`.
+//! Subscriptions: live messages (`messageAdded(roomId, after:)`) and live
+//! boards (`leaderboardChanged`).
 //!
 //! Every message has a number in its room, taken in commit order
 //! (`rooms.last_seq`): when number n is committed, so is every number below
@@ -16,23 +17,38 @@
 //!   missed (committed through another instance and not yet carried, or
 //!   dropped because the subscriber fell behind), and those are read from
 //!   CockroachDB, in order, before it.
-use std::{collections::VecDeque, time::Instant};
+use std::{
+    collections::VecDeque,
+    time::{Duration, Instant},
+};
 
 use async_graphql::{Context, Result, Subscription, ID};
 use futures::Stream;
-use tokio::sync::broadcast::{self, error::RecvError};
+use tokio::sync::{
+    broadcast::{self, error::RecvError},
+    watch,
+};
 use uuid::Uuid;
 
 use super::{
     context::{parse_id, ContextExt, TokenExpiry},
+    leaderboard::{LeaderboardEntry, PeriodArg},
     routed::require_member,
     types::Message,
 };
 use crate::{
     app::AppState,
+    domain::{self, Period},
     entity::messages,
     error::{AppError, AppResult},
-    read::{model::MessagePosition, sql},
+    read::{
+        self, fallback,
+        model::{BoardEntry, MessagePosition},
+        mongo,
+        routing::{ReadRequest, RoutedField},
+        sql,
+    },
+    sync::boards,
 };
 
 /// Messages read from CockroachDB per round trip while catching up.
@@ -244,5 +260,111 @@ impl Watch {
         }
         self.checked = Instant::now();
         Ok(())
+    }
+}
+
+/// Shortest time between two pushes of one board to one subscriber.
+const BOARD_INTERVAL: Duration = Duration::from_millis(250);
+/// How often a board subscription looks again when nothing was heard, so
+/// it follows its period into the next bucket.
+const BOARD_IDLE: Duration = Duration::from_secs(60);
+
+#[derive(Default)]
+pub struct BoardSubscription;
+
+#[Subscription]
+impl BoardSubscription {
+    /// The current `period` board's first `first` entries (default 20, at
+    /// most 100): once at the start, then whenever they change, at most four
+    /// times a second (changes in between are coalesced into the latest),
+    /// following the period into its next bucket. Fed by the leaderboard
+    /// tops the workers write to MongoDB, heard through its change stream on
+    /// every instance; answered like `leaderboard` (CockroachDB when MongoDB
+    /// cannot answer).
+    async fn leaderboard_changed(
+        &self,
+        ctx: &Context<'_>,
+        period: PeriodArg,
+        first: Option<i32>,
+    ) -> Result<impl Stream<Item = Result<Vec<LeaderboardEntry>>>> {
+        ctx.require_user()?;
+        let limit = read::page_size(first)?;
+        let board = Board {
+            state: ctx.state().clone(),
+            period: Period::from(period),
+            limit,
+            feed: None,
+            shown: None,
+            pushed: None,
+        };
+        Ok(futures::stream::unfold(board, |mut board| async move {
+            let item = board.next().await;
+            Some((item, board))
+        }))
+    }
+}
+
+/// One subscriber's view of a board.
+struct Board {
+    state: AppState,
+    period: Period,
+    limit: u64,
+    /// The bucket listened to, and its changes.
+    feed: Option<(String, watch::Receiver<u64>)>,
+    /// What was pushed last.
+    shown: Option<Vec<BoardEntry>>,
+    pushed: Option<Instant>,
+}
+
+impl Board {
+    async fn next(&mut self) -> Result<Vec<LeaderboardEntry>> {
+        loop {
+            let now = domain::now();
+            let start = self.period.bucket_start(now);
+            let key = boards::key(self.period, start);
+            let fresh = self.feed.as_ref().is_none_or(|(k, _)| *k != key);
+            if fresh {
+                self.feed = Some((key.clone(), self.state.boards().subscribe(&key)));
+            } else if let Some((_, feed)) = &mut self.feed {
+                let rollover = self.period.range(now).1.map(|end| {
+                    (end - now).to_std().unwrap_or_default() + Duration::from_millis(10)
+                });
+                let idle = rollover.map_or(BOARD_IDLE, |r| r.min(BOARD_IDLE));
+                // A closed channel (an instance shutting down) ends nothing:
+                // the board is then read on the idle timer.
+                if let Ok(Err(_)) = tokio::time::timeout(idle, feed.changed()).await {
+                    tokio::time::sleep(idle).await;
+                }
+            }
+            if let Some(at) = self.pushed {
+                tokio::time::sleep(BOARD_INTERVAL.saturating_sub(at.elapsed())).await;
+            }
+            let entries = self.read(start).await?;
+            if self.shown.as_ref() != Some(&entries) {
+                self.pushed = Some(Instant::now());
+                self.shown = Some(entries.clone());
+                return Ok(entries.into_iter().map(LeaderboardEntry::from).collect());
+            }
+        }
+    }
+
+    /// The board's first entries, as `leaderboard` answers them.
+    async fn read(&self, start: chrono::NaiveDate) -> AppResult<Vec<BoardEntry>> {
+        let (state, period, limit) = (&self.state, self.period, self.limit);
+        let rows = state
+            .reads()
+            .read(
+                &ReadRequest::default(),
+                "leaderboardChanged".to_owned(),
+                RoutedField::Leaderboard,
+                || mongo::leaderboard::page(state.read_model(), period, start, None, limit),
+                || fallback::leaderboard::page(state.sql(), period, start, None, limit),
+            )
+            .await?;
+        Ok(rows
+            .into_iter()
+            .take(usize::try_from(limit).unwrap_or(usize::MAX))
+            .map(|(_, entry)| entry)
+            .collect())
     }
 }

@@ -51,7 +51,7 @@ pub struct Mutation(
 );
 
 #[derive(MergedSubscription, Default)]
-pub struct Subscription(live::ChatSubscription);
+pub struct Subscription(live::ChatSubscription, live::BoardSubscription);
 
 pub type AppSchema = Schema<Query, Mutation, Subscription>;
 

@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 
 use crate::{
     helpers::{mongo_uri, spawn_app, spawn_app_on, spawn_app_with_mongo, TestApp},
-    reads_support::{create_room, join_room, send},
+    reads_support::{create_room, join_room, log_study, send},
     sync_support::{spawn_serve_process, spawn_worker_process, MongoServer},
     ws::{self, Reply, Socket},
 };
@@ -213,4 +213,77 @@ async fn with_mongodb_down_local_messages_are_delivered_and_the_rest_follow_when
     let got = receive(&mut on_a, 1, Duration::from_secs(60)).await;
     assert_eq!(bodies(&got), ["through B"]);
     worker.stop().await;
+}
+
+const BOARD: &str =
+    "subscription { leaderboardChanged(period: DAY, first: 2) { rank minutes user { name } } }";
+
+/// The next board a `leaderboardChanged` subscription pushes, as
+/// (rank, name, minutes).
+async fn next_board(socket: &mut Socket) -> Vec<(i64, String, i64)> {
+    match ws::next_reply(socket, Duration::from_secs(20)).await {
+        Reply::Json(frame) => {
+            assert_eq!(frame["type"], "next", "{frame}");
+            frame["payload"]["data"]["leaderboardChanged"]
+                .as_array()
+                .unwrap_or_else(|| panic!("a board: {frame}"))
+                .iter()
+                .map(|e| {
+                    (
+                        e["rank"].as_i64().expect("rank"),
+                        e["user"]["name"].as_str().expect("name").to_owned(),
+                        e["minutes"].as_i64().expect("minutes"),
+                    )
+                })
+                .collect()
+        }
+        other => panic!("expected a board, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_dashboard_on_another_instance_sees_the_board_change_as_workers_write_it() {
+    let a = spawn_app().await;
+    let _worker = spawn_worker_process(&a, &mongo_uri(), &[]);
+    let (_b, b_url) = spawn_serve_process(&a, &["--no-worker"]).await;
+    let b_addr = b_url.trim_start_matches("http://").to_owned();
+    let (ann, _) = a.sign_up("b1@example.org", "Ann").await;
+    let (bob, _) = a.sign_up("b2@example.org", "Bob").await;
+    let (cy, _) = a.sign_up("b3@example.org", "Cy").await;
+    let mut dashboard = ws::connect_at(&b_addr, Some(&ann)).await;
+    ws::subscribe(&mut dashboard, "1", BOARD, json!({})).await;
+    // The board as it stands, at once.
+    assert_eq!(next_board(&mut dashboard).await, []);
+
+    log_study(&a, &ann, "Maths", 30, None).await;
+    assert_eq!(
+        next_board(&mut dashboard).await,
+        [(1, "Ann".to_owned(), 30)]
+    );
+    log_study(&a, &bob, "Maths", 50, None).await;
+    assert_eq!(
+        next_board(&mut dashboard).await,
+        [(1, "Bob".to_owned(), 50), (2, "Ann".to_owned(), 30)]
+    );
+    // A change below the first two moves nothing shown: no push. Then a
+    // burst: pushes are coalesced, each one differs from the one before, and
+    // the last is the board after the burst.
+    log_study(&a, &cy, "Art", 10, None).await;
+    for _ in 0..5 {
+        log_study(&a, &cy, "Art", 10, None).await;
+    }
+    let want = vec![(1, "Cy".to_owned(), 60), (2, "Bob".to_owned(), 50)];
+    let mut last = vec![(1, "Bob".to_owned(), 50), (2, "Ann".to_owned(), 30)];
+    let mut pushes = 0;
+    while last != want {
+        let board = next_board(&mut dashboard).await;
+        assert_ne!(board, last, "a push that changed nothing");
+        last = board;
+        pushes += 1;
+        assert!(pushes <= 6, "more pushes than changes");
+    }
+    assert!(matches!(
+        ws::next_reply(&mut dashboard, Duration::from_secs(1)).await,
+        Reply::Silent
+    ));
 }

@@ -1,5 +1,6 @@
-//! The read model's change stream, the way messages committed through other
-//! instances reach this instance's subscribers: the worker that applies a
+//! The read model's change streams. They are how messages committed through
+//! other instances reach this instance's subscribers (and how dashboards
+//! hear that a leaderboard top changed): the worker that applies a
 //! message (in whichever process) inserts its document, and every instance
 //! watching `messages` hears of it. Nothing new runs for it: production
 //! MongoDB is a replica set, and change streams are its own feature.
@@ -13,12 +14,13 @@ use std::time::Duration;
 use futures::StreamExt;
 use mongodb::{
     bson::{doc, Document},
-    change_stream::event::ResumeToken,
+    change_stream::event::{ChangeStreamEvent, ResumeToken},
+    Collection,
 };
 use tokio_util::sync::CancellationToken;
 
 use super::history;
-use crate::entity::messages;
+use crate::{entity::messages, sync::boards::COLLECTION};
 
 const FIRST_RETRY: Duration = Duration::from_millis(100);
 const LAST_RETRY: Duration = Duration::from_secs(5);
@@ -34,24 +36,71 @@ pub async fn carry_messages(
     missed: impl Fn() + Send,
     stop: CancellationToken,
 ) {
-    let collection = db.collection::<Document>("messages");
+    let filter = doc! {
+        "operationType": {"$in": ["insert", "replace"]},
+        "fullDocument.deleted": {"$ne": true},
+    };
+    let carry = move |change: ChangeStreamEvent<Document>| {
+        let Some(document) = change.full_document else {
+            return;
+        };
+        match history::message(&document) {
+            Ok(message) => publish(message),
+            Err(error) => {
+                tracing::warn!(error = %error.chain(), "a message document could not be read");
+            }
+        }
+    };
+    follow(db.collection("messages"), filter, carry, missed, stop).await;
+}
+
+/// Calls `changed` with the `_id` of every leaderboard top the worker
+/// writes (see `sync::boards`), until `stop`; `missed` as for
+/// [`carry_messages`].
+pub async fn watch_boards(
+    db: mongodb::Database,
+    changed: impl Fn(&str) + Send,
+    missed: impl Fn() + Send,
+    stop: CancellationToken,
+) {
+    let filter = doc! {"operationType": {"$in": ["insert", "replace", "update"]}};
+    let carry = move |change: ChangeStreamEvent<Document>| {
+        if let Some(key) = change
+            .document_key
+            .as_ref()
+            .and_then(|k| k.get_str("_id").ok())
+        {
+            changed(key);
+        }
+    };
+    follow(db.collection(COLLECTION), filter, carry, missed, stop).await;
+}
+
+/// Follows the changes of `collection` that `filter` matches, resuming
+/// after each break where it stopped.
+async fn follow(
+    collection: Collection<Document>,
+    filter: Document,
+    carry: impl Fn(ChangeStreamEvent<Document>) + Send,
+    missed: impl Fn() + Send,
+    stop: CancellationToken,
+) {
     let mut resume: Option<ResumeToken> = None;
     let mut retry = FIRST_RETRY;
     // Nothing can have been missed before the first stream opens.
     let mut lost = false;
     loop {
-        let pipeline = [doc! {"$match": {
-            "operationType": {"$in": ["insert", "replace"]},
-            "fullDocument.deleted": {"$ne": true},
-        }}];
         let opened = tokio::select! {
             () = stop.cancelled() => return,
-            opened = collection.watch().pipeline(pipeline).resume_after(resume.clone()) => opened,
+            opened = collection
+                .watch()
+                .pipeline([doc! {"$match": filter.clone()}])
+                .resume_after(resume.clone()) => opened,
         };
         let mut stream = match opened {
             Ok(stream) => stream,
             Err(error) => {
-                tracing::warn!(%error, resuming = resume.is_some(), "opening the messages change stream failed");
+                tracing::warn!(%error, collection = collection.name(), resuming = resume.is_some(), "opening a change stream failed");
                 // A resume point the server has dropped would fail forever.
                 resume = None;
                 lost = true;
@@ -72,19 +121,11 @@ pub async fn carry_messages(
             };
             match event {
                 Some(Ok(change)) => {
-                    resume = stream.resume_token().or(Some(change.id));
-                    let Some(document) = change.full_document else {
-                        continue;
-                    };
-                    match history::message(&document) {
-                        Ok(message) => publish(message),
-                        Err(error) => {
-                            tracing::warn!(error = %error.chain(), "a message document could not be read")
-                        }
-                    }
+                    resume = stream.resume_token().or(Some(change.id.clone()));
+                    carry(change);
                 }
                 Some(Err(error)) => {
-                    tracing::warn!(%error, "the messages change stream broke; reopening");
+                    tracing::warn!(%error, collection = collection.name(), "a change stream broke; reopening");
                     lost |= resume.is_none();
                     break;
                 }
