@@ -74,45 +74,68 @@ impl ChatSubscription {
         room_id: ID,
         after: Option<String>,
     ) -> Result<impl Stream<Item = Result<Message>>> {
-        let user_id = ctx.require_user()?;
-        let room_id = parse_id(&room_id, "roomId")?;
-        let state = ctx.state().clone();
-        let after = after
-            .as_deref()
-            .map(|c| state.cursors().decode::<MessagePosition>(c))
-            .transpose()?;
-        // Listen first: whatever commits from here on reaches the channel.
-        let feed = state.room_feed(room_id);
-        require_member(ctx, room_id, user_id).await?;
-        let (delivered, replaying) = match after {
-            Some(position) => (start_after(&state, room_id, position).await?, true),
-            None => (
-                sql::last_seq(state.sql(), room_id)
-                    .await?
-                    .ok_or(AppError::NotFound("room"))?,
-                false,
-            ),
-        };
-        let generation = ctx.data_opt::<TokenExpiry>().map(|token| token.generation);
-        let live = Sequenced {
-            feed,
-            room_id,
-            delivered,
-            replaying,
-            ready: VecDeque::new(),
-            watch: Watch {
-                state,
-                room_id,
-                user_id,
-                generation,
-                checked: Instant::now(),
-            },
-            ended: false,
-        };
+        let live = Sequenced::open(ctx, &room_id, after.as_deref()).await?;
         Ok(futures::stream::unfold(live, |mut live| async move {
             let item = live.next().await?;
             Some((item, live))
         }))
+    }
+
+    /// A room's changes in commit order, each once: `ADDED` for every
+    /// message posted (edits and deletes do not exist yet, so it is the
+    /// only kind sent). `after` takes a `RoomEvent.cursor` or a
+    /// `Message.cursor`; replay, rights and delivery are `messageAdded`'s.
+    async fn room_events(
+        &self,
+        ctx: &Context<'_>,
+        room_id: ID,
+        after: Option<String>,
+    ) -> Result<impl Stream<Item = Result<RoomEvent>>> {
+        let live = Sequenced::open(ctx, &room_id, after.as_deref()).await?;
+        Ok(futures::stream::unfold(live, |mut live| async move {
+            let item = live.next().await?;
+            Some((item.map(RoomEvent::added), live))
+        }))
+    }
+}
+
+/// What happened to a room's message.
+#[derive(async_graphql::Enum, Clone, Copy, PartialEq, Eq, Debug)]
+pub enum RoomEventKind {
+    Added,
+    Edited,
+    Deleted,
+}
+
+/// One change to a room's messages.
+#[derive(async_graphql::SimpleObject)]
+#[graphql(complex)]
+pub struct RoomEvent {
+    pub kind: RoomEventKind,
+    pub message_id: ID,
+    /// The message as it is after the change (null once deleted).
+    pub message: Option<Message>,
+}
+
+impl RoomEvent {
+    fn added(message: Message) -> Self {
+        Self {
+            kind: RoomEventKind::Added,
+            message_id: ID(message.uuid.to_string()),
+            message: Some(message),
+        }
+    }
+}
+
+#[async_graphql::ComplexObject]
+impl RoomEvent {
+    /// Where this change stands in the room: `roomEvents(roomId, after:)`
+    /// resumes right after it.
+    async fn cursor(&self, ctx: &Context<'_>) -> Result<String> {
+        let message = self.message.as_ref().ok_or_else(|| {
+            AppError::Internal(anyhow::anyhow!("a room event without its message"))
+        })?;
+        Ok(message.position_cursor(ctx.state().cursors()))
     }
 }
 
@@ -146,6 +169,45 @@ struct Sequenced {
 }
 
 impl Sequenced {
+    /// A subscription to `room_id` for the caller, from after `after` (a
+    /// cursor) or from now.
+    async fn open(ctx: &Context<'_>, room_id: &ID, after: Option<&str>) -> Result<Self> {
+        let user_id = ctx.require_user()?;
+        let room_id = parse_id(room_id, "roomId")?;
+        let state = ctx.state().clone();
+        let after = after
+            .map(|c| state.cursors().decode::<MessagePosition>(c))
+            .transpose()?;
+        // Listen first: whatever commits from here on reaches the channel.
+        let feed = state.room_feed(room_id);
+        require_member(ctx, room_id, user_id).await?;
+        let (delivered, replaying) = match after {
+            Some(position) => (start_after(&state, room_id, position).await?, true),
+            None => (
+                sql::last_seq(state.sql(), room_id)
+                    .await?
+                    .ok_or(AppError::NotFound("room"))?,
+                false,
+            ),
+        };
+        let generation = ctx.data_opt::<TokenExpiry>().map(|token| token.generation);
+        Ok(Self {
+            feed,
+            room_id,
+            delivered,
+            replaying,
+            ready: VecDeque::new(),
+            watch: Watch {
+                state,
+                room_id,
+                user_id,
+                generation,
+                checked: Instant::now(),
+            },
+            ended: false,
+        })
+    }
+
     async fn next(&mut self) -> Option<Result<Message>> {
         if self.ended {
             return None;

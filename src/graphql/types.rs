@@ -11,7 +11,7 @@ use super::{
 use crate::{
     entity::{messages, rooms, study_sessions, todos, users},
     error::AppError,
-    read::model::MessagePosition,
+    read::{cursor::Cursors, model::MessagePosition},
 };
 
 /// A person. `email` is visible only to that person.
@@ -261,8 +261,15 @@ impl Message {
     /// Where this message stands in its room: `messageAdded(roomId, after:)`
     /// resumes right after it.
     async fn cursor(&self, ctx: &Context<'_>) -> String {
+        self.position_cursor(ctx.state().cursors())
+    }
+}
+
+impl Message {
+    /// The signed [`MessagePosition`] of this message.
+    pub fn position_cursor(&self, cursors: &Cursors) -> String {
         let position: MessagePosition = (self.room_id, self.seq, self.created_at, self.uuid);
-        ctx.state().cursors().encode(&position)
+        cursors.encode(&position)
     }
 }
 

@@ -287,3 +287,63 @@ async fn a_dashboard_on_another_instance_sees_the_board_change_as_workers_write_
         Reply::Silent
     ));
 }
+
+#[tokio::test]
+async fn room_events_carry_each_added_message_in_order_and_resume_from_a_message_cursor() {
+    let a = spawn_app().await;
+    let (_b, b_url) = spawn_serve_process(&a, &["--no-worker"]).await;
+    let (owner, _) = a.sign_up("e1@example.org", "Eda").await;
+    let room = create_room(&a, &owner, "Events").await;
+    let events = "subscription($r: ID!, $a: String) { roomEvents(roomId: $r, after: $a) { kind messageId message { id body cursor } cursor } }";
+    let mut socket = ws::connect(&a, Some(&owner)).await;
+    live(&a, &mut socket, &owner, &room).await;
+    send(&a, &owner, &room, "first").await;
+    let first = receive(&mut socket, 1, Duration::from_secs(10)).await;
+    drop(socket);
+    for (i, body) in ["second", "third"].iter().enumerate() {
+        if i == 0 {
+            send(&a, &owner, &room, body).await;
+        } else {
+            send_via(&a, &b_url, &owner, &room, body).await;
+        }
+    }
+    // From a Message.cursor: the two that followed, as ADDED events.
+    let mut socket = ws::connect(&a, Some(&owner)).await;
+    ws::subscribe(
+        &mut socket,
+        "1",
+        events,
+        json!({"r": room, "a": first[0].1}),
+    )
+    .await;
+    let mut cursors = Vec::new();
+    for body in ["second", "third"] {
+        let frame = match ws::next_reply(&mut socket, Duration::from_secs(10)).await {
+            Reply::Json(frame) => frame,
+            other => panic!("expected an event, got {other:?}"),
+        };
+        let event = &frame["payload"]["data"]["roomEvents"];
+        assert_eq!(event["kind"], "ADDED", "{frame}");
+        assert_eq!(event["message"]["body"], body, "{frame}");
+        assert_eq!(event["messageId"], event["message"]["id"], "{frame}");
+        assert_eq!(event["cursor"], event["message"]["cursor"], "{frame}");
+        cursors.push(event["cursor"].as_str().expect("cursor").to_owned());
+    }
+    // From a RoomEvent.cursor: nothing more until the next message.
+    let mut again = ws::connect(&a, Some(&owner)).await;
+    ws::subscribe(&mut again, "1", events, json!({"r": room, "a": cursors[1]})).await;
+    assert!(matches!(
+        ws::next_reply(&mut again, Duration::from_secs(1)).await,
+        Reply::Silent
+    ));
+    send(&a, &owner, &room, "fourth").await;
+    match ws::next_reply(&mut again, Duration::from_secs(10)).await {
+        Reply::Json(frame) => {
+            assert_eq!(
+                frame["payload"]["data"]["roomEvents"]["message"]["body"], "fourth",
+                "{frame}"
+            );
+        }
+        other => panic!("expected an event, got {other:?}"),
+    }
+}
