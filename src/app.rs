@@ -15,7 +15,7 @@ use crate::{
     auth::{PasswordGate, Tokens},
     config::Config,
     entity::messages,
-    ratelimit::AuthLimits,
+    ratelimit::RateLimits,
     read::{cursor::Cursors, routing::ReadRouter},
     sync::SyncContext,
     write::Writer,
@@ -33,7 +33,7 @@ struct Inner {
     /// shared with the sync side.
     sync: SyncContext,
     tokens: Tokens,
-    auth_limits: Arc<AuthLimits>,
+    rate_limits: Arc<RateLimits>,
     passwords: PasswordGate,
     cursors: Cursors,
     messages: RoomFeeds,
@@ -64,7 +64,6 @@ impl AppState {
         #[cfg(feature = "bench")]
         let writer = writer.with_mode(config.bench_write_mode, mongo.clone());
         let tokens = Tokens::new(&config.jwt_secret, config.jwt_ttl_seconds);
-        let auth_limits = Arc::new(AuthLimits::new(&config));
         let cursors = Cursors::new(config.jwt_secret.expose());
         let passwords = PasswordGate::new(
             config.password_hash_concurrency,
@@ -73,6 +72,7 @@ impl AppState {
         );
         let messages = RoomFeeds::default();
         let reads = ReadRouter::new(&config, sql.clone(), mongo.clone());
+        let rate_limits = Arc::new(RateLimits::new(&config, sql.clone()));
         let sync = SyncContext::new(
             sql,
             dialect,
@@ -86,7 +86,7 @@ impl AppState {
                 config,
                 sync,
                 tokens,
-                auth_limits,
+                rate_limits,
                 passwords,
                 cursors,
                 messages,
@@ -120,9 +120,10 @@ impl AppState {
         self.inner.sync.writer()
     }
 
-    /// The per-email and per-address limits of `logIn` and `signUp`.
-    pub fn auth_limits(&self) -> &Arc<AuthLimits> {
-        &self.inner.auth_limits
+    /// The limits of `logIn`, `signUp` and mutations, shared by every
+    /// instance through the source of truth.
+    pub fn rate_limits(&self) -> &Arc<RateLimits> {
+        &self.inner.rate_limits
     }
 
     pub fn tokens(&self) -> &Tokens {

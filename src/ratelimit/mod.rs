@@ -1,157 +1,47 @@
-//! In-memory, per-instance rate limits against credential stuffing and mass
-//! sign-up. Each key (an email or a client address) gets a fixed window that
-//! starts at its first counted event; once the window has passed, the key
-//! starts over. With N instances behind a load balancer an attacker gets N
-//! times the budget, which still turns millions of guesses into hundreds.
+//! Rate limits shared by every instance: failed logins per email and per
+//! client address, sign-ups per address, and a token bucket of mutations
+//! per account. Each is decided on the source of truth (auth stays there) by
+//! one statement per counted event (see [`store`]), so N instances behind a
+//! load balancer give a client the budget one instance would.
+mod keys;
+pub mod store;
+
 use std::{
-    collections::HashMap,
     net::IpAddr,
     sync::{
         atomic::{AtomicU64, Ordering},
-        Arc, Mutex,
+        Arc,
     },
-    time::{Duration, Instant},
+    time::Duration,
 };
+
+use sea_orm::DatabaseConnection;
+use uuid::Uuid;
+
+pub use keys::KeyHasher;
+pub use store::{purge_expired, Grant};
+use store::{Bucket, Counted, Window};
 
 use crate::{config::Config, error::AppError};
 
-/// Size at which expired entries are first swept; after a sweep the next one
-/// waits until the map has doubled, so sweeping stays amortised O(1).
-const FIRST_SWEEP: usize = 10_000;
-/// Hard cap on tracked keys. Past it (a spray of distinct emails from many
-/// addresses) new keys go uncounted rather than growing memory without bound;
-/// the per-address limits still apply.
-const MAX_KEYS: usize = 200_000;
-
-/// The limiters' time: the monotonic clock plus an offset, which only tests
+/// The limits' time, as an offset to the database's clock that only tests
 /// move (forward, instead of sleeping through a window on a loaded machine).
+/// Each instance has its own; a test of several instances moves each.
 #[derive(Clone, Debug, Default)]
 pub struct Clock {
     offset_ms: Arc<AtomicU64>,
 }
 
 impl Clock {
-    pub fn now(&self) -> Instant {
-        Instant::now() + Duration::from_millis(self.offset_ms.load(Ordering::Relaxed))
-    }
-
-    /// Moves this clock (and every limiter reading it) forward.
+    /// Moves this clock (and every limit reading it) forward.
     pub fn advance(&self, by: Duration) {
         let by = u64::try_from(by.as_millis()).unwrap_or(u64::MAX);
         self.offset_ms.fetch_add(by, Ordering::Relaxed);
     }
-}
 
-/// Counts events per key within a window.
-pub struct Limiter {
-    max: u32,
-    window: Duration,
-    clock: Clock,
-    state: Mutex<State>,
-}
-
-struct State {
-    entries: HashMap<String, Window>,
-    sweep_at: usize,
-}
-
-#[derive(Clone, Copy)]
-struct Window {
-    started: Instant,
-    count: u32,
-}
-
-impl Limiter {
-    pub fn new(max: u32, window: Duration) -> Self {
-        Self::with_clock(max, window, Clock::default())
-    }
-
-    pub fn with_clock(max: u32, window: Duration, clock: Clock) -> Self {
-        Self {
-            max,
-            window,
-            clock,
-            state: Mutex::new(State {
-                entries: HashMap::new(),
-                sweep_at: FIRST_SWEEP,
-            }),
-        }
-    }
-
-    /// `Err(wait)` when `key` has used its budget; `wait` is how long until
-    /// the window ends.
-    pub fn check(&self, key: &str) -> Result<(), Duration> {
-        let now = self.clock.now();
-        let Ok(state) = self.state.lock() else {
-            return Ok(());
-        };
-        match state.entries.get(key) {
-            Some(w) if now.duration_since(w.started) < self.window && w.count >= self.max => {
-                Err(self.window.saturating_sub(now.duration_since(w.started)))
-            }
-            _ => Ok(()),
-        }
-    }
-
-    /// Counts one event for `key` if its budget allows it, in one step, so
-    /// that concurrent callers cannot all pass the check before any counts.
-    pub fn try_take(&self, key: &str) -> Result<(), Duration> {
-        let Ok(mut state) = self.state.lock() else {
-            return Ok(());
-        };
-        let now = self.clock.now();
-        if let Some(w) = state.entries.get(key) {
-            if now.duration_since(w.started) < self.window && w.count >= self.max {
-                return Err(self.window.saturating_sub(now.duration_since(w.started)));
-            }
-        }
-        Self::count(&mut state, key, now, self.window);
-        Ok(())
-    }
-
-    /// Gives back one event taken with [`Self::try_take`] (it turned out
-    /// not to count, e.g. a successful login).
-    pub fn give_back(&self, key: &str) {
-        if let Ok(mut state) = self.state.lock() {
-            if let Some(w) = state.entries.get_mut(key) {
-                w.count = w.count.saturating_sub(1);
-            }
-        }
-    }
-
-    /// Counts one event for `key`.
-    pub fn record(&self, key: &str) {
-        let now = self.clock.now();
-        let Ok(mut state) = self.state.lock() else {
-            return;
-        };
-        Self::count(&mut state, key, now, self.window);
-    }
-
-    fn count(state: &mut State, key: &str, now: Instant, window: Duration) {
-        if !state.entries.contains_key(key) {
-            if state.entries.len() >= state.sweep_at {
-                state
-                    .entries
-                    .retain(|_, w| now.duration_since(w.started) < window);
-                state.sweep_at = (state.entries.len() * 2).max(FIRST_SWEEP);
-            }
-            if state.entries.len() >= MAX_KEYS {
-                tracing::warn!("rate limiter is tracking {MAX_KEYS} keys; new keys go uncounted");
-                return;
-            }
-        }
-        let entry = state.entries.entry(key.to_owned()).or_insert(Window {
-            started: now,
-            count: 0,
-        });
-        if now.duration_since(entry.started) >= window {
-            *entry = Window {
-                started: now,
-                count: 0,
-            };
-        }
-        entry.count = entry.count.saturating_add(1);
+    /// Milliseconds added to the database's `now()`; zero outside tests.
+    fn offset_ms(&self) -> f64 {
+        self.offset_ms.load(Ordering::Relaxed) as f64
     }
 }
 
@@ -166,87 +56,129 @@ impl ClientAddr {
     }
 }
 
-/// The limits on the authentication mutations.
-pub struct AuthLimits {
-    login_email: Limiter,
-    login_addr: Limiter,
-    signup_addr: Limiter,
+/// The limits of `logIn`, `signUp` and every authenticated mutation.
+pub struct RateLimits {
+    db: DatabaseConnection,
+    keys: KeyHasher,
     clock: Clock,
+    login_email: Window,
+    login_addr: Window,
+    signup_addr: Window,
+    mutations: Bucket,
 }
 
-impl AuthLimits {
-    pub fn new(config: &Config) -> Self {
-        let clock = Clock::default();
-        let login_window = Duration::from_secs(config.login_window_seconds);
-        let limiter = |max, window| Limiter::with_clock(max, window, clock.clone());
+impl RateLimits {
+    pub fn new(config: &Config, db: DatabaseConnection) -> Self {
+        let login = Duration::from_secs(config.login_window_seconds);
         Self {
-            login_email: limiter(config.login_max_failures_per_email, login_window),
-            login_addr: limiter(config.login_max_failures_per_address, login_window),
-            signup_addr: limiter(
-                config.signup_max_per_address,
-                Duration::from_secs(config.signup_window_seconds),
-            ),
-            clock,
+            db,
+            keys: KeyHasher::new(config.jwt_secret.expose()),
+            clock: Clock::default(),
+            login_email: Window {
+                scope: "login_email",
+                quota: config.login_max_failures_per_email,
+                length: login,
+            },
+            login_addr: Window {
+                scope: "login_addr",
+                quota: config.login_max_failures_per_address,
+                length: login,
+            },
+            signup_addr: Window {
+                scope: "signup_addr",
+                quota: config.signup_max_per_address,
+                length: Duration::from_secs(config.signup_window_seconds),
+            },
+            mutations: Bucket {
+                scope: "mutation",
+                burst: f64::from(config.mutation_burst),
+                per_second: config.mutation_rate_per_second,
+            },
         }
     }
 
-    /// The time the three limiters share.
+    /// The time every limit of this instance reads.
     pub fn clock(&self) -> &Clock {
         &self.clock
     }
 
-    /// Reserves one `logIn` attempt for the address and the email before
-    /// any password is checked: a burst counts every attempt, so at most the
-    /// limit are ever verified. A successful login gives its reservation back
-    /// ([`LoginAttempt::give_back`]); any other end keeps it counted.
-    pub fn reserve_login<'a>(
-        &'a self,
-        email: Option<&'a str>,
+    fn counted(&self, window: Window, value: &str) -> (Window, Vec<u8>) {
+        (window, self.keys.key(window.scope, value.as_bytes()))
+    }
+
+    /// Reserves one `logIn` attempt for the address and the email, in one
+    /// statement, before any password is checked: a burst counts every
+    /// attempt, on whichever instance, so at most the limit are ever
+    /// verified. A successful login gives its reservation back
+    /// ([`LoginAttempt::give_back`]); any other end keeps it counted. If one
+    /// of the two is refused, the other is given back at once.
+    pub async fn reserve_login(
+        &self,
+        email: Option<&str>,
         client: ClientAddr,
-    ) -> Result<LoginAttempt<'a>, AppError> {
-        let addr = client.key();
-        self.login_addr
-            .try_take(&addr)
-            .map_err(|wait| limited("logIn", wait))?;
+    ) -> Result<LoginAttempt, AppError> {
+        let mut keys = vec![self.counted(self.login_addr, &client.key())];
         if let Some(email) = email {
-            if let Err(wait) = self.login_email.try_take(email) {
-                self.login_addr.give_back(&addr);
-                return Err(limited("logIn", wait));
+            keys.push(self.counted(self.login_email, email));
+        }
+        let counted = store::reserve(&self.db, self.clock.offset_ms(), &keys).await?;
+        let (admitted, refused): (Vec<Counted>, Vec<Counted>) =
+            counted.into_iter().partition(|c| c.admitted);
+        if let Some(wait) = refused.iter().map(|c| c.wait).max() {
+            LoginAttempt {
+                db: self.db.clone(),
+                reserved: admitted,
             }
+            .give_back()
+            .await;
+            return Err(limited("logIn", wait));
         }
         Ok(LoginAttempt {
-            limits: self,
-            email,
-            addr,
+            db: self.db.clone(),
+            reserved: admitted,
         })
     }
 
-    /// Counts every `signUp` attempt from an address, successful or not:
-    /// creating accounts in bulk is the abuse.
-    pub fn check_and_record_signup(&self, client: ClientAddr) -> Result<(), AppError> {
-        let key = client.key();
-        self.signup_addr
-            .check(&key)
-            .map_err(|wait| limited("signUp", wait))?;
-        self.signup_addr.record(&key);
-        Ok(())
+    /// Counts every `signUp` attempt from an address, successful or not
+    /// (creating accounts in bulk is the abuse), and refuses past the limit.
+    pub async fn reserve_signup(&self, client: ClientAddr) -> Result<(), AppError> {
+        let keys = [self.counted(self.signup_addr, &client.key())];
+        let counted = store::reserve(&self.db, self.clock.offset_ms(), &keys).await?;
+        match counted.iter().find(|c| !c.admitted) {
+            Some(refused) => Err(limited("signUp", refused.wait)),
+            None => Ok(()),
+        }
+    }
+
+    /// Takes up to `wanted` mutations from `user`'s bucket in one statement
+    /// (every top-level field of a request at once).
+    pub async fn charge_mutations(&self, user: Uuid, wanted: u32) -> Result<Grant, AppError> {
+        let key = self.keys.key(self.mutations.scope, user.as_bytes());
+        store::charge(
+            &self.db,
+            self.clock.offset_ms(),
+            self.mutations,
+            &key,
+            wanted,
+        )
+        .await
     }
 }
 
 /// A reserved `logIn` attempt; it counts as a failure unless it succeeds.
-pub struct LoginAttempt<'a> {
-    limits: &'a AuthLimits,
-    email: Option<&'a str>,
-    addr: String,
+#[must_use = "a reservation that is neither kept nor given back counts as a failure"]
+pub struct LoginAttempt {
+    db: DatabaseConnection,
+    reserved: Vec<Counted>,
 }
 
-impl LoginAttempt<'_> {
+impl LoginAttempt {
     /// The attempt does not count: the password was right (successful logins
-    /// do not count), or it was never checked.
-    pub fn give_back(self) {
-        self.limits.login_addr.give_back(&self.addr);
-        if let Some(email) = self.email {
-            self.limits.login_email.give_back(email);
+    /// do not count), or it was never checked. One statement; should it
+    /// fail, the attempt stays counted, which errs on the safe side.
+    pub async fn give_back(self) {
+        if let Err(err) = store::give_back(&self.db, &self.reserved).await {
+            tracing::warn!(error = %err.chain(), "could not give back a login reservation");
         }
     }
 }
@@ -259,61 +191,5 @@ pub fn limited(what: &'static str, wait: Duration) -> AppError {
     AppError::RateLimited {
         message: format!("too many {what} attempts; try again in {seconds} s"),
         retry_after: seconds,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_key_is_refused_after_its_budget_and_others_are_not() {
-        let limiter = Limiter::new(2, Duration::from_secs(60));
-        limiter.record("a");
-        assert!(limiter.check("a").is_ok());
-        limiter.record("a");
-        assert!(limiter.check("a").is_err());
-        assert!(limiter.check("b").is_ok());
-    }
-
-    #[test]
-    fn expired_keys_are_swept_so_memory_stays_bounded() {
-        let limiter = Limiter::new(1, Duration::ZERO);
-        for i in 0..5 * FIRST_SWEEP {
-            limiter.record(&i.to_string());
-        }
-        let tracked = limiter.state.lock().map(|s| s.entries.len()).unwrap_or(0);
-        assert!(tracked <= FIRST_SWEEP, "{tracked}");
-    }
-
-    #[test]
-    fn taking_is_refused_at_the_budget_and_giving_back_frees_one() {
-        let limiter = Limiter::new(2, Duration::from_secs(60));
-        assert!(limiter.try_take("a").is_ok());
-        assert!(limiter.try_take("a").is_ok());
-        assert!(limiter.try_take("a").is_err());
-        limiter.give_back("a");
-        assert!(limiter.try_take("a").is_ok());
-        assert!(limiter.try_take("b").is_ok());
-    }
-
-    #[test]
-    fn a_key_starts_over_once_its_window_has_passed() {
-        let limiter = Limiter::new(1, Duration::ZERO);
-        limiter.record("a");
-        assert!(limiter.check("a").is_ok());
-    }
-
-    #[test]
-    fn a_window_ends_when_the_limiters_clock_passes_it() {
-        let clock = Clock::default();
-        let limiter = Limiter::with_clock(1, Duration::from_secs(60), clock.clone());
-        limiter.record("k");
-        let wait = limiter.check("k").expect_err("over the limit");
-        assert!(wait <= Duration::from_secs(60));
-        clock.advance(Duration::from_secs(59));
-        assert!(limiter.check("k").is_err(), "the window is not over yet");
-        clock.advance(Duration::from_secs(2));
-        assert!(limiter.check("k").is_ok(), "the window has passed");
     }
 }
