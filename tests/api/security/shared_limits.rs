@@ -7,6 +7,7 @@ use serde_json::{json, Value};
 use studysync::ratelimit::ClientAddr;
 use uuid::Uuid;
 
+use super::login_burst::{burst, codes};
 use crate::helpers::{error_code, spawn_app_with, TestApp};
 
 const LOG_IN: &str =
@@ -172,31 +173,17 @@ async fn concurrent_reservations_on_two_instances_never_admit_more_than_the_limi
 
     // 40 logIns for one email at once, half on each instance.
     a.sign_up("victim@example.org", "Victim").await;
-    let tasks: Vec<_> = (0..40)
-        .map(|i| {
-            let url = if i % 2 == 0 { &a } else { &b }.url("/graphql");
-            let body = json!({ "query": LOG_IN, "variables": { "e": "victim@example.org", "p": "guess-guess" } });
-            tokio::spawn(async move {
-                reqwest::Client::new()
-                    .post(url)
-                    .json(&body)
-                    .send()
-                    .await
-                    .expect("post")
-                    .json::<Value>()
-                    .await
-                    .expect("json")
-            })
-        })
-        .collect();
-    let mut codes = Vec::new();
-    for task in tasks {
-        codes.push(error_code(&task.await.expect("client")).to_owned());
-    }
-    let checked = codes.iter().filter(|c| *c == "UNAUTHENTICATED").count();
-    let refused = codes.iter().filter(|c| *c == "RATE_LIMITED").count();
-    assert!(checked <= 5, "{checked} passwords checked: {codes:?}");
-    assert_eq!(checked + refused, 40, "{codes:?}");
+    let replies = burst(
+        &[&a, &b],
+        40,
+        |_| "victim@example.org".to_owned(),
+        "guess-guess",
+    )
+    .await;
+    let checked = codes(&replies, "UNAUTHENTICATED");
+    let refused = codes(&replies, "RATE_LIMITED");
+    assert!(checked <= 5, "{checked} passwords checked: {replies:?}");
+    assert_eq!(checked + refused, 40, "{replies:?}");
 }
 
 #[tokio::test]
