@@ -235,12 +235,10 @@ fn included(directives: &[Positioned<Directive>], variables: &Variables) -> bool
                 .into_const_with(|name| variables.get(&name).cloned().ok_or(()))
                 .ok()
         });
-        match (d.node.name.node.as_str(), condition) {
-            ("skip", Some(Value::Boolean(true))) | ("include", Some(Value::Boolean(false))) => {
-                false
-            }
-            _ => true,
-        }
+        !matches!(
+            (d.node.name.node.as_str(), condition),
+            ("skip", Some(Value::Boolean(true))) | ("include", Some(Value::Boolean(false)))
+        )
     })
 }
 
