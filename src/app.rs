@@ -15,7 +15,7 @@ use crate::{
     auth::{PasswordGate, Tokens},
     config::Config,
     entity::messages,
-    ratelimit::AuthLimits,
+    ratelimit::RateLimits,
     read::{cursor::Cursors, routing::ReadRouter},
     sync::SyncContext,
     write::{EventSink, Writer},
@@ -33,7 +33,7 @@ struct Inner {
     /// shared with the sync side.
     sync: SyncContext,
     tokens: Tokens,
-    auth_limits: Arc<AuthLimits>,
+    rate_limits: Arc<RateLimits>,
     passwords: PasswordGate,
     cursors: Cursors,
     messages: RoomFeeds,
@@ -87,7 +87,6 @@ impl AppState {
             None => writer,
         };
         let tokens = Tokens::new(&config.jwt_secret, config.jwt_ttl_seconds);
-        let auth_limits = Arc::new(AuthLimits::new(&config));
         let cursors = Cursors::new(config.jwt_secret.expose());
         let passwords = PasswordGate::new(
             config.password_hash_concurrency,
@@ -97,6 +96,7 @@ impl AppState {
         let messages = RoomFeeds::default();
         let boards = BoardFeeds::default();
         let reads = ReadRouter::new(&config, sql.clone(), mongo.clone());
+        let rate_limits = Arc::new(RateLimits::new(&config, sql.clone()));
         let sync = SyncContext::new(
             sql,
             dialect,
@@ -110,7 +110,7 @@ impl AppState {
                 config,
                 sync,
                 tokens,
-                auth_limits,
+                rate_limits,
                 passwords,
                 cursors,
                 messages,
@@ -145,9 +145,10 @@ impl AppState {
         self.inner.sync.writer()
     }
 
-    /// The per-email and per-address limits of `logIn` and `signUp`.
-    pub fn auth_limits(&self) -> &Arc<AuthLimits> {
-        &self.inner.auth_limits
+    /// The limits of `logIn`, `signUp` and mutations, shared by every
+    /// instance through the source of truth.
+    pub fn rate_limits(&self) -> &Arc<RateLimits> {
+        &self.inner.rate_limits
     }
 
     pub fn tokens(&self) -> &Tokens {

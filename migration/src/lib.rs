@@ -32,6 +32,8 @@ mod m20261201_000004_shard_study_sessions_started_index;
 mod m20261201_000005_shorten_outbox_gc_ttl;
 mod m20261201_000006_add_users_token_generation;
 mod m20261201_000007_add_message_sequence;
+mod m20261201_000008_create_rate_limits;
+mod m20261201_000009_index_rate_limits_expiry;
 
 /// The statements one migration sends, in order, for one dialect.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -137,6 +139,8 @@ pub fn all() -> Vec<Box<dyn SqlMigration>> {
         Box::new(m20261201_000005_shorten_outbox_gc_ttl::Migration),
         Box::new(m20261201_000006_add_users_token_generation::Migration),
         Box::new(m20261201_000007_add_message_sequence::Migration),
+        Box::new(m20261201_000008_create_rate_limits::Migration),
+        Box::new(m20261201_000009_index_rate_limits_expiry::Migration),
     ]
 }
 
@@ -177,11 +181,12 @@ impl MigrationTrait for Upcast {
 mod tests {
     use super::*;
 
-    const SHARDED: [&str; 4] = [
+    const SHARDED: [&str; 5] = [
         "outbox_due_idx",
         "outbox_pending_age_idx",
         "outbox_processed_idx",
         "study_sessions_started_idx",
+        "rate_limits_expires_idx",
     ];
 
     fn statements(dialect: Dialect) -> Vec<&'static str> {

@@ -78,11 +78,8 @@ pub fn build_schema(state: Option<AppState>) -> AppSchema {
         builder = builder
             .extension(limits::Limits(limits::QueryLimits::from_config(config)))
             .limit_recursive_depth(config.max_query_nesting)
-            .extension(writes::WriteLimit(Arc::new(writes::MutationLimiter::new(
-                config.mutation_burst,
-                config.mutation_rate_per_second,
-            ))))
-            .data(state.auth_limits().clone());
+            .extension(writes::WriteLimit)
+            .data(state.rate_limits().clone());
         builder = builder.data(state);
     }
     builder.finish()

@@ -11,7 +11,7 @@ use super::{
 use crate::{
     domain::{Email, Password, UserName},
     error::AppError,
-    ratelimit::{AuthLimits, ClientAddr},
+    ratelimit::{ClientAddr, RateLimits},
     read::sql,
     write,
 };
@@ -65,7 +65,7 @@ pub struct UserMutation;
 impl UserMutation {
     /// Creates an account and logs it in.
     async fn sign_up(&self, ctx: &Context<'_>, input: SignUpInput) -> Result<AuthPayload> {
-        auth_limits(ctx)?.check_and_record_signup(client_addr(ctx))?;
+        rate_limits(ctx)?.reserve_signup(client_addr(ctx)).await?;
         let email = Email::parse(&input.email)?;
         let name = UserName::parse(&input.name)?;
         let password = Password::parse(&input.password)?;
@@ -91,12 +91,12 @@ impl UserMutation {
         password: String,
     ) -> Result<AuthPayload> {
         let rejected = || AppError::Unauthenticated("invalid email or password");
-        let limits = auth_limits(ctx)?;
+        let limits = rate_limits(ctx)?;
         let client = client_addr(ctx);
         let email = Email::parse(&email);
         let key = email.as_ref().ok().map(Email::as_str);
         // Counted before anything is checked; only a success gives it back.
-        let attempt = limits.reserve_login(key, client)?;
+        let attempt = limits.reserve_login(key, client).await?;
         let (Ok(email), Ok(password)) = (&email, Password::parse(&password)) else {
             return Err(rejected().into());
         };
@@ -107,14 +107,14 @@ impl UserMutation {
             Ok(ok) => ok,
             Err(busy @ AppError::RateLimited { .. }) => {
                 // Not checked at all, so not a failure either.
-                attempt.give_back();
+                attempt.give_back().await;
                 return Err(busy.into());
             }
             Err(other) => return Err(other.into()),
         };
         match user {
             Some(user) if ok => {
-                attempt.give_back();
+                attempt.give_back().await;
                 let token = state.tokens().issue(user.id, user.token_generation)?;
                 Ok(AuthPayload {
                     token,
@@ -137,7 +137,9 @@ impl UserMutation {
     ) -> Result<AuthPayload> {
         let user = current_user(ctx).await?;
         let new = Password::parse(&new)?;
-        let attempt = auth_limits(ctx)?.reserve_login(Some(&user.email), client_addr(ctx))?;
+        let attempt = rate_limits(ctx)?
+            .reserve_login(Some(&user.email), client_addr(ctx))
+            .await?;
         let wrong = || AppError::bad_input("the current password is wrong");
         let Ok(current) = Password::parse(&current) else {
             return Err(wrong().into());
@@ -148,10 +150,10 @@ impl UserMutation {
             .verify(current, Some(user.password_hash.clone()))
             .await
         {
-            Ok(true) => attempt.give_back(),
+            Ok(true) => attempt.give_back().await,
             Ok(false) => return Err(wrong().into()),
             Err(busy @ AppError::RateLimited { .. }) => {
-                attempt.give_back();
+                attempt.give_back().await;
                 return Err(busy.into());
             }
             Err(other) => return Err(other.into()),
@@ -184,14 +186,12 @@ impl UserMutation {
     }
 }
 
-/// The instance's authentication limits; a schema built without application
-/// state (printing the SDL) has none and serves no requests.
-fn auth_limits<'a>(ctx: &Context<'a>) -> Result<&'a AuthLimits, AppError> {
-    ctx.data_opt::<Arc<AuthLimits>>()
+/// The shared rate limits; a schema built without application state
+/// (printing the SDL) has none and serves no requests.
+fn rate_limits<'a>(ctx: &Context<'a>) -> Result<&'a RateLimits, AppError> {
+    ctx.data_opt::<Arc<RateLimits>>()
         .map(Arc::as_ref)
-        .ok_or_else(|| {
-            AppError::Internal(anyhow::anyhow!("authentication limits are not configured"))
-        })
+        .ok_or_else(|| AppError::Internal(anyhow::anyhow!("rate limits are not configured")))
 }
 
 /// The caller's address, when the transport knows it.

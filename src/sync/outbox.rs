@@ -5,18 +5,19 @@
 //! leases: `next_attempt_at` moves to the lease's end, so a crashed worker's
 //! events become due again on their own. Backoff lives in the same column,
 //! so the claim query (`next_attempt_at <= now()`) is the only scheduler.
-use std::{future::Future, time::Duration};
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use migration::Dialect;
 use sea_orm::{
-    ConnectionTrait, DatabaseBackend, DbErr, FromQueryResult, IsolationLevel, Statement,
-    TransactionTrait, Value as SqlValue,
+    ConnectionTrait, DatabaseBackend, FromQueryResult, IsolationLevel, Statement, TransactionTrait,
+    Value as SqlValue,
 };
 use uuid::Uuid;
 
 use super::settings::WorkerSettings;
-use crate::{error::AppResult, write::is_retryable};
+use crate::error::AppResult;
+pub(crate) use crate::write::retrying;
 
 /// Seconds since the oldest pending (unapplied, not parked) event was
 /// written, by the database clock; NULL when none is pending. A macro so the
@@ -51,26 +52,6 @@ fn placeholders(from: usize, n: usize) -> String {
         .map(|i| format!("${i}"))
         .collect::<Vec<_>>()
         .join(", ")
-}
-
-/// Runs one statement again when the database asks for a retry (40001):
-/// under SERIALIZABLE even single statements can be chosen as victims.
-pub(crate) async fn retrying<T, F, Fut>(mut run: F) -> Result<T, DbErr>
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Result<T, DbErr>>,
-{
-    let mut attempt = 0u32;
-    loop {
-        attempt += 1;
-        match run().await {
-            Err(err) if is_retryable(&err) && attempt < 10 => {
-                let millis = 2u64.saturating_pow(attempt.min(8)) + rand::random::<u64>() % 10;
-                tokio::time::sleep(Duration::from_millis(millis)).await;
-            }
-            other => return other,
-        }
-    }
 }
 
 /// The isolation the claim runs at, per dialect; `None`: alone, as an

@@ -191,6 +191,29 @@ fn backoff(attempt: u32) -> Duration {
     Duration::from_millis(rand::thread_rng().gen_range(cap / 2..=cap))
 }
 
+/// Most attempts [`retrying`] makes.
+const STATEMENT_MAX_ATTEMPTS: u32 = 10;
+
+/// Runs one statement again when the database asks for a retry (40001):
+/// under SERIALIZABLE even single statements can be chosen as victims.
+pub async fn retrying<T, F, Fut>(mut run: F) -> Result<T, DbErr>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, DbErr>>,
+{
+    let mut attempt = 0u32;
+    loop {
+        attempt += 1;
+        match run().await {
+            Err(err) if is_retryable(&err) && attempt < STATEMENT_MAX_ATTEMPTS => {
+                let millis = 2u64.saturating_pow(attempt.min(8)) + rand::random::<u64>() % 10;
+                tokio::time::sleep(Duration::from_millis(millis)).await;
+            }
+            other => return other,
+        }
+    }
+}
+
 /// Whether the database asked us to run the transaction again.
 pub fn is_retryable(err: &DbErr) -> bool {
     let runtime = match err {

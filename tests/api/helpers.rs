@@ -186,6 +186,11 @@ impl TestApp {
         self.state.sql()
     }
 
+    /// A second instance on this one's databases, as behind a load balancer.
+    pub async fn beside(&self, extra: &[&str]) -> TestApp {
+        spawn_app_on(&self.database_url, &mongo_uri(), &self.mongo_db, extra).await
+    }
+
     /// POSTs a GraphQL request and returns the parsed JSON body.
     pub async fn gql(&self, token: Option<&str>, query: &str, variables: Value) -> Value {
         self.gql_full(token, query, variables).await.1

@@ -192,7 +192,8 @@ async fn release_ahead(state: &SyncContext, settings: &WorkerSettings) {
     }
 }
 
-/// Deletes processed events past retention, once per `retention_every`.
+/// Deletes processed events past retention and expired rate limits, once
+/// per `retention_every`.
 async fn purge_if_due(
     state: &SyncContext,
     settings: &WorkerSettings,
@@ -203,6 +204,11 @@ async fn purge_if_due(
         let purged = outbox::purge_processed(state.sql(), settings).await?;
         if purged > 0 {
             tracing::info!(purged, "deleted processed outbox events past retention");
+        }
+        let expired =
+            crate::ratelimit::purge_expired(state.sql(), settings.retention_batch).await?;
+        if expired > 0 {
+            tracing::debug!(expired, "deleted expired rate limits");
         }
     }
     Ok(())

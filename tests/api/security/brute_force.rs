@@ -53,7 +53,7 @@ async fn log_in_is_refused_after_the_configured_failures_per_email_and_recovers_
     // The window passes on the limiters' clock, not the wall's: no test
     // waits out a window, and none races one on a loaded machine.
     app.state
-        .auth_limits()
+        .rate_limits()
         .clock()
         .advance(Duration::from_secs(601));
     let after = log_in(&app, "target@example.org", "password123").await;
@@ -79,7 +79,7 @@ async fn log_in_is_refused_after_the_configured_failures_per_client_address() {
     // The window passes on the limiters' clock, not the wall's: no test
     // waits out a window, and none races one on a loaded machine.
     app.state
-        .auth_limits()
+        .rate_limits()
         .clock()
         .advance(Duration::from_secs(601));
     let after = log_in(&app, "real@example.org", "password123").await;
@@ -121,7 +121,7 @@ async fn sign_up_is_limited_per_client_address_and_the_refused_ones_write_nothin
     // The window passes on the limiters' clock, not the wall's: no test
     // waits out a window, and none races one on a loaded machine.
     app.state
-        .auth_limits()
+        .rate_limits()
         .clock()
         .advance(Duration::from_secs(601));
     app.sign_up("three@example.org", "Three").await;

@@ -9,15 +9,16 @@ use crate::helpers::{error_code, spawn_app_with, TestApp};
 const LOG_IN: &str =
     "mutation($e: String!, $p: String!) { logIn(email: $e, password: $p) { token } }";
 
-/// Sends `n` logIns at once; returns every reply.
-async fn burst(
-    app: &TestApp,
+/// Sends `n` logIns at once, spread in turn over `apps`; returns every reply.
+pub(super) async fn burst(
+    apps: &[&TestApp],
     n: usize,
     email: impl Fn(usize) -> String,
     password: &str,
 ) -> Vec<Value> {
     let tasks: Vec<_> = (0..n)
         .map(|i| {
+            let app = apps[i % apps.len()];
             let (http, url) = (reqwest::Client::new(), app.url("/graphql"));
             let body = json!({ "query": LOG_IN, "variables": { "e": email(i), "p": password } });
             tokio::spawn(async move {
@@ -39,7 +40,7 @@ async fn burst(
     replies
 }
 
-fn codes(replies: &[Value], code: &str) -> usize {
+pub(super) fn codes(replies: &[Value], code: &str) -> usize {
     replies
         .iter()
         .filter(|r| r["errors"][0]["extensions"]["code"] == code)
@@ -59,7 +60,13 @@ async fn forty_concurrent_log_ins_for_one_email_check_at_most_the_limit_and_the_
     app.sign_up("victim@example.org", "Victim").await;
     let before = rows_written(&app).await;
 
-    let replies = burst(&app, 40, |_| "victim@example.org".to_owned(), "guess-guess").await;
+    let replies = burst(
+        &[&app],
+        40,
+        |_| "victim@example.org".to_owned(),
+        "guess-guess",
+    )
+    .await;
 
     let checked = codes(&replies, "UNAUTHENTICATED");
     let refused = codes(&replies, "RATE_LIMITED");
@@ -109,7 +116,7 @@ async fn three_hundred_concurrent_log_ins_hash_at_most_the_configured_number_at_
     let before = rows_written(&app).await;
 
     let replies = burst(
-        &app,
+        &[&app],
         300,
         |i| format!("nobody{i}@example.org"),
         "guess-guess",

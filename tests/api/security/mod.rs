@@ -16,6 +16,7 @@ mod malformed;
 mod prices;
 mod search;
 mod secrets;
+mod shared_limits;
 mod tokens;
 mod websocket;
 mod write_limit;
