@@ -20,12 +20,13 @@
 //! - while the server is busy with what came before, it reads no more
 //!   frames, so a fast client is held back by TCP, not buffered.
 mod caps;
+mod identify;
 
-use std::{collections::HashSet, pin::pin, sync::Arc, time::Duration};
+use std::{collections::HashSet, pin::pin};
 
-use async_graphql::{
-    http::{WebSocket as Operations, WsMessage, ALL_WEBSOCKET_PROTOCOLS},
-    Data,
+use async_graphql::http::{
+    ClientMessage, WebSocket as Operations, WebSocketProtocols as Protocols, WsMessage,
+    ALL_WEBSOCKET_PROTOCOLS,
 };
 use axum::{
     extract::{
@@ -36,20 +37,15 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use futures::{SinkExt, StreamExt};
-use serde_json::{json, Value};
+use serde_json::json;
 use tokio::sync::mpsc;
-use uuid::Uuid;
 
-use async_graphql::http::{ClientMessage, WebSocketProtocols as Protocols};
 use caps::ConnectionSlot;
 pub use caps::SocketCaps;
+use identify::{identify, revoked, Identified};
 
 use super::{client::client_addr, Http};
-use crate::{
-    graphql::{context::Viewer, loaders::Loaders},
-    ratelimit::ClientAddr,
-    read::routing::ReadRequest,
-};
+use crate::ratelimit::ClientAddr;
 
 /// Client messages handed to async-graphql but not yet taken by it; past
 /// this the connection stops reading frames.
@@ -85,17 +81,8 @@ fn protocol(parts: &Parts) -> Option<Protocols> {
         .find_map(|p| p.trim().parse().ok())
 }
 
-/// Who an identified connection belongs to, and until when.
-struct Identified {
-    data: Data,
-    slot: Option<ConnectionSlot>,
-    expires: Option<tokio::time::Instant>,
-    /// The account and the token generation it was identified with.
-    caller: Option<(Uuid, i32)>,
-}
-
 /// Why a connection ends, as the close frame says it.
-struct Close(u16, String);
+pub(super) struct Close(pub(super) u16, pub(super) String);
 
 async fn serve(http: Http, client: ClientAddr, protocol: Protocols, socket: WebSocket) {
     let (mut sink, mut frames) = socket.split();
@@ -112,12 +99,12 @@ async fn serve(http: Http, client: ClientAddr, protocol: Protocols, socket: WebS
     }
 }
 
-type Sink = futures::stream::SplitSink<WebSocket, Message>;
-type Frames = futures::stream::SplitStream<WebSocket>;
+pub(super) type Sink = futures::stream::SplitSink<WebSocket, Message>;
+pub(super) type Frames = futures::stream::SplitStream<WebSocket>;
 
 /// The next client message's bytes; `None` once the client has gone (or
 /// broke the framing, e.g. with a message over the limit).
-async fn next_message(frames: &mut Frames) -> Option<axum::body::Bytes> {
+pub(super) async fn next_message(frames: &mut Frames) -> Option<axum::body::Bytes> {
     loop {
         match frames.next().await? {
             Ok(Message::Text(text)) => return Some(text.into()),
@@ -126,112 +113,6 @@ async fn next_message(frames: &mut Frames) -> Option<axum::body::Bytes> {
             Ok(Message::Close(_)) | Err(_) => return None,
         }
     }
-}
-
-/// Waits for `connection_init` and identifies the caller.
-async fn identify(
-    http: &Http,
-    client: ClientAddr,
-    protocol: Protocols,
-    sink: &mut Sink,
-    frames: &mut Frames,
-) -> Result<Identified, Option<Close>> {
-    let settings = &http.app.config().websocket;
-    let deadline = tokio::time::Instant::now() + settings.init_timeout();
-    let timed_out = || Some(Close(4408, "Connection initialisation timeout".into()));
-    loop {
-        let bytes = match tokio::time::timeout_at(deadline, next_message(frames)).await {
-            Ok(Some(bytes)) => bytes,
-            Ok(None) => return Err(None),
-            Err(_) => return Err(timed_out()),
-        };
-        match ClientMessage::from_bytes(&bytes) {
-            Ok(ClientMessage::ConnectionInit { payload }) => {
-                let payload = payload.unwrap_or_default();
-                return match tokio::time::timeout_at(
-                    deadline,
-                    connection_data(http, client, &payload),
-                )
-                .await
-                {
-                    Ok(identified) => identified,
-                    Err(_) => Err(timed_out()),
-                };
-            }
-            // Ping is allowed before the handshake (graphql-transport-ws).
-            Ok(ClientMessage::Ping { .. }) if protocol == Protocols::GraphQLWS => {
-                let pong = json!({"type": "pong"}).to_string();
-                if sink.send(Message::Text(pong.into())).await.is_err() {
-                    return Err(None);
-                }
-            }
-            Ok(ClientMessage::Pong { .. }) => {}
-            Ok(ClientMessage::ConnectionTerminate) => return Err(None),
-            Ok(_) => return Err(Some(Close(4401, "Unauthorized".into()))),
-            Err(e) => return Err(Some(Close(4400, format!("invalid message: {e}")))),
-        }
-    }
-}
-
-/// Per-connection data: who is connected and their own loaders.
-async fn connection_data(
-    http: &Http,
-    client: ClientAddr,
-    payload: &Value,
-) -> Result<Identified, Option<Close>> {
-    let app = &http.app;
-    let bearer = bearer(payload);
-    let (viewer, expires_at) = Viewer::from_bearer_until(app, bearer.as_deref());
-    // The account is resolved when the connection starts: a token whose
-    // account is gone is treated like a forged one.
-    let (viewer, _) = viewer.resolve(app).await.map_err(|e| {
-        tracing::error!(error = %e.chain(), "resolving a websocket caller failed");
-        Some(Close(4500, "internal error".into()))
-    })?;
-    let slot =
-        match viewer.user_id() {
-            Some(user) => Some(http.sockets.open(user).ok_or_else(|| {
-                Some(Close(4429, "Too many connections for this account".into()))
-            })?),
-            None => None,
-        };
-    let token = expires_at.filter(|_| viewer.user_id().is_some());
-    let expires = token.map(|token| {
-        let left = token.expires.saturating_sub(chrono::Utc::now().timestamp());
-        tokio::time::Instant::now() + Duration::from_secs(u64::try_from(left).unwrap_or(0))
-    });
-    let caller = viewer
-        .user_id()
-        .zip(token)
-        .map(|(user, token)| (user, token.generation));
-    let mut data = Data::default();
-    data.insert(viewer);
-    if let Some(token) = token {
-        data.insert(token);
-    }
-    data.insert(Loaders::uncached(app));
-    data.insert(Arc::new(ReadRequest::default()));
-    // The login limits key on the client address, over websocket too.
-    data.insert(client);
-    Ok(Identified {
-        data,
-        slot,
-        expires,
-        caller,
-    })
-}
-
-fn bearer(payload: &Value) -> Option<String> {
-    ["token", "authToken"]
-        .iter()
-        .find_map(|k| payload.get(*k).and_then(Value::as_str))
-        .map(|t| format!("Bearer {t}"))
-        .or_else(|| {
-            ["Authorization", "authorization"]
-                .iter()
-                .find_map(|k| payload.get(*k).and_then(Value::as_str))
-                .map(str::to_owned)
-        })
 }
 
 /// The operations of one connection, counted against its caps.
@@ -341,25 +222,6 @@ async fn run(
     }
 }
 
-/// Why the connection must close before it runs another operation: its
-/// account is gone or has revoked the token since the connection started.
-/// Read from CockroachDB once per operation, as an HTTP request reads it.
-async fn revoked(http: &Http, caller: Option<(Uuid, i32)>) -> Option<Close> {
-    let (user, generation) = caller?;
-    match crate::read::sql::user(http.app.sql(), user).await {
-        Ok(Some(row)) if row.token_generation == generation => None,
-        Ok(Some(_)) => Some(Close(4403, "Forbidden: the token was revoked".into())),
-        Ok(None) => Some(Close(
-            4403,
-            "Forbidden: the account no longer exists".into(),
-        )),
-        Err(e) => {
-            tracing::error!(error = %e.chain(), "re-reading a websocket caller failed");
-            Some(Close(4500, "internal error".into()))
-        }
-    }
-}
-
 /// The error a `subscribe` past the caps gets; the connection stays open.
 fn refusal(protocol: Protocols, id: &str) -> String {
     let error = json!({
@@ -390,6 +252,7 @@ fn finished(text: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::Value;
 
     #[test]
     fn only_ending_messages_give_back_an_operation() {
