@@ -2,8 +2,11 @@
 //!
 //! Bad configuration stops the process before it serves anything. Secrets are
 //! wrapped so that `Debug` never prints them.
+pub mod query;
 pub mod sync;
 pub mod websocket;
+
+pub use query::MAX_NESTING_LIMIT;
 
 use std::{fmt, net::SocketAddr, time::Duration};
 
@@ -39,10 +42,6 @@ impl std::str::FromStr for Secret {
 /// Minimum JWT secret length in bytes: HS256 keys shorter than the hash output
 /// are brute-forceable.
 pub const MIN_JWT_SECRET_LEN: usize = 32;
-
-/// Highest accepted `MAX_QUERY_NESTING`: parsing, validation and execution
-/// recurse once per level, and must fit a worker thread's stack.
-pub const MAX_NESTING_LIMIT: usize = 128;
 
 /// Everything the server, the worker and the CLI need. Each field is also an
 /// environment variable (see the README's configuration table).
@@ -129,61 +128,9 @@ pub struct Config {
     /// Websocket settings (`WS_*`).
     #[command(flatten)]
     pub websocket: websocket::WebSocketSettings,
-    /// Deepest field nesting a query may have (introspection excluded: it is
-    /// bounded by `MAX_QUERY_NESTING` and the introspection rule instead).
-    #[arg(long, env = "MAX_QUERY_DEPTH", default_value_t = 12)]
-    pub max_query_depth: usize,
-    /// Budget for a query's estimated cost: each field costs 1, list fields
-    /// multiply their selection's cost by `first` (or the default page size).
-    #[arg(long, env = "MAX_QUERY_COMPLEXITY", default_value_t = 5_000)]
-    pub max_query_complexity: usize,
-    /// Most selections (fields, fragment spreads, inline fragments) in a
-    /// document, fragments expanded (each fragment costed once, so counting is
-    /// linear in the document). Checked before validation, whose cost grows
-    /// faster than linearly with the selection count.
-    #[arg(long, env = "MAX_QUERY_FIELDS", default_value_t = 500)]
-    pub max_query_fields: usize,
-    /// Most aliases in a document; aliases multiply work (e.g. many `logIn`s
-    /// in one request).
-    #[arg(long, env = "MAX_QUERY_ALIASES", default_value_t = 16)]
-    pub max_query_aliases: usize,
-    /// Deepest nesting of braces, brackets and parentheses in the query text
-    /// (selection sets, list and object values, arguments, list types), of
-    /// selection sets through fragments, and of the variables' JSON. Checked
-    /// before parsing so a pathological document cannot exhaust the parser's
-    /// stack; at most 128.
-    #[arg(long, env = "MAX_QUERY_NESTING", default_value_t = 32)]
-    pub max_query_nesting: usize,
-    /// Most tokens (names, punctuators, values) in a document, counted by a
-    /// linear scan of the text before it is parsed.
-    #[arg(long, env = "MAX_QUERY_TOKENS", default_value_t = 5_000)]
-    pub max_query_tokens: usize,
-    /// Most directives (`@...`) in a document.
-    #[arg(long, env = "MAX_QUERY_DIRECTIVES", default_value_t = 50)]
-    pub max_query_directives: usize,
-    /// Most arguments (of fields and directives) in a document, as written.
-    #[arg(long, env = "MAX_QUERY_ARGUMENTS", default_value_t = 200)]
-    pub max_query_arguments: usize,
-    /// Most variables a request may supply, and most variable definitions
-    /// in its document.
-    #[arg(long, env = "MAX_QUERY_VARIABLES", default_value_t = 100)]
-    pub max_query_variables: usize,
-    /// Most operations in a document.
-    #[arg(long, env = "MAX_QUERY_OPERATIONS", default_value_t = 10)]
-    pub max_query_operations: usize,
-    /// Most definitions (operations and fragments) in a document.
-    #[arg(long, env = "MAX_QUERY_DEFINITIONS", default_value_t = 100)]
-    pub max_query_definitions: usize,
-    /// Most errors in one response; the rest are dropped and one final error
-    /// (`TOO_MANY_ERRORS`) says how many.
-    #[arg(long, env = "MAX_RESPONSE_ERRORS", default_value_t = 20)]
-    pub max_response_errors: usize,
-    /// Accept JSON arrays of operations in one POST.
-    #[arg(long, env = "BATCHING", default_value_t = true, action = clap::ArgAction::Set)]
-    pub batching: bool,
-    /// Most operations in one batch.
-    #[arg(long, env = "BATCH_MAX_OPERATIONS", default_value_t = 10)]
-    pub batch_max_operations: usize,
+    /// Document limits (`MAX_QUERY_*`, `MAX_RESPONSE_ERRORS`, batching).
+    #[command(flatten)]
+    pub query: query::QueryLimits,
     /// Browser origins allowed to call the API cross-origin (comma-separated,
     /// e.g. `https://app.example.org`). Empty: no cross-origin access.
     #[arg(
@@ -303,6 +250,7 @@ impl Config {
         }
         self.sync.validate()?;
         self.websocket.validate()?;
+        self.query.validate()?;
         self.validate_limits()?;
         if !(self.mutation_rate_per_second > 0.0 && self.mutation_rate_per_second.is_finite()) {
             bail!("MUTATION_RATE_PER_SECOND must be a positive number");
@@ -334,18 +282,6 @@ impl Config {
                 "MAX_CONNECTIONS_PER_ADDRESS",
                 self.max_connections_per_address as u64,
             ),
-            ("MAX_QUERY_DEPTH", self.max_query_depth as u64),
-            ("MAX_QUERY_COMPLEXITY", self.max_query_complexity as u64),
-            ("MAX_QUERY_FIELDS", self.max_query_fields as u64),
-            ("MAX_QUERY_NESTING", self.max_query_nesting as u64),
-            ("MAX_QUERY_TOKENS", self.max_query_tokens as u64),
-            ("MAX_QUERY_DIRECTIVES", self.max_query_directives as u64),
-            ("MAX_QUERY_ARGUMENTS", self.max_query_arguments as u64),
-            ("MAX_QUERY_VARIABLES", self.max_query_variables as u64),
-            ("MAX_QUERY_OPERATIONS", self.max_query_operations as u64),
-            ("MAX_QUERY_DEFINITIONS", self.max_query_definitions as u64),
-            ("MAX_RESPONSE_ERRORS", self.max_response_errors as u64),
-            ("BATCH_MAX_OPERATIONS", self.batch_max_operations as u64),
             (
                 "LOGIN_MAX_FAILURES_PER_EMAIL",
                 u64::from(self.login_max_failures_per_email),
@@ -369,9 +305,6 @@ impl Config {
         ];
         if let Some((name, _)) = limits.iter().find(|(_, value)| *value == 0) {
             bail!("{name} must be positive");
-        }
-        if self.max_query_nesting > MAX_NESTING_LIMIT {
-            bail!("MAX_QUERY_NESTING must be at most {MAX_NESTING_LIMIT}: deeper documents risk the stack");
         }
         for origin in self.cors_allowed_origins.iter().filter(|o| !o.is_empty()) {
             let scheme_ok = origin.starts_with("https://") || origin.starts_with("http://");

@@ -66,7 +66,7 @@ pub fn build_schema(state: Option<AppState>) -> AppSchema {
     .extension(ErrorCodes {
         max_errors: state
             .as_ref()
-            .map_or(DEFAULT_MAX_ERRORS, |s| s.config().max_response_errors),
+            .map_or(DEFAULT_MAX_ERRORS, |s| s.config().query.max_response_errors),
     });
     if let Some(state) = state {
         if !state.config().introspection {
@@ -77,7 +77,7 @@ pub fn build_schema(state: Option<AppState>) -> AppSchema {
         let config = state.config();
         builder = builder
             .extension(limits::Limits(limits::QueryLimits::from_config(config)))
-            .limit_recursive_depth(config.max_query_nesting)
+            .limit_recursive_depth(config.query.max_query_nesting)
             .extension(writes::WriteLimit)
             .data(state.rate_limits().clone());
         builder = builder.data(state);

@@ -73,9 +73,9 @@ pub async fn post(State(http): State<Http>, parts: Parts, body: Bytes) -> axum::
     }
     let config = http.app.config();
     let rules = BatchRules {
-        enabled: config.batching,
-        max_operations: config.batch_max_operations,
-        max_variables: config.max_query_variables,
+        enabled: config.query.batching,
+        max_operations: config.query.batch_max_operations,
+        max_variables: config.query.max_query_variables,
     };
     let batch = match params::from_body(&body, rules) {
         Ok(batch) => batch,

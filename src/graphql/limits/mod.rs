@@ -97,17 +97,17 @@ impl QueryLimits {
     pub fn from_config(config: &Config) -> Self {
         Self {
             max_bytes: config.body_limit_bytes,
-            max_tokens: config.max_query_tokens,
-            max_depth: config.max_query_depth,
-            max_complexity: config.max_query_complexity,
-            max_fields: config.max_query_fields,
-            max_aliases: config.max_query_aliases,
-            max_nesting: config.max_query_nesting,
-            max_directives: config.max_query_directives,
-            max_arguments: config.max_query_arguments,
-            max_variables: config.max_query_variables,
-            max_operations: config.max_query_operations,
-            max_definitions: config.max_query_definitions,
+            max_tokens: config.query.max_query_tokens,
+            max_depth: config.query.max_query_depth,
+            max_complexity: config.query.max_query_complexity,
+            max_fields: config.query.max_query_fields,
+            max_aliases: config.query.max_query_aliases,
+            max_nesting: config.query.max_query_nesting,
+            max_directives: config.query.max_query_directives,
+            max_arguments: config.query.max_query_arguments,
+            max_variables: config.query.max_query_variables,
+            max_operations: config.query.max_query_operations,
+            max_definitions: config.query.max_query_definitions,
             introspection: config.introspection,
         }
     }
