@@ -175,3 +175,57 @@ async fn a_non_member_cannot_read_or_search_a_rooms_messages() {
     let body = app.gql(None, PAGE, json!({"r": room})).await;
     assert_eq!(error_code(&body), "UNAUTHENTICATED", "{body}");
 }
+
+#[tokio::test]
+async fn after_pages_forward_like_before_did_and_takes_a_message_cursor() {
+    let app = spawn_read_app().await;
+    let (token, _) = app.sign_up("f@example.org", "Fay").await;
+    let room = create_room(&app, &token, "Forward").await;
+    let other = create_room(&app, &token, "Other").await;
+    for i in 0..7 {
+        send(&app, &token, &room, &format!("m{i}")).await;
+    }
+    send(&app, &token, &other, "elsewhere").await;
+    app.drain().await;
+    let page = "query($r: ID!, $a: String, $b: String) { messages(roomId: $r, first: 3, after: $a, before: $b) { edges { cursor node { body cursor } } pageInfo { hasNextPage hasPreviousPage } } }";
+    let bodies = |body: &Value| -> Vec<String> {
+        body["data"]["messages"]["edges"]
+            .as_array()
+            .unwrap_or_else(|| panic!("a page: {body}"))
+            .iter()
+            .map(|e| e["node"]["body"].as_str().expect("body").to_owned())
+            .collect()
+    };
+    let first = app.gql(Some(&token), page, json!({"r": room})).await;
+    assert_eq!(bodies(&first), ["m6", "m5", "m4"]);
+    let edge_cursor = first["data"]["messages"]["edges"][2]["cursor"].clone();
+    let node_cursor = first["data"]["messages"]["edges"][2]["node"]["cursor"].clone();
+    // The edge's cursor by `after` or by the deprecated `before`, and the
+    // message's own cursor: the same next page, older messages.
+    for vars in [
+        json!({"r": room, "a": edge_cursor}),
+        json!({"r": room, "b": edge_cursor}),
+        json!({"r": room, "a": node_cursor}),
+    ] {
+        let next = app.gql(Some(&token), page, vars.clone()).await;
+        assert_eq!(bodies(&next), ["m3", "m2", "m1"], "{vars}");
+        assert_eq!(
+            next["data"]["messages"]["pageInfo"],
+            json!({"hasNextPage": true, "hasPreviousPage": true})
+        );
+    }
+    let both = app
+        .gql(
+            Some(&token),
+            page,
+            json!({"r": room, "a": edge_cursor, "b": edge_cursor}),
+        )
+        .await;
+    assert_eq!(error_code(&both), "BAD_USER_INPUT", "{both}");
+    let elsewhere = app.gql(Some(&token), page, json!({"r": other})).await;
+    let foreign = elsewhere["data"]["messages"]["edges"][0]["node"]["cursor"].clone();
+    let refused = app
+        .gql(Some(&token), page, json!({"r": room, "a": foreign}))
+        .await;
+    assert_eq!(error_code(&refused), "BAD_USER_INPUT", "{refused}");
+}
