@@ -9,7 +9,7 @@ use sea_orm::DatabaseConnection;
 use tokio::sync::{broadcast, Notify};
 use uuid::Uuid;
 
-pub use feed::{BoardFeeds, RoomFeeds};
+pub use feed::{BoardFeeds, RoomFeeds, RoomSignal};
 
 use crate::{
     auth::{PasswordGate, Tokens},
@@ -187,13 +187,27 @@ impl AppState {
         }
     }
 
+    /// Tells this instance's subscribers of `room_id` that its members
+    /// changed, so each re-reads its rights at once.
+    pub fn members_changed(&self, room_id: Uuid) {
+        self.inner.messages.members_changed(room_id);
+    }
+
+    /// Membership changes may have been missed: every listened room's
+    /// subscribers re-read their rights.
+    pub fn all_members_changed(&self) {
+        for room_id in self.inner.messages.listened() {
+            self.inner.messages.members_changed(room_id);
+        }
+    }
+
     /// Leaderboard tops as the worker writes them (`sync::boards::key`).
     pub fn boards(&self) -> &BoardFeeds {
         &self.inner.boards
     }
 
     /// Messages committed to `room_id` from now on, through any instance.
-    pub fn room_feed(&self, room_id: Uuid) -> broadcast::Receiver<messages::Model> {
+    pub fn room_feed(&self, room_id: Uuid) -> broadcast::Receiver<RoomSignal> {
         self.inner.messages.subscribe(room_id)
     }
 

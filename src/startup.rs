@@ -94,9 +94,9 @@ impl Application {
             listener,
             stop.clone().cancelled_owned(),
         ));
-        // Messages committed through other instances and the leaderboard
-        // tops any worker writes, for this one's subscribers; they stop with
-        // the API.
+        // Messages committed through other instances, membership changes
+        // and the leaderboard tops any worker writes, for this one's
+        // subscribers; they stop with the API.
         let (carried, nudged) = (state.clone(), state.clone());
         tokio::spawn(crate::read::mongo::live::carry_messages(
             state.read_model().clone(),
@@ -105,6 +105,13 @@ impl Application {
                 let state = nudged.clone();
                 tokio::spawn(async move { state.nudge_subscribers().await });
             },
+            stop.clone(),
+        ));
+        let (changed, missed) = (state.clone(), state.clone());
+        tokio::spawn(crate::read::mongo::live::watch_rooms(
+            state.read_model().clone(),
+            move |room_id| changed.members_changed(room_id),
+            move || missed.all_members_changed(),
             stop.clone(),
         ));
         let (changed, missed) = (state.clone(), state.clone());

@@ -1,5 +1,5 @@
-//! What this instance's subscribers listen to. Committed messages, one channel
-//! per room: a message is cloned for, and wakes, only the subscribers of its
+//! What this instance's subscribers listen to. Committed messages (and
+//! membership changes), one channel per room: a message is cloned for, and wakes, only the subscribers of its
 //! own room, so a room with thousands of subscribers costs nothing to a
 //! message posted elsewhere.
 use std::{collections::HashMap, sync::Mutex};
@@ -8,6 +8,15 @@ use tokio::sync::{broadcast, watch};
 use uuid::Uuid;
 
 use crate::entity::messages;
+
+/// What a room's channel carries.
+#[derive(Clone, Debug)]
+pub enum RoomSignal {
+    /// A committed message.
+    Message(messages::Model),
+    /// Someone left or was removed: subscribers re-read their rights now.
+    Members,
+}
 
 /// Messages a slow subscriber may fall behind by before it skips some.
 const CAPACITY: usize = 256;
@@ -20,7 +29,7 @@ pub struct RoomFeeds {
 }
 
 struct Rooms {
-    channels: HashMap<Uuid, broadcast::Sender<messages::Model>>,
+    channels: HashMap<Uuid, broadcast::Sender<RoomSignal>>,
     sweep_at: usize,
 }
 
@@ -38,19 +47,28 @@ impl Default for RoomFeeds {
 impl RoomFeeds {
     /// Hands `message` to the subscribers of its room, if it has any.
     pub fn publish(&self, message: &messages::Model) {
+        self.signal(message.room_id, RoomSignal::Message(message.clone()));
+    }
+
+    /// Tells the subscribers of `room_id` that its members changed.
+    pub fn members_changed(&self, room_id: Uuid) {
+        self.signal(room_id, RoomSignal::Members);
+    }
+
+    fn signal(&self, room_id: Uuid, signal: RoomSignal) {
         let Ok(mut rooms) = self.rooms.lock() else {
             return;
         };
-        if let Some(channel) = rooms.channels.get(&message.room_id) {
+        if let Some(channel) = rooms.channels.get(&room_id) {
             // An error means nobody listens any more.
-            if channel.send(message.clone()).is_err() {
-                rooms.channels.remove(&message.room_id);
+            if channel.send(signal).is_err() {
+                rooms.channels.remove(&room_id);
             }
         }
     }
 
     /// Messages of `room_id` published from now on.
-    pub fn subscribe(&self, room_id: Uuid) -> broadcast::Receiver<messages::Model> {
+    pub fn subscribe(&self, room_id: Uuid) -> broadcast::Receiver<RoomSignal> {
         let mut rooms = match self.rooms.lock() {
             Ok(rooms) => rooms,
             Err(poisoned) => poisoned.into_inner(),
@@ -153,8 +171,13 @@ mod tests {
         let mut in_a = feeds.subscribe(a);
         let mut in_b = feeds.subscribe(b);
         feeds.publish(&message(a, "for a"));
-        assert_eq!(in_a.try_recv().expect("delivered").body, "for a");
+        match in_a.try_recv().expect("delivered") {
+            RoomSignal::Message(m) => assert_eq!(m.body, "for a"),
+            other => panic!("{other:?}"),
+        }
         assert!(in_b.try_recv().is_err(), "b saw a's message");
+        feeds.members_changed(b);
+        assert!(matches!(in_b.try_recv(), Ok(RoomSignal::Members)));
     }
 
     #[tokio::test]

@@ -50,6 +50,19 @@ impl RoomMutation {
         Ok(done.value.into())
     }
 
+    /// Leaves a room (members only); returns its id. Its history, search
+    /// and live messages are closed to the caller from the next request on,
+    /// and open subscriptions to it end with `FORBIDDEN` (on every instance,
+    /// as soon as the change reaches it; within `WS_RECHECK_MS` at worst).
+    async fn leave_room(&self, ctx: &Context<'_>, room_id: ID) -> Result<ID> {
+        let user_id = ctx.require_user()?;
+        let room_id = parse_id(&room_id, "roomId")?;
+        let done = write::rooms::leave_room(ctx.state().writer(), user_id, room_id).await?;
+        ctx.record_written(&done.events);
+        ctx.state().members_changed(room_id);
+        Ok(ID(room_id.to_string()))
+    }
+
     /// Members only.
     async fn send_message(&self, ctx: &Context<'_>, room_id: ID, body: String) -> Result<Message> {
         let user_id = ctx.require_user()?;

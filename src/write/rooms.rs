@@ -138,6 +138,39 @@ pub async fn join_room(
         .await
 }
 
+/// Leaves a room; only members may. The room's document loses the member
+/// in the same transaction (an event like a join's).
+#[tracing::instrument(skip_all, fields(user_id = %user_id, room_id = %room_id))]
+pub async fn leave_room(
+    writer: &Writer,
+    user_id: Uuid,
+    room_id: Uuid,
+) -> AppResult<Committed<rooms::Model>> {
+    writer
+        .transact(move |tx| {
+            Box::pin(async move {
+                let room = rooms::Entity::find_by_id(room_id)
+                    .one(tx.conn())
+                    .await?
+                    .ok_or(AppError::NotFound("room"))?;
+                let left = room_members::Entity::delete_by_id((room_id, user_id))
+                    .exec(tx.conn())
+                    .await?;
+                if left.rows_affected == 0 {
+                    return Err(AppError::Forbidden("not a member of this room"));
+                }
+                let version = room.version + 1;
+                let mut row = room.into_active_model();
+                row.version = Set(version);
+                row.updated_at = Set(crate::domain::now());
+                let room = row.update(tx.conn()).await?;
+                room_event(tx, &room, "room.member_left").await?;
+                Ok(room)
+            })
+        })
+        .await
+}
+
 pub async fn is_member(
     conn: &impl sea_orm::ConnectionTrait,
     room_id: Uuid,

@@ -347,3 +347,77 @@ async fn room_events_carry_each_added_message_in_order_and_resume_from_a_message
         other => panic!("expected an event, got {other:?}"),
     }
 }
+
+const LEAVE: &str = "mutation($r: ID!) { leaveRoom(roomId: $r) }";
+
+#[tokio::test]
+async fn leaving_a_room_closes_its_history_search_posting_and_subscriptions_on_every_instance() {
+    let a = spawn_app().await;
+    let _worker = spawn_worker_process(&a, &mongo_uri(), &[]);
+    let (_b, b_url) = spawn_serve_process(&a, &["--no-worker"]).await;
+    let b_addr = b_url.trim_start_matches("http://").to_owned();
+    let (owner, _) = a.sign_up("l1@example.org", "Lia").await;
+    let (member, member_id) = a.sign_up("l2@example.org", "Leo").await;
+    let room = create_room(&a, &owner, "Leaving").await;
+    join_room(&a, &member, &room).await;
+    send(&a, &owner, &room, "searchable words").await;
+    let mut on_a = ws::connect(&a, Some(&member)).await;
+    let mut on_b = ws::connect_at(&b_addr, Some(&member)).await;
+    live(&a, &mut on_a, &owner, &room).await;
+    live(&a, &mut on_b, &owner, &room).await;
+    settle(&mut on_a).await;
+    settle(&mut on_b).await;
+
+    let left = a.gql(Some(&member), LEAVE, json!({"r": room})).await;
+    assert_eq!(left["data"]["leaveRoom"], room.as_str(), "{left}");
+    // Both subscriptions end with FORBIDDEN without waiting for a message:
+    // A's at once, B's when the room's document changes in the read model.
+    for socket in [&mut on_a, &mut on_b] {
+        match ws::next_reply(socket, Duration::from_secs(20)).await {
+            Reply::Json(frame) => assert_eq!(
+                frame["payload"]["errors"][0]["extensions"]["code"], "FORBIDDEN",
+                "{frame}"
+            ),
+            other => panic!("expected the refusal, got {other:?}"),
+        }
+    }
+    let reads = [
+        ("query($r: ID!) { messages(roomId: $r) { edges { cursor } } }", "FORBIDDEN"),
+        ("query($r: ID!) { searchMessages(query: \"searchable\", roomId: $r) { edges { cursor } } }", "FORBIDDEN"),
+        ("mutation($r: ID!) { sendMessage(roomId: $r, body: \"still here?\") { id } }", "FORBIDDEN"),
+        (LEAVE, "FORBIDDEN"),
+    ];
+    for (query, code) in reads {
+        let body = a.gql(Some(&member), query, json!({"r": room})).await;
+        assert_eq!(crate::helpers::error_code(&body), code, "{query}: {body}");
+    }
+    let unknown = a
+        .gql(
+            Some(&member),
+            LEAVE,
+            json!({"r": uuid::Uuid::new_v4().to_string()}),
+        )
+        .await;
+    assert_eq!(crate::helpers::error_code(&unknown), "NOT_FOUND");
+    // The room's document follows, and the owner stays.
+    crate::helpers::wait_until(
+        "the room document drops the member",
+        Duration::from_secs(20),
+        || async {
+            a.read_doc("rooms", &room).await.is_some_and(|doc| {
+                doc.get_array("member_ids").is_ok_and(|ids| {
+                    ids.len() == 1 && !ids.iter().any(|id| id.as_str() == Some(&member_id))
+                })
+            })
+        },
+    )
+    .await;
+    let history = a
+        .gql(
+            Some(&owner),
+            "query($r: ID!) { messages(roomId: $r) { edges { node { body } } } }",
+            json!({"r": room}),
+        )
+        .await;
+    assert!(history["errors"].is_null(), "{history}");
+}

@@ -7,7 +7,7 @@ use tokio::sync::broadcast::{self, error::RecvError};
 use uuid::Uuid;
 
 use crate::{
-    app::AppState,
+    app::{AppState, RoomSignal},
     entity::messages,
     error::{AppError, AppResult},
     graphql::{
@@ -38,7 +38,7 @@ async fn start_after(state: &AppState, room_id: Uuid, position: MessagePosition)
 
 /// A room's messages in number order, from a start number on.
 pub(super) struct Sequenced {
-    feed: broadcast::Receiver<messages::Model>,
+    feed: broadcast::Receiver<RoomSignal>,
     room_id: Uuid,
     /// The number of the last message delivered (or skipped as the start).
     delivered: i64,
@@ -127,7 +127,9 @@ impl Sequenced {
                 continue;
             }
             match self.feed.recv().await {
-                Ok(message) => match message.seq {
+                // Rights may have changed: read them now, not on the timer.
+                Ok(RoomSignal::Members) => self.watch.read_rights().await?,
+                Ok(RoomSignal::Message(message)) => match message.seq {
                     Some(seq) if seq <= self.delivered => {}
                     Some(seq) if seq == self.delivered + 1 => {
                         self.delivered = seq;
@@ -190,6 +192,11 @@ impl Watch {
         if self.checked.elapsed() < self.state.config().websocket.recheck() {
             return Ok(());
         }
+        self.read_rights().await
+    }
+
+    /// The caller's rights, read from CockroachDB now.
+    pub(super) async fn read_rights(&mut self) -> AppResult<()> {
         let sql = self.state.sql();
         let Some(user) = sql::user(sql, self.user_id).await? else {
             return Err(AppError::Unauthenticated("account no longer exists"));

@@ -76,6 +76,28 @@ pub async fn watch_boards(
     follow(db.collection(COLLECTION), filter, carry, missed, stop).await;
 }
 
+/// Calls `changed` with the id of every room whose document a worker
+/// rewrites (a member joined or left), until `stop`; `missed` as for
+/// [`carry_messages`].
+pub async fn watch_rooms(
+    db: mongodb::Database,
+    changed: impl Fn(uuid::Uuid) + Send,
+    missed: impl Fn() + Send,
+    stop: CancellationToken,
+) {
+    let filter = doc! {"operationType": {"$in": ["replace", "update", "delete"]}};
+    let carry = move |change: ChangeStreamEvent<Document>| {
+        let id = change
+            .document_key
+            .as_ref()
+            .and_then(|k| k.get_str("_id").ok());
+        if let Some(room_id) = id.and_then(|id| uuid::Uuid::parse_str(id).ok()) {
+            changed(room_id);
+        }
+    };
+    follow(db.collection("rooms"), filter, carry, missed, stop).await;
+}
+
 /// Follows the changes of `collection` that `filter` matches, resuming
 /// after each break where it stopped.
 async fn follow(
