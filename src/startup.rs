@@ -115,6 +115,13 @@ impl Application {
             stop.clone(),
         ));
         let (changed, missed) = (state.clone(), state.clone());
+        tokio::spawn(crate::read::mongo::live::watch_totals(
+            state.read_model().clone(),
+            move |key| changed.boards().changed(key),
+            move || missed.boards().all_changed(),
+            stop.clone(),
+        ));
+        let (changed, missed) = (state.clone(), state.clone());
         tokio::spawn(crate::read::mongo::live::watch_boards(
             state.read_model().clone(),
             move |key| changed.boards().changed(key),

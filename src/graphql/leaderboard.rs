@@ -2,18 +2,19 @@
 //! all time; routed reads (MongoDB, CockroachDB as fallback).
 use async_graphql::{
     connection::{Connection, EmptyFields},
-    ComplexObject, Context, Enum, Object, Result, SimpleObject,
+    ComplexObject, Context, Enum, Object, Result, SimpleObject, ID,
 };
 use uuid::Uuid;
 
 use super::{
-    context::ContextExt,
+    context::{parse_id, ContextExt},
     prefetch,
-    routed::{connection, routed, LeaderboardConnectionName, LeaderboardEdgeName},
+    routed::{connection, require_member, routed, LeaderboardConnectionName, LeaderboardEdgeName},
     types::{load_user, User},
 };
 use crate::{
     domain::{self, Period},
+    error::AppError,
     read::{
         self, fallback,
         model::{BoardEntry, BoardPosition},
@@ -87,7 +88,8 @@ pub struct LeaderboardQuery;
 #[Object]
 impl LeaderboardQuery {
     /// Most minutes first; equal minutes are ordered by user id, so pages are
-    /// stable.
+    /// stable. With `roomId`, the board of that room's members (members
+    /// only).
     #[graphql(complexity = "super::limits::list_cost(first, child_complexity)")]
     async fn leaderboard(
         &self,
@@ -95,9 +97,12 @@ impl LeaderboardQuery {
         period: PeriodArg,
         first: Option<i32>,
         after: Option<String>,
+        room_id: Option<ID>,
     ) -> Result<LeaderboardConnection> {
-        ctx.require_user()?;
+        let user_id = ctx.require_user()?;
         let limit = read::page_size(first)?;
+        let among = board_members(ctx, room_id.as_ref(), user_id).await?;
+        let among = among.as_deref();
         let state = ctx.state();
         let after = after
             .as_deref()
@@ -108,8 +113,8 @@ impl LeaderboardQuery {
         let rows = routed(
             ctx,
             RoutedField::Leaderboard,
-            || mongo::leaderboard::page(state.read_model(), period, start, after, limit),
-            || fallback::leaderboard::page(state.sql(), period, start, after, limit),
+            || mongo::leaderboard::page(state.read_model(), period, start, among, after, limit),
+            || fallback::leaderboard::page(state.sql(), period, start, among, after, limit),
         )
         .await?;
         let rows: Vec<_> = rows
@@ -120,23 +125,44 @@ impl LeaderboardQuery {
         Ok(connection(state.cursors(), rows, limit, after.is_some()))
     }
 
-    /// The caller's place on the board; null before they study in the period.
+    /// The caller's place on the board (of `roomId`'s members, with
+    /// `roomId`); null before they study in the period.
     async fn my_rank(
         &self,
         ctx: &Context<'_>,
         period: PeriodArg,
+        room_id: Option<ID>,
     ) -> Result<Option<LeaderboardEntry>> {
         let user_id = ctx.require_user()?;
+        let among = board_members(ctx, room_id.as_ref(), user_id).await?;
+        let among = among.as_deref();
         let state = ctx.state();
         let period = Period::from(period);
         let start = period.bucket_start(domain::now());
         let entry = routed(
             ctx,
             RoutedField::MyRank,
-            || mongo::leaderboard::rank_of(state.read_model(), period, start, user_id),
-            || fallback::leaderboard::rank_of(state.sql(), period, start, user_id),
+            || mongo::leaderboard::rank_of(state.read_model(), period, start, among, user_id),
+            || fallback::leaderboard::rank_of(state.sql(), period, start, among, user_id),
         )
         .await?;
         Ok(entry.map(LeaderboardEntry::from))
     }
+}
+
+/// The members of the room whose board is asked for (none: everyone's
+/// board). Members only; decided on CockroachDB.
+pub async fn board_members(
+    ctx: &Context<'_>,
+    room_id: Option<&ID>,
+    user_id: Uuid,
+) -> Result<Option<Vec<Uuid>>, AppError> {
+    let Some(room_id) = room_id else {
+        return Ok(None);
+    };
+    let room_id = parse_id(room_id, "roomId")?;
+    require_member(ctx, room_id, user_id).await?;
+    Ok(Some(
+        crate::write::rooms::member_ids(ctx.state().sql(), room_id).await?,
+    ))
 }

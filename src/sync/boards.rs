@@ -40,6 +40,18 @@ pub fn key(period: Period, start: NaiveDate) -> String {
     format!("{}:{start}", period.key())
 }
 
+/// The key under which instances announce that some study total of a
+/// bucket changed (a room's board may move with any of them); `period_key`
+/// and `start` as the totals' documents spell them.
+pub fn totals_key_of(period_key: &str, start: &str) -> String {
+    format!("totals:{period_key}:{start}")
+}
+
+/// [`totals_key_of`] a bucket.
+pub fn totals_key(period: Period, start: NaiveDate) -> String {
+    totals_key_of(period.key(), &start.to_string())
+}
+
 /// A board bucket.
 pub type Bucket = (Period, NaiveDate);
 

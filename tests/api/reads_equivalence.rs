@@ -239,3 +239,62 @@ async fn empty_reports_are_zero_in_both_stores() {
     assert_eq!(m["data"]["dashboard"]["activeUsers"], 0);
     assert!(m["data"]["myRank"].is_null());
 }
+
+#[tokio::test]
+async fn a_rooms_board_ranks_its_members_only_and_both_stores_agree() {
+    let app = spawn_read_app().await;
+    let mut tokens = Vec::new();
+    for (i, minutes) in [70, 40, 60, 40, 10].iter().enumerate() {
+        let (token, _) = app
+            .sign_up(&format!("r{i}@example.org"), &format!("Ranked {i}"))
+            .await;
+        log_study(&app, &token, "Maths", *minutes, None).await;
+        tokens.push(token);
+    }
+    // Members: 1 (40), 3 (40) and 4 (10); 0 and 2 study more but are not in it.
+    let room = create_room(&app, &tokens[1], "Study group").await;
+    join_room(&app, &tokens[3], &room).await;
+    join_room(&app, &tokens[4], &room).await;
+    app.drain().await;
+    let fallback = without_mongo(&app).await;
+    let board = "query($r: ID!, $a: String) { leaderboard(period: DAY, first: 2, roomId: $r, after: $a) { edges { cursor node { rank minutes user { name } } } pageInfo { hasNextPage } } myRank(period: DAY, roomId: $r) { rank minutes } }";
+    let m = app.gql(Some(&tokens[4]), board, json!({"r": room})).await;
+    let s = fallback
+        .gql(Some(&tokens[4]), board, json!({"r": room}))
+        .await;
+    assert_eq!(m["data"], s["data"], "{m} vs {s}");
+    assert_eq!(stores(&m), ["mongodb", "mongodb"], "{m}");
+    let ranks: Vec<(i64, i64)> = m["data"]["leaderboard"]["edges"]
+        .as_array()
+        .expect("edges")
+        .iter()
+        .map(|e| {
+            (
+                e["node"]["rank"].as_i64().expect("rank"),
+                e["node"]["minutes"].as_i64().expect("minutes"),
+            )
+        })
+        .collect();
+    assert_eq!(ranks, [(1, 40), (1, 40)]);
+    assert_eq!(m["data"]["myRank"], json!({"rank": 3, "minutes": 10}));
+    // The next page goes on with the members' ranks, in both stores.
+    let after = m["data"]["leaderboard"]["edges"][1]["cursor"].clone();
+    let m = app
+        .gql(Some(&tokens[4]), board, json!({"r": room, "a": after}))
+        .await;
+    let s = fallback
+        .gql(Some(&tokens[4]), board, json!({"r": room, "a": after}))
+        .await;
+    assert_eq!(m["data"], s["data"], "{m} vs {s}");
+    assert_eq!(
+        m["data"]["leaderboard"]["edges"][0]["node"]["rank"], 3,
+        "{m}"
+    );
+    // Members only.
+    let outsider = app.gql(Some(&tokens[0]), board, json!({"r": room})).await;
+    assert_eq!(
+        crate::helpers::error_code(&outsider),
+        "FORBIDDEN",
+        "{outsider}"
+    );
+}

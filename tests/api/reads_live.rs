@@ -421,3 +421,46 @@ async fn leaving_a_room_closes_its_history_search_posting_and_subscriptions_on_e
         .await;
     assert!(history["errors"].is_null(), "{history}");
 }
+
+#[tokio::test]
+async fn a_rooms_live_board_moves_with_its_members_only() {
+    let a = spawn_app().await;
+    let _worker = spawn_worker_process(&a, &mongo_uri(), &[]);
+    let (_b, b_url) = spawn_serve_process(&a, &["--no-worker"]).await;
+    let b_addr = b_url.trim_start_matches("http://").to_owned();
+    let (ann, _) = a.sign_up("g1@example.org", "Ann").await;
+    let (bob, _) = a.sign_up("g2@example.org", "Bob").await;
+    let (out, _) = a.sign_up("g3@example.org", "Out").await;
+    let room = create_room(&a, &ann, "Group").await;
+    join_room(&a, &bob, &room).await;
+    let query = "subscription($r: ID!) { leaderboardChanged(period: DAY, first: 5, roomId: $r) { rank minutes user { name } } }";
+    let mut dashboard = ws::connect_at(&b_addr, Some(&ann)).await;
+    ws::subscribe(&mut dashboard, "1", query, json!({"r": room})).await;
+    assert_eq!(next_board(&mut dashboard).await, []);
+    log_study(&a, &bob, "Maths", 20, None).await;
+    assert_eq!(
+        next_board(&mut dashboard).await,
+        [(1, "Bob".to_owned(), 20)]
+    );
+    // Someone outside the room studies: the room's board does not move.
+    log_study(&a, &out, "Maths", 90, None).await;
+    assert!(matches!(
+        ws::next_reply(&mut dashboard, Duration::from_secs(3)).await,
+        Reply::Silent
+    ));
+    log_study(&a, &ann, "Maths", 30, None).await;
+    assert_eq!(
+        next_board(&mut dashboard).await,
+        [(1, "Ann".to_owned(), 30), (2, "Bob".to_owned(), 20)]
+    );
+    // Outsiders cannot watch it.
+    let mut theirs = ws::connect(&a, Some(&out)).await;
+    ws::subscribe(&mut theirs, "1", query, json!({"r": room})).await;
+    match ws::next_reply(&mut theirs, Duration::from_secs(10)).await {
+        Reply::Json(frame) => assert_eq!(
+            frame["payload"]["errors"][0]["extensions"]["code"], "FORBIDDEN",
+            "{frame}"
+        ),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+}

@@ -2,11 +2,12 @@
 use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
+use uuid::Uuid;
 
 use crate::{
     app::AppState,
     domain::{self, Period},
-    error::AppResult,
+    error::{AppError, AppResult},
     graphql::leaderboard::LeaderboardEntry,
     read::{
         fallback,
@@ -28,6 +29,8 @@ pub(super) struct Board {
     state: AppState,
     period: Period,
     limit: u64,
+    /// A room's board: the room and the subscriber, who must stay a member.
+    room: Option<(Uuid, Uuid)>,
     /// The bucket listened to, and its changes.
     feed: Option<(String, watch::Receiver<u64>)>,
     /// What was pushed last.
@@ -36,11 +39,17 @@ pub(super) struct Board {
 }
 
 impl Board {
-    pub(super) fn new(state: AppState, period: Period, limit: u64) -> Self {
+    pub(super) fn new(
+        state: AppState,
+        period: Period,
+        limit: u64,
+        room: Option<(Uuid, Uuid)>,
+    ) -> Self {
         Self {
             state,
             period,
             limit,
+            room,
             feed: None,
             shown: None,
             pushed: None,
@@ -51,7 +60,12 @@ impl Board {
         loop {
             let now = domain::now();
             let start = self.period.bucket_start(now);
-            let key = boards::key(self.period, start);
+            // Everyone's board changes with its top; a room's with any total
+            // of the bucket (a member may be far from the top).
+            let key = match self.room {
+                None => boards::key(self.period, start),
+                Some(_) => boards::totals_key(self.period, start),
+            };
             let fresh = self.feed.as_ref().is_none_or(|(k, _)| *k != key);
             if fresh {
                 self.feed = Some((key.clone(), self.state.boards().subscribe(&key)));
@@ -78,17 +92,30 @@ impl Board {
         }
     }
 
-    /// The board's first entries, as `leaderboard` answers them.
+    /// The board's first entries, as `leaderboard` answers them; a room's
+    /// members are read again each time (`FORBIDDEN` once the subscriber is
+    /// no longer one).
     async fn read(&self, start: chrono::NaiveDate) -> AppResult<Vec<BoardEntry>> {
         let (state, period, limit) = (&self.state, self.period, self.limit);
+        let among = match self.room {
+            None => None,
+            Some((room_id, user_id)) => {
+                let members = crate::write::rooms::member_ids(state.sql(), room_id).await?;
+                if !members.contains(&user_id) {
+                    return Err(AppError::Forbidden("no longer a member of this room"));
+                }
+                Some(members)
+            }
+        };
+        let among = among.as_deref();
         let rows = state
             .reads()
             .read(
                 &ReadRequest::default(),
                 "leaderboardChanged".to_owned(),
                 RoutedField::Leaderboard,
-                || mongo::leaderboard::page(state.read_model(), period, start, None, limit),
-                || fallback::leaderboard::page(state.sql(), period, start, None, limit),
+                || mongo::leaderboard::page(state.read_model(), period, start, among, None, limit),
+                || fallback::leaderboard::page(state.sql(), period, start, among, None, limit),
             )
             .await?;
         Ok(rows

@@ -24,8 +24,9 @@ use async_graphql::{Context, Result, Subscription, ID};
 use futures::Stream;
 
 use super::{
-    context::ContextExt,
+    context::{parse_id, ContextExt},
     leaderboard::{LeaderboardEntry, PeriodArg},
+    routed::require_member,
     types::Message,
 };
 use crate::{domain::Period, error::AppError, read};
@@ -123,23 +124,36 @@ pub struct BoardSubscription;
 #[Subscription]
 impl BoardSubscription {
     /// The current `period` board's first `first` entries (default 20, at
-    /// most 100): once at the start, then whenever they change, at most four
+    /// most 100; with `roomId`, the board of that room's members, members
+    /// only): once at the start, then whenever they change, at most four
     /// times a second (changes in between are coalesced into the latest),
-    /// following the period into its next bucket. Fed by the leaderboard
-    /// tops the workers write to MongoDB, heard through its change stream on
-    /// every instance; answered like `leaderboard` (CockroachDB when MongoDB
-    /// cannot answer).
+    /// following the period into its next bucket. Fed by what the workers
+    /// write to MongoDB (the boards' tops, and for a room its members'
+    /// totals), heard through its change streams on every instance; answered
+    /// like `leaderboard` (CockroachDB when MongoDB cannot answer).
     async fn leaderboard_changed(
         &self,
         ctx: &Context<'_>,
         period: PeriodArg,
         first: Option<i32>,
+        room_id: Option<ID>,
     ) -> Result<impl Stream<Item = Result<Vec<LeaderboardEntry>>>> {
-        ctx.require_user()?;
+        let user_id = ctx.require_user()?;
         let limit = read::page_size(first)?;
-        let board = Board::new(ctx.state().clone(), Period::from(period), limit);
-        Ok(futures::stream::unfold(board, |mut board| async move {
+        let room = match &room_id {
+            Some(id) => {
+                let room_id = parse_id(id, "roomId")?;
+                require_member(ctx, room_id, user_id).await?;
+                Some((room_id, user_id))
+            }
+            None => None,
+        };
+        let board = Board::new(ctx.state().clone(), Period::from(period), limit, room);
+        // An error (the subscriber left the room) is the last item.
+        Ok(futures::stream::unfold(Some(board), |board| async move {
+            let mut board = board?;
             let item = board.next().await;
+            let board = item.is_ok().then_some(board);
             Some((item, board))
         }))
     }

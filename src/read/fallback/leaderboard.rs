@@ -21,17 +21,27 @@ fn bucket(period: Period, start: NaiveDate) -> Select<study_totals::Entity> {
         .filter(C::PeriodStart.eq(start))
 }
 
+/// The bucket, or only `among`'s totals in it (a room's board).
+fn board(period: Period, start: NaiveDate, among: Option<&[Uuid]>) -> Select<study_totals::Entity> {
+    let query = bucket(period, start);
+    match among {
+        Some(users) => query.filter(study_totals::Column::UserId.is_in(users.iter().copied())),
+        None => query,
+    }
+}
+
 /// Same contract as `read::mongo::leaderboard::page`.
 #[tracing::instrument(skip_all, fields(period = period.key()))]
 pub async fn page(
     conn: &impl ConnectionTrait,
     period: Period,
     start: NaiveDate,
+    among: Option<&[Uuid]>,
     after: Option<BoardPosition>,
     limit: u64,
 ) -> AppResult<Vec<(BoardPosition, BoardEntry)>> {
     use study_totals::Column as C;
-    let mut query = bucket(period, start);
+    let mut query = board(period, start, among);
     if let Some(p) = after {
         query = query.filter(
             Condition::any().add(C::Minutes.lt(p.minutes)).add(
@@ -60,6 +70,7 @@ pub async fn rank_of(
     conn: &impl ConnectionTrait,
     period: Period,
     start: NaiveDate,
+    among: Option<&[Uuid]>,
     user_id: Uuid,
 ) -> AppResult<Option<BoardEntry>> {
     use study_totals::Column as C;
@@ -70,7 +81,7 @@ pub async fn rank_of(
     else {
         return Ok(None);
     };
-    let ahead = bucket(period, start)
+    let ahead = board(period, start, among)
         .filter(C::Minutes.gt(mine.minutes))
         .count(conn)
         .await?;

@@ -21,22 +21,37 @@ fn bucket(period: Period, start: NaiveDate) -> Document {
     doc! {"period": period.key(), "period_start": start.to_string(), "deleted": {"$ne": true}}
 }
 
-/// One page of the board for the bucket starting `start`, after `after`;
-/// `limit + 1` rows with their standard competition rank.
+/// The bucket, or only `among`'s totals in it (a room's board: at most a
+/// room's members, looked up through the `user_id` index).
+fn board(period: Period, start: NaiveDate, among: Option<&[Uuid]>) -> Document {
+    let mut filter = bucket(period, start);
+    if let Some(users) = among {
+        let ids: Vec<String> = users.iter().map(Uuid::to_string).collect();
+        filter.insert("user_id", doc! {"$in": ids});
+    }
+    filter
+}
+
+/// One page of the board for the bucket starting `start` (of everyone, or
+/// of `among` only), after `after`; `limit + 1` rows with their standard
+/// competition rank.
 #[tracing::instrument(skip_all, fields(period = period.key()))]
 pub async fn page(
     db: &mongodb::Database,
     period: Period,
     start: NaiveDate,
+    among: Option<&[Uuid]>,
     after: Option<BoardPosition>,
     limit: u64,
 ) -> AppResult<Vec<(BoardPosition, BoardEntry)>> {
-    if let Some(top) = top(db, period, start).await? {
-        if let Some(rows) = top.page(after, limit) {
-            return Ok(rows);
+    if among.is_none() {
+        if let Some(top) = top(db, period, start).await? {
+            if let Some(rows) = top.page(after, limit) {
+                return Ok(rows);
+            }
         }
     }
-    let mut filter = bucket(period, start);
+    let mut filter = board(period, start, among);
     if let Some(p) = after {
         filter.insert(
             "$or",
@@ -74,11 +89,14 @@ pub async fn rank_of(
     db: &mongodb::Database,
     period: Period,
     start: NaiveDate,
+    among: Option<&[Uuid]>,
     user_id: Uuid,
 ) -> AppResult<Option<BoardEntry>> {
-    if let Some(top) = top(db, period, start).await? {
-        if let Some(entry) = top.rank_of(user_id) {
-            return Ok(Some(entry));
+    if among.is_none() {
+        if let Some(top) = top(db, period, start).await? {
+            if let Some(entry) = top.rank_of(user_id) {
+                return Ok(Some(entry));
+            }
         }
     }
     let collection = db.collection::<Document>(COLLECTION);
@@ -88,7 +106,7 @@ pub async fn rank_of(
         return Ok(None);
     };
     let minutes = int_field(&d, COLLECTION, "minutes")?;
-    let mut better = bucket(period, start);
+    let mut better = board(period, start, among);
     better.insert("minutes", doc! {"$gt": minutes});
     let ahead = collection.count_documents(better).await?;
     Ok(Some(BoardEntry {

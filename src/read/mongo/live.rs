@@ -20,7 +20,10 @@ use mongodb::{
 use tokio_util::sync::CancellationToken;
 
 use super::history;
-use crate::{entity::messages, sync::boards::COLLECTION};
+use crate::{
+    entity::messages,
+    sync::boards::{self, COLLECTION},
+};
 
 const FIRST_RETRY: Duration = Duration::from_millis(100);
 const LAST_RETRY: Duration = Duration::from_secs(5);
@@ -96,6 +99,26 @@ pub async fn watch_rooms(
         }
     };
     follow(db.collection("rooms"), filter, carry, missed, stop).await;
+}
+
+/// Calls `changed` with [`boards::totals_key_of`] the bucket of every study
+/// total a worker writes, until `stop`; `missed` as for [`carry_messages`].
+pub async fn watch_totals(
+    db: mongodb::Database,
+    changed: impl Fn(&str) + Send,
+    missed: impl Fn() + Send,
+    stop: CancellationToken,
+) {
+    let filter = doc! {"operationType": {"$in": ["insert", "replace"]}};
+    let carry = move |change: ChangeStreamEvent<Document>| {
+        let Some(total) = change.full_document else {
+            return;
+        };
+        if let (Ok(period), Ok(start)) = (total.get_str("period"), total.get_str("period_start")) {
+            changed(&boards::totals_key_of(period, start));
+        }
+    };
+    follow(db.collection("study_totals"), filter, carry, missed, stop).await;
 }
 
 /// Follows the changes of `collection` that `filter` matches, resuming
