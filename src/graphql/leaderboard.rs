@@ -4,6 +4,7 @@ use async_graphql::{
     connection::{Connection, EmptyFields},
     ComplexObject, Context, Enum, Object, Result, SimpleObject, ID,
 };
+use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::{
@@ -89,7 +90,8 @@ pub struct LeaderboardQuery;
 impl LeaderboardQuery {
     /// Most minutes first; equal minutes are ordered by user id, so pages are
     /// stable. With `roomId`, the board of that room's members (members
-    /// only).
+    /// only); with `at`, the board of the period that contains that past
+    /// instant (last week, last month).
     #[graphql(complexity = "super::limits::list_cost(first, child_complexity)")]
     async fn leaderboard(
         &self,
@@ -98,9 +100,11 @@ impl LeaderboardQuery {
         first: Option<i32>,
         after: Option<String>,
         room_id: Option<ID>,
+        at: Option<DateTime<Utc>>,
     ) -> Result<LeaderboardConnection> {
         let user_id = ctx.require_user()?;
         let limit = read::page_size(first)?;
+        let at = instant(at)?;
         let among = board_members(ctx, room_id.as_ref(), user_id).await?;
         let among = among.as_deref();
         let state = ctx.state();
@@ -109,7 +113,7 @@ impl LeaderboardQuery {
             .map(|c| state.cursors().decode::<BoardPosition>(c))
             .transpose()?;
         let period = Period::from(period);
-        let start = period.bucket_start(domain::now());
+        let start = period.bucket_start(at);
         let rows = routed(
             ctx,
             RoutedField::Leaderboard,
@@ -126,19 +130,22 @@ impl LeaderboardQuery {
     }
 
     /// The caller's place on the board (of `roomId`'s members, with
-    /// `roomId`); null before they study in the period.
+    /// `roomId`; of the period containing `at`, with `at`); null before they
+    /// study in the period.
     async fn my_rank(
         &self,
         ctx: &Context<'_>,
         period: PeriodArg,
         room_id: Option<ID>,
+        at: Option<DateTime<Utc>>,
     ) -> Result<Option<LeaderboardEntry>> {
         let user_id = ctx.require_user()?;
+        let at = instant(at)?;
         let among = board_members(ctx, room_id.as_ref(), user_id).await?;
         let among = among.as_deref();
         let state = ctx.state();
         let period = Period::from(period);
-        let start = period.bucket_start(domain::now());
+        let start = period.bucket_start(at);
         let entry = routed(
             ctx,
             RoutedField::MyRank,
@@ -165,4 +172,15 @@ pub async fn board_members(
     Ok(Some(
         crate::write::rooms::member_ids(ctx.state().sql(), room_id).await?,
     ))
+}
+
+/// The instant whose period is asked for: now, or a past `at` (one in the
+/// future is `BAD_USER_INPUT`: its board cannot exist yet).
+fn instant(at: Option<DateTime<Utc>>) -> Result<DateTime<Utc>, AppError> {
+    let now = domain::now();
+    match at {
+        Some(at) if at > now => Err(AppError::bad_input("at must not be in the future")),
+        Some(at) => Ok(at),
+        None => Ok(now),
+    }
 }

@@ -298,3 +298,62 @@ async fn a_rooms_board_ranks_its_members_only_and_both_stores_agree() {
         "{outsider}"
     );
 }
+
+#[tokio::test]
+async fn a_past_periods_board_is_read_from_its_own_bucket_in_both_stores() {
+    let app = spawn_read_app().await;
+    let now = studysync::domain::now();
+    let last_week = now - chrono::Duration::days(7);
+    let fmt =
+        |t: chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let mut tokens = Vec::new();
+    for (i, (then, today)) in [(30, 5), (50, 0), (0, 90)].iter().enumerate() {
+        let (token, _) = app
+            .sign_up(&format!("p{i}@example.org"), &format!("Past {i}"))
+            .await;
+        if *then > 0 {
+            log_study(&app, &token, "Maths", *then, Some(&fmt(last_week))).await;
+        }
+        if *today > 0 {
+            log_study(&app, &token, "Maths", *today, None).await;
+        }
+        tokens.push(token);
+    }
+    app.drain().await;
+    let fallback = without_mongo(&app).await;
+    let q = "query($at: DateTime) { leaderboard(period: WEEK, at: $at) { edges { node { rank minutes user { name } } } } myRank(period: WEEK, at: $at) { rank minutes } }";
+    let names = |body: &Value| -> Vec<(i64, String)> {
+        body["data"]["leaderboard"]["edges"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{body}"))
+            .iter()
+            .map(|e| {
+                (
+                    e["node"]["minutes"].as_i64().expect("minutes"),
+                    e["node"]["user"]["name"].as_str().expect("name").to_owned(),
+                )
+            })
+            .collect()
+    };
+    let past = json!({"at": fmt(last_week)});
+    let m = app.gql(Some(&tokens[0]), q, past.clone()).await;
+    let s = fallback.gql(Some(&tokens[0]), q, past).await;
+    assert_eq!(m["data"], s["data"], "{m} vs {s}");
+    assert_eq!(
+        names(&m),
+        [(50, "Past 1".to_owned()), (30, "Past 0".to_owned())]
+    );
+    assert_eq!(m["data"]["myRank"], json!({"rank": 2, "minutes": 30}));
+    let current = app.gql(Some(&tokens[0]), q, json!({})).await;
+    assert_eq!(
+        names(&current),
+        [(90, "Past 2".to_owned()), (5, "Past 0".to_owned())]
+    );
+    let future = json!({"at": fmt(now + chrono::Duration::days(30))});
+    let refused = app.gql(Some(&tokens[0]), q, future).await;
+    assert_eq!(
+        crate::helpers::error_code(&refused),
+        "BAD_USER_INPUT",
+        "{refused}"
+    );
+}

@@ -21,6 +21,12 @@ fn bucket(period: Period, start: NaiveDate) -> Document {
     doc! {"period": period.key(), "period_start": start.to_string(), "deleted": {"$ne": true}}
 }
 
+/// Whether the workers keep the bucket's top current: only current buckets
+/// have one (a past bucket's may predate late sessions logged into it).
+fn has_top(period: Period, start: NaiveDate) -> bool {
+    boards::is_current((period, start), crate::domain::now())
+}
+
 /// The bucket, or only `among`'s totals in it (a room's board: at most a
 /// room's members, looked up through the `user_id` index).
 fn board(period: Period, start: NaiveDate, among: Option<&[Uuid]>) -> Document {
@@ -44,7 +50,7 @@ pub async fn page(
     after: Option<BoardPosition>,
     limit: u64,
 ) -> AppResult<Vec<(BoardPosition, BoardEntry)>> {
-    if among.is_none() {
+    if among.is_none() && has_top(period, start) {
         if let Some(top) = top(db, period, start).await? {
             if let Some(rows) = top.page(after, limit) {
                 return Ok(rows);
@@ -92,7 +98,7 @@ pub async fn rank_of(
     among: Option<&[Uuid]>,
     user_id: Uuid,
 ) -> AppResult<Option<BoardEntry>> {
-    if among.is_none() {
+    if among.is_none() && has_top(period, start) {
         if let Some(top) = top(db, period, start).await? {
             if let Some(entry) = top.rank_of(user_id) {
                 return Ok(Some(entry));
