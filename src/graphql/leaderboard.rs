@@ -129,6 +129,63 @@ impl LeaderboardQuery {
         Ok(connection(state.cursors(), rows, limit, after.is_some()))
     }
 
+    /// The caller's entry with up to `radius` (default 2, at most 10)
+    /// neighbours on each side, in board order (of `roomId`'s members, with
+    /// `roomId`); empty before the caller studies in the period.
+    #[graphql(
+        complexity = "super::limits::capped_list_cost(2 * read::around::MAX_RADIUS + 1, child_complexity)"
+    )]
+    async fn leaderboard_around(
+        &self,
+        ctx: &Context<'_>,
+        period: PeriodArg,
+        radius: Option<i32>,
+        room_id: Option<ID>,
+    ) -> Result<Vec<LeaderboardEntry>> {
+        let user_id = ctx.require_user()?;
+        let radius = match radius {
+            None => 2,
+            Some(r) if (0..=read::around::MAX_RADIUS as i32).contains(&r) => r as u64,
+            Some(_) => {
+                return Err(AppError::bad_input(format!(
+                    "radius must be between 0 and {}",
+                    read::around::MAX_RADIUS
+                ))
+                .into())
+            }
+        };
+        let among = board_members(ctx, room_id.as_ref(), user_id).await?;
+        let among = among.as_deref();
+        let state = ctx.state();
+        let period = Period::from(period);
+        let start = period.bucket_start(domain::now());
+        let entries = routed(
+            ctx,
+            RoutedField::Leaderboard,
+            || async {
+                let board = read::around::Board {
+                    store: state.read_model(),
+                    period,
+                    start,
+                    among,
+                };
+                read::around::around(&board, user_id, radius).await
+            },
+            || async {
+                let board = read::around::Board {
+                    store: state.sql(),
+                    period,
+                    start,
+                    among,
+                };
+                read::around::around(&board, user_id, radius).await
+            },
+        )
+        .await?;
+        prefetch::users(ctx, "user", entries.iter().map(|e| e.user_id)).await?;
+        Ok(entries.into_iter().map(LeaderboardEntry::from).collect())
+    }
+
     /// The caller's place on the board (of `roomId`'s members, with
     /// `roomId`; of the period containing `at`, with `at`); null before they
     /// study in the period.

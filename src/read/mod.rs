@@ -2,6 +2,7 @@
 //! read-your-writes); `mongo` answers analytics, search, chat history and
 //! leaderboards from the read model, with `fallback` computing the same from
 //! CockroachDB; `routing` decides which of the two answers each field.
+pub mod around;
 pub mod cursor;
 pub mod fallback;
 pub mod freshness;

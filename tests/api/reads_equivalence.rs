@@ -357,3 +357,74 @@ async fn a_past_periods_board_is_read_from_its_own_bucket_in_both_stores() {
         "{refused}"
     );
 }
+
+#[tokio::test]
+async fn around_the_caller_ranks_neighbours_like_the_board_in_both_stores() {
+    let app = spawn_read_app().await;
+    let mut tokens = Vec::new();
+    // Board: 90, 70, 50, 50, 50, 30, 10 (ties in the middle).
+    for (i, minutes) in [90, 70, 50, 50, 50, 30, 10].iter().enumerate() {
+        let (token, _) = app
+            .sign_up(&format!("n{i}@example.org"), &format!("Near {i}"))
+            .await;
+        log_study(&app, &token, "Maths", *minutes, None).await;
+        tokens.push(token);
+    }
+    let (idle, _) = app.sign_up("idle@example.org", "Idle").await;
+    app.drain().await;
+    let fallback = without_mongo(&app).await;
+    let q = "query($n: Int) { leaderboardAround(period: DAY, radius: $n) { rank minutes } }";
+    let board = |body: &Value| -> Vec<(i64, i64)> {
+        body["data"]["leaderboardAround"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{body}"))
+            .iter()
+            .map(|e| {
+                (
+                    e["rank"].as_i64().expect("rank"),
+                    e["minutes"].as_i64().expect("minutes"),
+                )
+            })
+            .collect()
+    };
+    let full = [
+        (1, 90),
+        (2, 70),
+        (3, 50),
+        (3, 50),
+        (3, 50),
+        (6, 30),
+        (7, 10),
+    ];
+    for (token, radius) in tokens
+        .iter()
+        .zip([1, 2, 2, 1, 3, 2, 2])
+        .chain([(&tokens[0], 0)])
+    {
+        let m = app.gql(Some(token), q, json!({"n": radius})).await;
+        let s = fallback.gql(Some(token), q, json!({"n": radius})).await;
+        assert_eq!(m["data"], s["data"], "{m} vs {s}");
+        assert_eq!(stores(&m), ["mongodb"], "{m}");
+        // The caller's own entry sits in the middle of a slice of the board.
+        let got = board(&m);
+        let windows: Vec<_> = full.windows(got.len()).collect();
+        assert!(windows.contains(&got.as_slice()), "{got:?}");
+    }
+    // Inside a tie (which of the three 50s the caller is depends on ids):
+    // two ahead, the caller, two behind, ranked as on the board.
+    for token in &tokens[2..5] {
+        let got = board(&app.gql(Some(token), q, json!({"n": 2})).await);
+        assert_eq!(got.len(), 5, "{got:?}");
+        assert_eq!(got[2], (3, 50), "{got:?}");
+        assert!(full.windows(5).any(|w| w == got.as_slice()), "{got:?}");
+    }
+    // Before studying: nothing; a radius past the cap is refused.
+    let m = app.gql(Some(&idle), q, json!({"n": 2})).await;
+    assert_eq!(board(&m), Vec::<(i64, i64)>::new());
+    let refused = app.gql(Some(&idle), q, json!({"n": 11})).await;
+    assert_eq!(
+        crate::helpers::error_code(&refused),
+        "BAD_USER_INPUT",
+        "{refused}"
+    );
+}

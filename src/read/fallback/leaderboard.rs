@@ -91,3 +91,54 @@ pub async fn rank_of(
         minutes: mine.minutes,
     }))
 }
+
+/// Rows ahead of `(minutes, user_id)` in board order.
+fn ahead_of(minutes: i64, user_id: Uuid) -> Condition {
+    use study_totals::Column as C;
+    Condition::any().add(C::Minutes.gt(minutes)).add(
+        Expr::col(C::Minutes)
+            .eq(minutes)
+            .and(Expr::col(C::UserId).lt(user_id))
+            .into_condition(),
+    )
+}
+
+/// Same contract as `read::mongo::leaderboard::count_ahead`.
+pub async fn count_ahead(
+    conn: &impl ConnectionTrait,
+    period: Period,
+    start: NaiveDate,
+    among: Option<&[Uuid]>,
+    minutes: i64,
+    user_id: Uuid,
+) -> AppResult<u64> {
+    Ok(board(period, start, among)
+        .filter(ahead_of(minutes, user_id))
+        .count(conn)
+        .await?)
+}
+
+/// Same contract as `read::mongo::leaderboard::just_ahead`.
+pub async fn just_ahead(
+    conn: &impl ConnectionTrait,
+    period: Period,
+    start: NaiveDate,
+    among: Option<&[Uuid]>,
+    minutes: i64,
+    user_id: Uuid,
+    n: u64,
+) -> AppResult<Vec<(Uuid, i64)>> {
+    use study_totals::Column as C;
+    let mut rows: Vec<(Uuid, i64)> = board(period, start, among)
+        .filter(ahead_of(minutes, user_id))
+        .select_only()
+        .columns([C::UserId, C::Minutes])
+        .order_by_asc(C::Minutes)
+        .order_by_desc(C::UserId)
+        .limit(n)
+        .into_tuple()
+        .all(conn)
+        .await?;
+    rows.reverse();
+    Ok(rows)
+}

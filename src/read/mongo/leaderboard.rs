@@ -193,6 +193,72 @@ impl Top {
     }
 }
 
+/// Rows ahead of `(minutes, user_id)` in board order: more minutes, or as
+/// many and a smaller id.
+fn ahead_of(minutes: i64, user_id: Uuid) -> Document {
+    doc! {"$or": [
+        {"minutes": {"$gt": minutes}},
+        {"minutes": minutes, "user_id": {"$lt": user_id.to_string()}},
+    ]}
+}
+
+/// How many rows are ahead of `(minutes, user_id)` (its 0-based index).
+pub async fn count_ahead(
+    db: &mongodb::Database,
+    period: Period,
+    start: NaiveDate,
+    among: Option<&[Uuid]>,
+    minutes: i64,
+    user_id: Uuid,
+) -> AppResult<u64> {
+    let mut filter = board(period, start, among);
+    filter.insert(
+        "$and",
+        vec![mongodb::bson::Bson::Document(ahead_of(minutes, user_id))],
+    );
+    Ok(db
+        .collection::<Document>(COLLECTION)
+        .count_documents(filter)
+        .await?)
+}
+
+/// The `n` rows just ahead of `(minutes, user_id)`, in board order.
+pub async fn just_ahead(
+    db: &mongodb::Database,
+    period: Period,
+    start: NaiveDate,
+    among: Option<&[Uuid]>,
+    minutes: i64,
+    user_id: Uuid,
+    n: u64,
+) -> AppResult<Vec<(Uuid, i64)>> {
+    let mut filter = board(period, start, among);
+    filter.insert(
+        "$and",
+        vec![mongodb::bson::Bson::Document(ahead_of(minutes, user_id))],
+    );
+    let docs: Vec<Document> = db
+        .collection::<Document>(COLLECTION)
+        .find(filter)
+        .projection(doc! {"user_id": 1, "minutes": 1})
+        .sort(doc! {"minutes": 1, "user_id": -1})
+        .limit(i64::try_from(n).unwrap_or(i64::MAX))
+        .await?
+        .try_collect()
+        .await?;
+    let mut rows = docs
+        .iter()
+        .map(|d| {
+            Ok((
+                uuid_field(d, COLLECTION, "user_id")?,
+                int_field(d, COLLECTION, "minutes")?,
+            ))
+        })
+        .collect::<AppResult<Vec<_>>>()?;
+    rows.reverse();
+    Ok(rows)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
