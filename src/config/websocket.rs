@@ -42,10 +42,16 @@ pub struct WebSocketSettings {
     )]
     pub max_operations_per_user: usize,
     /// A live subscription re-reads, before it delivers, whether its caller
-    /// may still see it (the account exists, the membership holds) once
-    /// this many milliseconds have passed since the last read; 0 re-reads
-    /// before every delivery.
-    #[arg(long = "ws-recheck-ms", env = "WS_RECHECK_MS", default_value_t = 5_000)]
+    /// may still see it (the account exists, the token is not revoked, the
+    /// membership holds) once this many milliseconds (plus up to half again,
+    /// at random, so a busy room's subscribers do not all read at once) have
+    /// passed since the last read; 0 re-reads before every delivery. Leaving
+    /// a room does not wait for it: the change is pushed to every instance.
+    #[arg(
+        long = "ws-recheck-ms",
+        env = "WS_RECHECK_MS",
+        default_value_t = 30_000
+    )]
     pub recheck_ms: u64,
 }
 

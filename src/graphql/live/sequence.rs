@@ -189,7 +189,11 @@ impl Watch {
     /// member of the room; read from CockroachDB at most once per
     /// `WS_RECHECK_MS`.
     async fn still_allowed(&mut self) -> AppResult<()> {
-        if self.checked.elapsed() < self.state.config().websocket.recheck() {
+        let recheck = self.state.config().websocket.recheck();
+        // Up to half again, at random: the subscribers of one busy room
+        // then re-read over a spread of messages, not all at the same one.
+        let spread = recheck.mul_f64(rand::random::<f64>() / 2.0);
+        if self.checked.elapsed() < recheck + spread {
             return Ok(());
         }
         self.read_rights().await

@@ -36,7 +36,7 @@ use axum::{
     http::{header, request::Parts, StatusCode},
     response::{IntoResponse, Response},
 };
-use futures::{SinkExt, StreamExt};
+use futures::{stream::FuturesOrdered, SinkExt, StreamExt};
 use serde_json::json;
 use tokio::sync::mpsc;
 
@@ -47,9 +47,12 @@ use identify::{identify, revoked, Identified};
 use super::{client::client_addr, Http};
 use crate::ratelimit::ClientAddr;
 
-/// Client messages handed to async-graphql but not yet taken by it; past
-/// this the connection stops reading frames.
+/// Client messages handed to async-graphql (or waiting to be) but not yet
+/// taken by it; past this the connection stops reading frames.
 const INBOX: usize = 16;
+/// Frames written to a client that does not read them; past this the
+/// connection is closed (1008).
+const OUTBOX: usize = 256;
 
 pub async fn ws(State(http): State<Http>, parts: Parts, upgrade: WebSocketUpgrade) -> Response {
     let Some(protocol) = protocol(&parts) else {
@@ -178,32 +181,61 @@ async fn run(
         }
     };
     let mut expiry = pin!(expiry);
-    loop {
+    // Client messages in arrival order, each once it may be handed on (a
+    // subscribe first re-reads the caller). Nothing here awaits I/O inline:
+    // the operations keep being driven meanwhile, so those already running
+    // finish their queries and give their pool connections back.
+    let mut admitting: FuturesOrdered<Admission<'_>> = FuturesOrdered::new();
+    // Frames for the client, written by a task of their own; a client that
+    // does not read them is closed rather than buffered without bound.
+    let (outbox, mut outgoing) = mpsc::channel::<Message>(OUTBOX);
+    let writer = async {
+        while let Some(frame) = outgoing.recv().await {
+            if sink.send(frame).await.is_err() {
+                break;
+            }
+        }
+    };
+    let mut writer = pin!(writer);
+    let send = |frame: Message| match outbox.try_send(frame) {
+        Ok(()) => Ok(()),
+        Err(_) => Err(Close(1008, "Not reading its messages".into())),
+    };
+    let ended = loop {
         tokio::select! {
-            bytes = next_message(frames), if inbox.capacity() > 0 => {
-                let bytes = bytes?;
+            bytes = next_message(frames), if inbox.capacity() > admitting.len() => {
+                let Some(bytes) = bytes else { break None };
                 let message = ClientMessage::from_bytes(&bytes);
                 match &message {
                     Ok(ClientMessage::Start { id, .. }) => {
-                        if let Some(close) = revoked(http, caller).await {
-                            return Some(close);
-                        }
                         if running.ids.contains(id) {
-                            return Some(Close(4409, format!("Subscriber for {id} already exists")));
+                            break Some(Close(4409, format!("Subscriber for {id} already exists")));
                         }
                         if !running.start(id) {
-                            let refusal = refusal(protocol, id);
-                            sink.send(Message::Text(refusal.into())).await.ok()?;
+                            if let Err(close) = send(Message::Text(refusal(protocol, id).into())) {
+                                break Some(close);
+                            }
                             continue;
                         }
+                        admitting.push_back(Box::pin(async move { (revoked(http, caller).await, message) }));
                     }
-                    Ok(ClientMessage::Stop { id }) => running.end(id),
-                    _ => {}
+                    Ok(ClientMessage::Stop { id }) => {
+                        running.end(id);
+                        admitting.push_back(Box::pin(std::future::ready((None, message))));
+                    }
+                    _ => admitting.push_back(Box::pin(std::future::ready((None, message)))),
                 }
-                inbox.try_send(message).ok()?;
+            }
+            Some((close, message)) = admitting.next(), if !admitting.is_empty() => {
+                if let Some(close) = close {
+                    break Some(close);
+                }
+                if inbox.try_send(message).is_err() {
+                    break None;
+                }
             }
             out = operations.next() => {
-                let out = out?;
+                let Some(out) = out else { break None };
                 let frame = match out {
                     WsMessage::Text(text) => {
                         if let Some(id) = finished(&text) {
@@ -211,16 +243,33 @@ async fn run(
                         }
                         Message::Text(text.into())
                     }
-                    WsMessage::Close(code, reason) => return Some(Close(code, reason)),
+                    WsMessage::Close(code, reason) => break Some(Close(code, reason)),
                 };
-                sink.send(frame).await.ok()?;
+                if let Err(close) = send(frame) {
+                    break Some(close);
+                }
             }
+            () = &mut writer => break None,
             () = &mut expiry => {
-                return Some(Close(4403, "Forbidden: the token has expired".into()));
+                break Some(Close(4403, "Forbidden: the token has expired".into()));
             }
         }
-    }
+    };
+    // What was queued goes out before the close frame.
+    drop(outbox);
+    writer.await;
+    ended
 }
+
+/// A client message once it may be handed to async-graphql, or why the
+/// connection must close instead.
+type Admission<'a> = std::pin::Pin<
+    Box<
+        dyn std::future::Future<Output = (Option<Close>, serde_json::Result<ClientMessage>)>
+            + Send
+            + 'a,
+    >,
+>;
 
 /// The error a `subscribe` past the caps gets; the connection stays open.
 fn refusal(protocol: Protocols, id: &str) -> String {

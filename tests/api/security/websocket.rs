@@ -218,3 +218,36 @@ async fn a_member_removed_from_a_room_stops_receiving_it() {
         Reply::Silent
     ));
 }
+
+#[tokio::test]
+async fn a_burst_of_subscribes_on_one_connection_is_served_by_a_small_pool() {
+    // Each subscribe reads the source of truth; the connection must keep
+    // driving the ones already running while it admits the next, or they
+    // hold every pool connection and the admission waits for one forever.
+    let app = spawn_app_with(&["--database-max-connections", "3"]).await;
+    let (token, _) = app.sign_up("burst@example.org", "Bea").await;
+    let room = create_room(&app, &token, "Burst").await;
+    let mut socket = ws::connect(&app, Some(&token)).await;
+    for i in 0..32 {
+        ws::subscribe(&mut socket, &format!("s{i}"), SUBSCRIBE, json!({"r": room})).await;
+    }
+    let mut live = std::collections::HashSet::new();
+    for attempt in 0..20 {
+        send(&app, &token, &room, &format!("to all {attempt}")).await;
+        loop {
+            match ws::next_reply(&mut socket, Duration::from_millis(500)).await {
+                Reply::Json(frame) => {
+                    assert_eq!(frame["type"], "next", "{frame}");
+                    live.insert(frame["id"].as_str().expect("id").to_owned());
+                }
+                Reply::Silent => break,
+                other => panic!("the connection ended: {other:?}"),
+            }
+        }
+        if live.len() == 32 {
+            break;
+        }
+    }
+    assert_eq!(live.len(), 32, "live: {live:?}");
+    still_answers(&app).await;
+}
