@@ -20,7 +20,6 @@ mod stats;
 use std::{path::PathBuf, sync::Arc, time::Duration};
 
 use anyhow::Context;
-use sea_orm::{ConnectionTrait, DbBackend, Statement};
 use studysync::{app::AppState, config::Config, seed::SeedArgs};
 
 /// Sizes and durations; the defaults finish in about six minutes on two cores.
@@ -411,40 +410,33 @@ async fn main() -> anyhow::Result<()> {
 /// the heaviest studier.
 async fn fixture(app: &AppState, clients: usize) -> anyhow::Result<Fixture> {
     let sql = app.sql();
-    let ids = |query: &str| {
-        let query = query.to_owned();
-        async move {
-            let rows = sql
-                .query_all(Statement::from_string(DbBackend::Postgres, query))
-                .await?;
-            rows.iter()
-                .map(|r| {
-                    r.try_get_by_index::<uuid::Uuid>(0)
-                        .map_err(anyhow::Error::from)
-                })
-                .collect::<anyhow::Result<Vec<_>>>()
-        }
-    };
     // Seeded accounts are at their first token generation.
     let issue = |id: &uuid::Uuid| {
         app.tokens()
             .issue(*id, 0)
             .map_err(|e| anyhow::anyhow!("{}", e.chain()))
     };
-    let users = ids(&format!(
-        "SELECT id FROM users ORDER BY email LIMIT {clients}"
-    ))
+    let users = db::column::<uuid::Uuid>(
+        sql,
+        &format!("SELECT id FROM users ORDER BY email LIMIT {clients}"),
+    )
     .await?;
-    let room =
-        ids("SELECT room_id FROM messages GROUP BY room_id ORDER BY count(*) DESC LIMIT 1").await?;
+    let room = db::column::<uuid::Uuid>(
+        sql,
+        "SELECT room_id FROM messages GROUP BY room_id ORDER BY count(*) DESC LIMIT 1",
+    )
+    .await?;
     let room_id = *room.first().context("no messages seeded")?;
-    let members = ids(&format!(
-        "SELECT user_id FROM room_members WHERE room_id = '{room_id}' ORDER BY user_id"
-    ))
+    let members = db::column::<uuid::Uuid>(
+        sql,
+        &format!("SELECT user_id FROM room_members WHERE room_id = '{room_id}' ORDER BY user_id"),
+    )
     .await?;
-    let reader =
-        ids("SELECT user_id FROM study_totals WHERE period = 'all' ORDER BY minutes DESC LIMIT 1")
-            .await?;
+    let reader = db::column::<uuid::Uuid>(
+        sql,
+        "SELECT user_id FROM study_totals WHERE period = 'all' ORDER BY minutes DESC LIMIT 1",
+    )
+    .await?;
     Ok(Fixture {
         tokens: users.iter().map(issue).collect::<anyhow::Result<_>>()?,
         room_id: room_id.to_string(),
