@@ -48,6 +48,8 @@ pub struct Results {
     pub rss: Vec<(String, Option<f64>)>,
     /// Hostile documents and login bursts (`--phases hostile`).
     pub hostile: Option<crate::hostile::HostileResults>,
+    /// Live subscriptions across instances and at scale (`--phases live`).
+    pub live: Option<crate::live::LiveResults>,
     pub notes: Vec<String>,
     pub poll_ms: u64,
     pub ceiling_batch: usize,
@@ -81,6 +83,7 @@ impl Results {
             lag: Vec::new(),
             rss: Vec::new(),
             hostile: None,
+            live: None,
             notes: Vec::new(),
             poll_ms: args.poll_ms,
             ceiling_batch: args.ceiling_batch,
@@ -331,6 +334,9 @@ pub fn targets(r: &Results) -> Vec<Target> {
     }
     if let Some(h) = &r.hostile {
         out.extend(crate::hostile_report::targets(h));
+    }
+    if let Some(l) = &r.live {
+        out.extend(crate::live_report::targets(l));
     }
     out
 }
@@ -650,6 +656,10 @@ pub fn render(r: &Results) -> String {
         let _ = writeln!(s);
         s.push_str(&crate::hostile_report::section(h));
     }
+    if let Some(l) = &r.live {
+        let _ = writeln!(s);
+        s.push_str(&crate::live_report::section(l));
+    }
     problems(&mut s, &r.notes);
     s
 }
@@ -686,7 +696,7 @@ fn problems(s: &mut String, notes: &[String]) {
     }
 }
 
-/// A phase's own report (`HOSTILE.md`): its targets and section,
+/// A phase's own report (`HOSTILE.md`, `LIVE.md`): its targets and section,
 /// with the run's machine and problems, so a run of that phase alone need
 /// not rewrite `REPORT.md`.
 pub fn standalone(r: &Results, title: &str, targets: &[Target], section: &str) -> String {
