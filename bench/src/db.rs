@@ -16,6 +16,20 @@ pub async fn query_f64s(db: &DatabaseConnection, sql: &str) -> anyhow::Result<Ve
         .collect())
 }
 
+/// The first column of every row `sql` returns.
+pub async fn column<T: sea_orm::TryGetable>(
+    db: &DatabaseConnection,
+    sql: &str,
+) -> anyhow::Result<Vec<T>> {
+    let rows = db
+        .query_all(Statement::from_string(DbBackend::Postgres, sql.to_owned()))
+        .await
+        .with_context(|| format!("query {sql}"))?;
+    rows.iter()
+        .map(|r| r.try_get_by_index::<T>(0).map_err(anyhow::Error::from))
+        .collect()
+}
+
 pub async fn scalar_i64(db: &DatabaseConnection, sql: &str) -> anyhow::Result<i64> {
     let row = db
         .query_one(Statement::from_string(DbBackend::Postgres, sql.to_owned()))

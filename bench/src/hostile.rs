@@ -293,17 +293,11 @@ fn no_answer(e: reqwest::Error) -> Reply {
 
 /// The first `n` seeded accounts' emails (all share the seed's password).
 async fn emails(sql: &sea_orm::DatabaseConnection, n: usize) -> anyhow::Result<Vec<String>> {
-    use sea_orm::{ConnectionTrait, DbBackend, Statement};
-    let rows = sql
-        .query_all(Statement::from_string(
-            DbBackend::Postgres,
-            format!("SELECT email FROM users ORDER BY email LIMIT {n}"),
-        ))
-        .await?;
-    let emails = rows
-        .iter()
-        .map(|r| r.try_get_by_index::<String>(0))
-        .collect::<Result<Vec<_>, _>>()?;
+    let emails: Vec<String> = crate::db::column(
+        sql,
+        &format!("SELECT email FROM users ORDER BY email LIMIT {n}"),
+    )
+    .await?;
     anyhow::ensure!(!emails.is_empty(), "no seeded accounts");
     Ok(emails)
 }

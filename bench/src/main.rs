@@ -11,16 +11,18 @@ mod cpu;
 mod db;
 mod hostile;
 mod hostile_report;
+mod live;
+mod live_report;
 mod load;
 mod phases;
 mod report;
 mod server;
 mod stats;
+mod ws;
 
 use std::{path::PathBuf, sync::Arc, time::Duration};
 
 use anyhow::Context;
-use sea_orm::{ConnectionTrait, DbBackend, Statement};
 use studysync::{app::AppState, config::Config, seed::SeedArgs};
 
 /// Sizes and durations; the defaults finish in about six minutes on two cores.
@@ -80,12 +82,38 @@ pub struct Args {
     /// Sizes of the concurrent logIn bursts (`hostile`).
     #[arg(long, value_delimiter = ',', default_value = "100,1000")]
     pub login_bursts: Vec<usize>,
+    /// Messages per second sent through instance A while subscribers on A
+    /// and B receive them (`live`).
+    #[arg(long, default_value_t = 20.0)]
+    pub live_rate: f64,
+    /// Seconds of that traffic (`live`).
+    #[arg(long, default_value_t = 10.0)]
+    pub live_secs: f64,
+    /// Subscribers on each of the two instances (`live`).
+    #[arg(long, default_value_t = 4)]
+    pub live_subscribers: usize,
+    /// Messages per CPU measurement without and with the subscriptions to
+    /// other rooms (`live`); server CPU is read in ticks of 10 ms.
+    #[arg(long, default_value_t = 600)]
+    pub live_sends: usize,
+    /// Their rate, messages per second (`live`).
+    #[arg(long, default_value_t = 40.0)]
+    pub live_send_rate: f64,
+    /// Subscriptions opened on one server for the CPU and memory figures
+    /// (`live`), within the server's default websocket caps.
+    #[arg(long, default_value_t = 10_000)]
+    pub live_subscriptions: usize,
+    /// Messages sent with all those subscriptions in the sender's room, one
+    /// at a time (`live`; 0 skips that reference).
+    #[arg(long, default_value_t = 20)]
+    pub live_same_room_sends: usize,
     /// Where the report and charts go.
     #[arg(long, default_value = "docs/bench")]
     pub out: PathBuf,
     /// Measurements to take (the seed and the drain always run: every other
     /// measurement needs an empty outbox). A partial run belongs in its own
-    /// `--out` directory; `hostile` alone writes only `HOSTILE.md`.
+    /// `--out` directory; `hostile` alone writes only `HOSTILE.md`, `live`
+    /// alone only `LIVE.md` (and both only those two).
     #[arg(
         long,
         value_enum,
@@ -107,6 +135,17 @@ pub enum Phase {
     Lag,
     /// Hostile documents within the body limit, and concurrent logIns.
     Hostile,
+    /// Subscriptions: delivery across two instances, sendMessage CPU and
+    /// memory with 10,000 subscriptions open. Not part of the default run.
+    Live,
+}
+
+impl Phase {
+    /// Whether the phase writes a report of its own (`HOSTILE.md`,
+    /// `LIVE.md`); a run of only such phases leaves `REPORT.md` alone.
+    fn standalone(self) -> bool {
+        matches!(self, Phase::Hostile | Phase::Live)
+    }
 }
 
 /// Who the clients act as.
@@ -383,6 +422,25 @@ async fn main() -> anyhow::Result<()> {
         results.hostile = Some(hostile);
         results.notes.extend(errors);
     }
+    if args.phases.contains(&Phase::Live) {
+        println!(
+            "== [{:>4.0} s] live subscriptions: across two instances, and {} at once",
+            results.started.elapsed().as_secs_f64(),
+            args.live_subscriptions
+        );
+        let settings = live::Settings {
+            rate: args.live_rate,
+            secs: args.live_secs,
+            subscribers: args.live_subscribers,
+            sends: args.live_sends,
+            send_rate: args.live_send_rate,
+            subscriptions: args.live_subscriptions,
+            same_room_sends: args.live_same_room_sends,
+        };
+        let (live, errors) = live::live(&env, &fx, &app, &settings).await;
+        results.live = Some(live);
+        results.notes.extend(errors);
+    }
     results.finish();
 
     std::fs::create_dir_all(&args.out)?;
@@ -391,10 +449,15 @@ async fn main() -> anyhow::Result<()> {
         std::fs::write(&path, hostile_report::standalone(&results, h))?;
         println!("hostile documents: {}", path.display());
     }
+    if let Some(l) = &results.live {
+        let path = args.out.join("LIVE.md");
+        std::fs::write(&path, live_report::standalone(&results, l))?;
+        println!("live subscriptions: {}", path.display());
+    }
     println!("\n{}", report::targets_text(&results));
-    // Only the hostile phase: its figures are in HOSTILE.md, and the
-    // report's other figures are left as they are.
-    if args.phases.iter().all(|p| *p == Phase::Hostile) {
+    // Only phases with reports of their own: their figures are in those,
+    // and the report's other figures are left as they are.
+    if args.phases.iter().all(|p| p.standalone()) {
         return Ok(());
     }
     let charts = charts::draw(&results, &args.out);
@@ -411,40 +474,33 @@ async fn main() -> anyhow::Result<()> {
 /// the heaviest studier.
 async fn fixture(app: &AppState, clients: usize) -> anyhow::Result<Fixture> {
     let sql = app.sql();
-    let ids = |query: &str| {
-        let query = query.to_owned();
-        async move {
-            let rows = sql
-                .query_all(Statement::from_string(DbBackend::Postgres, query))
-                .await?;
-            rows.iter()
-                .map(|r| {
-                    r.try_get_by_index::<uuid::Uuid>(0)
-                        .map_err(anyhow::Error::from)
-                })
-                .collect::<anyhow::Result<Vec<_>>>()
-        }
-    };
     // Seeded accounts are at their first token generation.
     let issue = |id: &uuid::Uuid| {
         app.tokens()
             .issue(*id, 0)
             .map_err(|e| anyhow::anyhow!("{}", e.chain()))
     };
-    let users = ids(&format!(
-        "SELECT id FROM users ORDER BY email LIMIT {clients}"
-    ))
+    let users = db::column::<uuid::Uuid>(
+        sql,
+        &format!("SELECT id FROM users ORDER BY email LIMIT {clients}"),
+    )
     .await?;
-    let room =
-        ids("SELECT room_id FROM messages GROUP BY room_id ORDER BY count(*) DESC LIMIT 1").await?;
+    let room = db::column::<uuid::Uuid>(
+        sql,
+        "SELECT room_id FROM messages GROUP BY room_id ORDER BY count(*) DESC LIMIT 1",
+    )
+    .await?;
     let room_id = *room.first().context("no messages seeded")?;
-    let members = ids(&format!(
-        "SELECT user_id FROM room_members WHERE room_id = '{room_id}' ORDER BY user_id"
-    ))
+    let members = db::column::<uuid::Uuid>(
+        sql,
+        &format!("SELECT user_id FROM room_members WHERE room_id = '{room_id}' ORDER BY user_id"),
+    )
     .await?;
-    let reader =
-        ids("SELECT user_id FROM study_totals WHERE period = 'all' ORDER BY minutes DESC LIMIT 1")
-            .await?;
+    let reader = db::column::<uuid::Uuid>(
+        sql,
+        "SELECT user_id FROM study_totals WHERE period = 'all' ORDER BY minutes DESC LIMIT 1",
+    )
+    .await?;
     Ok(Fixture {
         tokens: users.iter().map(issue).collect::<anyhow::Result<_>>()?,
         room_id: room_id.to_string(),
