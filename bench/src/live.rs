@@ -37,10 +37,9 @@ const JOIN: &str = "mutation($r: ID!) { joinRoom(roomId: $r) { id } }";
 /// Messages sent before a measurement, which every subscriber must receive.
 pub const WARM_UP: usize = 5;
 /// How long a membership re-read may be put off on the server of the CPU
-/// and memory figures (`WS_RECHECK_MS`; the default is 5 s): with the
-/// default, the first message after 5 s to rooms of 10,000 subscriptions
-/// makes each of them re-read its caller and membership at once, more
-/// reads than the SQL pool serves within its acquire timeout.
+/// and memory figures (`WS_RECHECK_MS`): the figures are of delivery, not
+/// of the periodic re-read of each subscriber's rights, which a message
+/// starts for every subscription whose interval has passed.
 pub const FANOUT_RECHECK_MS: u64 = 3_600_000;
 /// How long the server's idle CPU is read before each CPU measurement.
 pub const IDLE: Duration = Duration::from_secs(3);
@@ -637,11 +636,9 @@ async fn steady(gql: &Gql, token: &str, room: &str, n: usize, rate: f64, tag: &s
 
 /// Starts one subscription per planned room (to `room` instead, when
 /// given), ids `<prefix><n>`: in rounds of one per connection, each round
-/// once the server and PostgreSQL are done with the one before. A
-/// connection sent its 32 `subscribe`s back to back closes with 4500: the
-/// server re-reads the caller for each `subscribe` while the operations
-/// already started, which hold SQL connections mid-query, are not polled,
-/// until the pool's acquire timeout (5 s) fails the re-read.
+/// once the server and PostgreSQL are done with the one before, so the
+/// CPU and memory read afterwards belong to open subscriptions, not to
+/// ones still starting.
 async fn subscribe_all(
     server: &Process,
     connections: &[(&Socket, &Planned)],
