@@ -46,6 +46,18 @@ impl std::fmt::Display for Mutation {
     }
 }
 
+/// The per-account mutation budget of the servers that measure writes and
+/// lag: they send thousands of mutations a second from a few seeded
+/// accounts, which the production default (`MUTATION_BURST` 60,
+/// `MUTATION_RATE_PER_SECOND` 10) would mostly refuse. Each request still
+/// pays the budget's statement, as in production.
+pub fn load_vars() -> Vec<(&'static str, String)> {
+    vec![
+        ("MUTATION_BURST", "1000000".to_owned()),
+        ("MUTATION_RATE_PER_SECOND", "1000000".to_owned()),
+    ]
+}
+
 /// Where the lag measurement's sync worker runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Worker {
@@ -131,12 +143,14 @@ impl Mode {
     /// only when told (local commits wake it): it drains every mode's events
     /// between slices, never during another mode's slice.
     fn vars(self) -> Vec<(&'static str, String)> {
-        match self {
+        let mut vars = match self {
             Mode::Outbox => vec![("SYNC_POLL_INTERVAL_MS", "3600000".to_owned())],
             Mode::OutboxPaused => vec![("NO_WORKER", "true".to_owned())],
             // bench-server never runs a worker.
             Mode::DualWrite | Mode::Floor => Vec::new(),
-        }
+        };
+        vars.extend(load_vars());
+        vars
     }
 
     async fn serve(self, env: &Env) -> anyhow::Result<Process> {
@@ -367,6 +381,7 @@ pub async fn lag(
     for worker in Worker::ALL {
         let vars = vec![("SYNC_POLL_INTERVAL_MS", poll_ms.to_string())];
         let mut serve_vars = vars.clone();
+        serve_vars.extend(load_vars());
         if worker == Worker::Separate {
             serve_vars.push(("NO_WORKER", "true".to_owned()));
         }
