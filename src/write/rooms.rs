@@ -126,16 +126,25 @@ pub async fn join_room(
                     return Ok(room);
                 }
                 add_member(tx, room_id, user_id).await?;
-                let version = room.version + 1;
-                let mut row = room.into_active_model();
-                row.version = Set(version);
-                row.updated_at = Set(crate::domain::now());
-                let room = row.update(tx.conn()).await?;
-                room_event(tx, &room, "room.member_joined").await?;
-                Ok(room)
+                members_changed(tx, room, "room.member_joined").await
             })
         })
         .await
+}
+
+/// A new version of `room` whose members changed, with its event.
+async fn members_changed(
+    tx: &Tx,
+    room: rooms::Model,
+    event_type: &'static str,
+) -> AppResult<rooms::Model> {
+    let version = room.version + 1;
+    let mut row = room.into_active_model();
+    row.version = Set(version);
+    row.updated_at = Set(crate::domain::now());
+    let room = row.update(tx.conn()).await?;
+    room_event(tx, &room, event_type).await?;
+    Ok(room)
 }
 
 /// Leaves a room; only members may. The room's document loses the member
@@ -159,13 +168,7 @@ pub async fn leave_room(
                 if left.rows_affected == 0 {
                     return Err(AppError::Forbidden("not a member of this room"));
                 }
-                let version = room.version + 1;
-                let mut row = room.into_active_model();
-                row.version = Set(version);
-                row.updated_at = Set(crate::domain::now());
-                let room = row.update(tx.conn()).await?;
-                room_event(tx, &room, "room.member_left").await?;
-                Ok(room)
+                members_changed(tx, room, "room.member_left").await
             })
         })
         .await

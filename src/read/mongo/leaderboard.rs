@@ -21,6 +21,18 @@ fn bucket(period: Period, start: NaiveDate) -> Document {
     doc! {"period": period.key(), "period_start": start.to_string(), "deleted": {"$ne": true}}
 }
 
+/// `(user_id, minutes)` of totals' documents, in their order.
+fn entries(docs: &[Document]) -> AppResult<Vec<(Uuid, i64)>> {
+    docs.iter()
+        .map(|d| {
+            Ok((
+                uuid_field(d, COLLECTION, "user_id")?,
+                int_field(d, COLLECTION, "minutes")?,
+            ))
+        })
+        .collect()
+}
+
 /// Whether the workers keep the bucket's top current: only current buckets
 /// have one (a past bucket's may predate late sessions logged into it).
 fn has_top(period: Period, start: NaiveDate) -> bool {
@@ -76,16 +88,7 @@ pub async fn page(
         .await?
         .try_collect()
         .await?;
-    let rows = docs
-        .iter()
-        .map(|d| {
-            Ok((
-                uuid_field(d, COLLECTION, "user_id")?,
-                int_field(d, COLLECTION, "minutes")?,
-            ))
-        })
-        .collect::<AppResult<Vec<_>>>()?;
-    Ok(BoardPosition::rank_rows(after, rows))
+    Ok(BoardPosition::rank_rows(after, entries(&docs)?))
 }
 
 /// The user's entry: rank = 1 + rows with more minutes (an index count, not a
@@ -246,15 +249,7 @@ pub async fn just_ahead(
         .await?
         .try_collect()
         .await?;
-    let mut rows = docs
-        .iter()
-        .map(|d| {
-            Ok((
-                uuid_field(d, COLLECTION, "user_id")?,
-                int_field(d, COLLECTION, "minutes")?,
-            ))
-        })
-        .collect::<AppResult<Vec<_>>>()?;
+    let mut rows = entries(&docs)?;
     rows.reverse();
     Ok(rows)
 }
