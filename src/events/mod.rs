@@ -12,4 +12,4 @@ pub mod project;
 
 pub use aggregate::Aggregate;
 pub use docs::{Doc, MessageDoc, RoomDoc, StudySessionDoc, StudyTotalDoc, TodoDoc, UserDoc};
-pub use payload::{decode, encode, tombstone, DecodeError, Payload, SCHEMA};
+pub use payload::{decode, encode, tombstone, DecodeError, Payload, Was, SCHEMA};

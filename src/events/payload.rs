@@ -2,13 +2,16 @@
 //! written by an older release are brought to the current schema.
 //!
 //! Schema 2 (this release): `{"schema": 2, ...the document's fields}`, or
-//! `{"schema": 2, "deleted": true}` for a tombstone. The row's id and
-//! version are the outbox row's own columns, so they are not repeated.
+//! `{"schema": 2, "deleted": true}` for a tombstone (with `"was"`, where the
+//! row was, for the kinds whose readers need it: see [`Was`]). The row's id
+//! and version are the outbox row's own columns, so they are not repeated.
 //!
 //! Schema 1 (releases before schema numbers): no `schema` field, and the
 //! row's `id` and `version` inside the payload as well.
-use serde::de::DeserializeOwned;
+use chrono::NaiveDate;
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use serde_json::{Map, Value};
+use uuid::Uuid;
 
 use super::{Aggregate, Doc};
 
@@ -21,7 +24,30 @@ pub enum Payload {
     /// The row's whole public state.
     Doc(Doc),
     /// The row is gone.
-    Deleted,
+    Deleted(Was),
+}
+
+/// Where a deleted row was, for the readers that place a deletion: the
+/// room and change number of a deleted message (subscribers on every
+/// instance hear of it), the bucket of a study total that fell to nothing
+/// (its boards are computed again). Ids, numbers and dates only: never
+/// anything a person wrote or is called.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Was {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub room_id: Option<Uuid>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_seq: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub period: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub period_start: Option<NaiveDate>,
+}
+
+impl Was {
+    pub fn is_empty(&self) -> bool {
+        *self == Was::default()
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -58,15 +84,24 @@ pub fn encode(doc: &Doc) -> Value {
 }
 
 /// The payload of a deletion.
-pub fn tombstone() -> Value {
-    serde_json::json!({ "schema": SCHEMA, "deleted": true })
+pub fn tombstone(was: &Was) -> Value {
+    let mut value = serde_json::json!({ "schema": SCHEMA, "deleted": true });
+    if !was.is_empty() {
+        // A struct of ids, numbers and dates always serialises.
+        value["was"] = serde_json::to_value(was).expect("a tombstone serialises");
+    }
+    value
 }
 
 /// Reads a stored payload of any known schema.
 pub fn decode(aggregate: Aggregate, payload: &Value) -> Result<Payload, DecodeError> {
-    let fields = upgrade(payload)?;
+    let mut fields = upgrade(payload)?;
     if fields.get("deleted").and_then(Value::as_bool) == Some(true) {
-        return Ok(Payload::Deleted);
+        let was = match fields.remove("was") {
+            Some(was) => serde_json::from_value(was)?,
+            None => Was::default(),
+        };
+        return Ok(Payload::Deleted(was));
     }
     let value = Value::Object(fields);
     fn typed<T: DeserializeOwned>(value: Value) -> Result<T, DecodeError> {
@@ -139,7 +174,7 @@ mod tests {
             json!({"id": "7d0c39c9-4a8f-4b5e-9f51-2f4c1d4b8a10", "version": 4, "deleted": true});
         assert_eq!(
             decode(Aggregate::Todo, &old_tombstone).unwrap(),
-            Payload::Deleted
+            Payload::Deleted(Was::default())
         );
     }
 
@@ -161,8 +196,19 @@ mod tests {
             Payload::Doc(message)
         );
         assert_eq!(
-            decode(Aggregate::Room, &tombstone()).unwrap(),
-            Payload::Deleted
+            decode(Aggregate::Room, &tombstone(&Was::default())).unwrap(),
+            Payload::Deleted(Was::default())
+        );
+        let was = Was {
+            room_id: Some(uuid::Uuid::new_v4()),
+            event_seq: Some(9),
+            ..Was::default()
+        };
+        let gone = tombstone(&was);
+        assert_eq!(gone["was"]["event_seq"], json!(9));
+        assert_eq!(
+            decode(Aggregate::Message, &gone).unwrap(),
+            Payload::Deleted(was)
         );
     }
 

@@ -11,7 +11,7 @@ use mongodb::bson::{doc, Document};
 use serde_json::Value;
 use uuid::Uuid;
 
-use crate::events::{self, Aggregate, DecodeError, Doc, Payload};
+use crate::events::{self, Aggregate, DecodeError, Doc, Payload, Was};
 
 /// Why an event cannot be projected. Such an event will not succeed by
 /// retrying with this release, so the worker parks it.
@@ -48,7 +48,7 @@ pub fn project(
         .ok_or_else(|| ProjectError::UnknownAggregate(aggregate_type.to_owned()))?;
     Ok(match events::decode(aggregate, payload)? {
         Payload::Doc(doc) => of_doc(&doc, aggregate_id, version),
-        Payload::Deleted => tombstone(aggregate, aggregate_id, version),
+        Payload::Deleted(was) => tombstone_at(aggregate, aggregate_id, version, &was),
     })
 }
 
@@ -64,11 +64,34 @@ pub fn of_doc(doc: &Doc, id: Uuid, version: i64) -> Projected {
 
 /// The tombstone of row `id` at `version`.
 pub fn tombstone(aggregate: Aggregate, id: Uuid, version: i64) -> Projected {
+    tombstone_at(aggregate, id, version, &Was::default())
+}
+
+/// The tombstone of row `id` at `version`, saying where the row was under
+/// `was` (fields no reader of live documents queries).
+pub fn tombstone_at(aggregate: Aggregate, id: Uuid, version: i64, was: &Was) -> Projected {
+    let mut doc = doc! {"_id": id.to_string(), "version": version, "deleted": true};
+    if !was.is_empty() {
+        let mut place = Document::new();
+        if let Some(room_id) = was.room_id {
+            place.insert("room_id", room_id.to_string());
+        }
+        if let Some(seq) = was.event_seq {
+            place.insert("event_seq", seq);
+        }
+        if let Some(period) = &was.period {
+            place.insert("period", period.as_str());
+        }
+        if let Some(start) = was.period_start {
+            place.insert("period_start", start.to_string());
+        }
+        doc.insert("was", place);
+    }
     Projected {
         collection: aggregate.collection(),
         id: id.to_string(),
         version,
-        doc: doc! {"_id": id.to_string(), "version": version, "deleted": true},
+        doc,
     }
 }
 

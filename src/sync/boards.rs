@@ -64,22 +64,27 @@ pub fn is_current(bucket: Bucket, now: DateTime<Utc>) -> bool {
     start >= period.bucket_start(earlier)
 }
 
-/// The current buckets that `events` change, in a stable order.
+/// The current buckets that `events` change (a total written or deleted),
+/// in a stable order.
 pub fn touched(events: &[Claimed], now: DateTime<Utc>) -> Vec<Bucket> {
     let mut buckets = std::collections::BTreeSet::new();
     for event in events {
         if Aggregate::parse(&event.aggregate_type) != Some(Aggregate::StudyTotal) {
             continue;
         }
-        let Ok(Payload::Doc(Doc::StudyTotal(total))) =
-            events::decode(Aggregate::StudyTotal, &event.payload)
-        else {
+        // A total written, or one that fell to nothing and was deleted.
+        let (period, start) = match events::decode(Aggregate::StudyTotal, &event.payload) {
+            Ok(Payload::Doc(Doc::StudyTotal(total))) => (total.period, total.period_start),
+            Ok(Payload::Deleted(events::Was {
+                period: Some(period),
+                period_start: Some(start),
+                ..
+            })) => (period, start),
+            _ => continue,
+        };
+        let Some(period) = period_of(&period) else {
             continue;
         };
-        let Some(period) = period_of(&total.period) else {
-            continue;
-        };
-        let start = total.period_start;
         if is_current((period, start), now) {
             buckets.insert((period, start));
         }
@@ -225,6 +230,18 @@ mod tests {
         }
     }
 
+    fn gone(period: &str, start: &str) -> Claimed {
+        let was = events::Was {
+            period: Some(period.to_owned()),
+            period_start: Some(start.parse().unwrap()),
+            ..events::Was::default()
+        };
+        Claimed {
+            payload: events::tombstone(&was),
+            ..total(period, start)
+        }
+    }
+
     #[test]
     fn only_current_buckets_of_study_totals_are_touched() {
         let now = at("2026-11-30T00:30:00Z"); // a Monday, just after midnight
@@ -241,6 +258,8 @@ mod tests {
             total("month", "2026-10-01"),
             total("fortnight", "2026-11-30"),
             todo,
+            gone("month", "2026-11-01"),
+            gone("month", "2026-09-01"),
         ];
         let day = |s: &str| s.parse::<NaiveDate>().unwrap();
         assert_eq!(
@@ -249,6 +268,7 @@ mod tests {
                 (Period::Day, day("2026-11-29")),
                 (Period::Week, day("2026-11-23")),
                 (Period::Week, day("2026-11-30")),
+                (Period::Month, day("2026-11-01")),
                 (Period::AllTime, day("1970-01-01")),
             ]
         );

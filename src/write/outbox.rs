@@ -45,12 +45,24 @@ impl NewEvent {
     /// Row `id` is gone as of `version`: the version stops a late, older
     /// event from bringing the document back.
     pub fn deleted(aggregate: Aggregate, id: Uuid, version: i64, event_type: &'static str) -> Self {
+        Self::deleted_at(aggregate, id, version, event_type, &events::Was::default())
+    }
+
+    /// Like [`NewEvent::deleted`], saying where the row was (see
+    /// [`events::Was`]).
+    pub fn deleted_at(
+        aggregate: Aggregate,
+        id: Uuid,
+        version: i64,
+        event_type: &'static str,
+        was: &events::Was,
+    ) -> Self {
         Self {
             aggregate,
             aggregate_id: id,
             version,
             event_type,
-            payload: events::tombstone(),
+            payload: events::tombstone(was),
         }
     }
 }

@@ -122,6 +122,35 @@ async fn events_delivered_shuffled_and_twice_end_in_the_source_state_and_deletio
     )
     .await;
 
+    // A session corrected, then deleted: its totals fall to nothing.
+    let logged = app
+        .gql(
+            t,
+            "mutation { logStudySession(input: {subject: \"ghost\", minutes: 30, startedAt: \"2026-01-05T10:00:00Z\"}) { id } }",
+            json!({}),
+        )
+        .await;
+    let session = logged["data"]["logStudySession"]["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{logged}"))
+        .to_owned();
+    let corrected = app
+        .gql(
+            t,
+            "mutation($id: ID!) { updateStudySession(id: $id, input: {minutes: 20, startedAt: \"2026-02-05T10:00:00Z\"}) { id } }",
+            json!({"id": session}),
+        )
+        .await;
+    assert!(corrected["errors"].is_null(), "{corrected}");
+    let deleted = app
+        .gql(
+            t,
+            "mutation($id: ID!) { deleteStudySession(id: $id) }",
+            json!({"id": session}),
+        )
+        .await;
+    assert!(deleted["errors"].is_null(), "{deleted}");
+
     let mut events = all_events(&app).await;
     let mut twice: Vec<&Event> = events.iter().chain(events.iter()).collect();
     twice.shuffle(&mut rand::thread_rng());
@@ -140,14 +169,34 @@ async fn events_delivered_shuffled_and_twice_end_in_the_source_state_and_deletio
             "{verdict:?}"
         );
     }
-    // Then the ghost's first version, very late, once more.
-    events.retain(|e| e.aggregate_id.to_string() == ghost && e.aggregate_version == 1);
-    let late =
-        project::project("todo", events[0].aggregate_id, 1, &events[0].payload).expect("projects");
+    // Then the ghosts' first versions, very late, once more.
+    events.retain(|e| {
+        [&ghost, &session].contains(&&e.aggregate_id.to_string()) && e.aggregate_version == 1
+    });
+    assert_eq!(events.len(), 2);
+    for first in &events {
+        let late = project::project(&first.aggregate_type, first.aggregate_id, 1, &first.payload)
+            .expect("projects");
+        assert_eq!(
+            apply::apply(app.state.read_model(), &[late], Guard::Newer).await,
+            [Verdict::Stale]
+        );
+    }
+    let session_doc = app.read_doc("study_sessions", &session).await;
     assert_eq!(
-        apply::apply(app.state.read_model(), &[late], Guard::Newer).await,
-        [Verdict::Stale]
+        session_doc,
+        Some(doc! {"_id": &session, "version": 3_i64, "deleted": true})
     );
+    // Every total the session counted in ended deleted: no live document
+    // for January or February 2026 is left.
+    let live_totals = app
+        .state
+        .read_model()
+        .collection::<Document>("study_totals")
+        .count_documents(doc! {"period_start": {"$in": ["2026-01-05", "2026-01-01", "2026-02-05", "2026-02-02", "2026-02-01"]}})
+        .await
+        .expect("count");
+    assert_eq!(live_totals, 0);
 
     let todo = app
         .state

@@ -114,7 +114,10 @@ pub async fn watch_totals(
         let Some(total) = change.full_document else {
             return;
         };
-        if let (Ok(period), Ok(start)) = (total.get_str("period"), total.get_str("period_start")) {
+        // A deleted total's tombstone says which bucket it left.
+        let bucket = total.get_document("was").unwrap_or(&total);
+        if let (Ok(period), Ok(start)) = (bucket.get_str("period"), bucket.get_str("period_start"))
+        {
             changed(&boards::totals_key_of(period, start));
         }
     };
