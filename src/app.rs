@@ -171,14 +171,20 @@ impl AppState {
         self.inner.messages.publish(message);
     }
 
-    /// After messages may have been missed (the change stream could not
-    /// resume where it broke), hands each listened room's latest message to
-    /// its subscribers: one behind it sees the gap and reads what it missed
-    /// from the source of truth.
+    /// Announces a committed deletion to this instance's subscribers of its
+    /// room.
+    pub fn publish_deletion(&self, room_id: Uuid, message_id: Uuid, number: i64) {
+        self.inner.messages.deleted(room_id, message_id, number);
+    }
+
+    /// After changes may have been missed (the change stream could not
+    /// resume where it broke), tells each listened room's subscribers the
+    /// number of its latest change: one behind it reads what it missed from
+    /// the source of truth.
     pub async fn nudge_subscribers(&self) {
         for room_id in self.inner.messages.listened() {
-            match crate::read::sql::latest_message(self.sql(), room_id).await {
-                Ok(Some(message)) => self.inner.messages.publish(&message),
+            match crate::read::sql::last_seq(self.sql(), room_id).await {
+                Ok(Some(number)) => self.inner.messages.reached(room_id, number),
                 Ok(None) => {}
                 Err(error) => {
                     tracing::warn!(error = %error.chain(), %room_id, "reading a room's latest message failed");

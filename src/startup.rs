@@ -97,10 +97,11 @@ impl Application {
         // Messages committed through other instances, membership changes
         // and the leaderboard tops any worker writes, for this one's
         // subscribers; they stop with the API.
-        let (carried, nudged) = (state.clone(), state.clone());
+        let (carried, gone, nudged) = (state.clone(), state.clone(), state.clone());
         tokio::spawn(crate::read::mongo::live::carry_messages(
             state.read_model().clone(),
             move |message| carried.publish_message(&message),
+            move |room_id, id, number| gone.publish_deletion(room_id, id, number),
             move || {
                 let state = nudged.clone();
                 tokio::spawn(async move { state.nudge_subscribers().await });

@@ -34,6 +34,8 @@ mod m20261201_000006_add_users_token_generation;
 mod m20261201_000007_add_message_sequence;
 mod m20261201_000008_create_rate_limits;
 mod m20261201_000009_index_rate_limits_expiry;
+mod m20261201_000010_add_message_changes;
+mod m20261201_000011_create_message_deletions;
 
 /// The statements one migration sends, in order, for one dialect.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -141,6 +143,8 @@ pub fn all() -> Vec<Box<dyn SqlMigration>> {
         Box::new(m20261201_000007_add_message_sequence::Migration),
         Box::new(m20261201_000008_create_rate_limits::Migration),
         Box::new(m20261201_000009_index_rate_limits_expiry::Migration),
+        Box::new(m20261201_000010_add_message_changes::Migration),
+        Box::new(m20261201_000011_create_message_deletions::Migration),
     ]
 }
 

@@ -12,8 +12,14 @@ use crate::entity::messages;
 /// What a room's channel carries.
 #[derive(Clone, Debug)]
 pub enum RoomSignal {
-    /// A committed message.
+    /// A committed message, as added or edited.
     Message(messages::Model),
+    /// A committed deletion: the message and its change number.
+    Deleted { message_id: Uuid, number: i64 },
+    /// The room's changes are committed through this number (said after
+    /// some may have been missed): a subscriber behind it reads the rest
+    /// from the source of truth.
+    Reached(i64),
     /// Someone left or was removed: subscribers re-read their rights now.
     Members,
 }
@@ -48,6 +54,18 @@ impl RoomFeeds {
     /// Hands `message` to the subscribers of its room, if it has any.
     pub fn publish(&self, message: &messages::Model) {
         self.signal(message.room_id, RoomSignal::Message(message.clone()));
+    }
+
+    /// Tells the subscribers of `room_id` that `message_id` was deleted by
+    /// change `number`.
+    pub fn deleted(&self, room_id: Uuid, message_id: Uuid, number: i64) {
+        self.signal(room_id, RoomSignal::Deleted { message_id, number });
+    }
+
+    /// Tells the subscribers of `room_id` that its changes are committed
+    /// through `number`.
+    pub fn reached(&self, room_id: Uuid, number: i64) {
+        self.signal(room_id, RoomSignal::Reached(number));
     }
 
     /// Tells the subscribers of `room_id` that its members changed.
@@ -159,6 +177,8 @@ mod tests {
             body: body.to_owned(),
             version: 1,
             seq: Some(1),
+            event_seq: None,
+            edited_at: None,
             created_at: chrono::Utc::now(),
             updated_at: chrono::Utc::now(),
         }

@@ -13,8 +13,21 @@ pub struct Model {
     /// `rooms.last_seq`); `None` only for a row a release before numbering
     /// wrote after the numbering migration ran.
     pub seq: Option<i64>,
+    /// The number of the message's latest change (an edit), from the same
+    /// counter; `None` for a row never edited, whose latest change is its
+    /// addition (`seq`).
+    pub event_seq: Option<i64>,
+    /// When its body last changed, if it ever did.
+    pub edited_at: Option<DateTimeUtc>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
+}
+
+impl Model {
+    /// The number of the message's latest change.
+    pub fn change_seq(&self) -> Option<i64> {
+        self.event_seq.or(self.seq)
+    }
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -74,6 +74,12 @@ pub struct MessageDoc {
     /// were numbered have none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seq: Option<i64>,
+    /// The number of its latest edit, from the same counter; none until it
+    /// is edited.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_seq: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub edited_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -160,6 +166,8 @@ impl From<&messages::Model> for MessageDoc {
             sender_id: m.sender_id,
             body: m.body.clone(),
             seq: m.seq,
+            event_seq: m.event_seq,
+            edited_at: m.edited_at,
             created_at: m.created_at,
             updated_at: m.updated_at,
         }
@@ -273,6 +281,12 @@ impl Doc {
                 doc.insert("body", m.body.as_str());
                 if let Some(seq) = m.seq {
                     doc.insert("seq", seq);
+                }
+                if let Some(seq) = m.event_seq {
+                    doc.insert("event_seq", seq);
+                }
+                if let Some(at) = m.edited_at {
+                    doc.insert("edited_at", date(at));
                 }
                 doc.insert("created_at", date(m.created_at));
                 doc.insert("updated_at", date(m.updated_at));

@@ -185,6 +185,8 @@ mod tests {
             sender_id: uuid::Uuid::new_v4(),
             body: "hello".into(),
             seq: Some(7),
+            event_seq: Some(9),
+            edited_at: Some(chrono::Utc::now()),
             created_at: chrono::Utc::now(),
             updated_at: chrono::Utc::now(),
         });

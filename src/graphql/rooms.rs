@@ -73,4 +73,32 @@ impl RoomMutation {
         ctx.state().publish_message(&done.value);
         Ok(done.value.into())
     }
+
+    /// Replaces the body of one of the caller's messages (sender only, still
+    /// a member). History, search and `roomEvents` (as `EDITED`) follow;
+    /// `editedAt` says when.
+    async fn edit_message(&self, ctx: &Context<'_>, id: ID, body: String) -> Result<Message> {
+        let user_id = ctx.require_user()?;
+        let id = parse_id(&id, "id")?;
+        let body = MessageBody::parse(&body)?;
+        let done = write::rooms::edit_message(ctx.state().writer(), user_id, id, body).await?;
+        ctx.record_written(&done.events);
+        ctx.state().publish_message(&done.value);
+        Ok(done.value.into())
+    }
+
+    /// Deletes one of the caller's messages (sender only, also after
+    /// leaving the room); returns its id. It leaves history and search, and
+    /// `roomEvents` subscribers receive `DELETED`; no late event brings it
+    /// back.
+    async fn delete_message(&self, ctx: &Context<'_>, id: ID) -> Result<ID> {
+        let user_id = ctx.require_user()?;
+        let id = parse_id(&id, "id")?;
+        let done = write::rooms::delete_message(ctx.state().writer(), user_id, id).await?;
+        ctx.record_written(&done.events);
+        let gone = done.value;
+        ctx.state()
+            .publish_deletion(gone.room_id, gone.id, gone.number);
+        Ok(ID(gone.id.to_string()))
+    }
 }

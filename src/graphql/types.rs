@@ -229,6 +229,8 @@ pub struct Message {
     pub seq: Option<i64>,
     pub body: String,
     pub created_at: DateTime<Utc>,
+    /// When the body was last edited; null if it never was.
+    pub edited_at: Option<DateTime<Utc>>,
 }
 
 impl From<messages::Model> for Message {
@@ -240,6 +242,7 @@ impl From<messages::Model> for Message {
             seq: m.seq,
             body: m.body,
             created_at: m.created_at,
+            edited_at: m.edited_at,
         }
     }
 }

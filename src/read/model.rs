@@ -32,6 +32,58 @@ pub type SearchPosition = (u8, DateTime<Utc>, Uuid);
 /// were numbered.
 pub type MessagePosition = (Uuid, Option<i64>, DateTime<Utc>, Uuid);
 
+/// Where a change stands in its room's numbered changes: `RoomEvent.cursor`,
+/// from which `roomEvents(after:)` resumes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ChangePosition {
+    #[serde(rename = "r")]
+    pub room_id: Uuid,
+    #[serde(rename = "n")]
+    pub number: i64,
+}
+
+/// What happened to a room's message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChangeKind {
+    Added,
+    Edited,
+    Deleted,
+}
+
+/// One numbered change to a room's messages. A change read back from the
+/// source of truth carries the message as it is now (an addition read after
+/// an edit carries the edited body).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RoomChange {
+    pub room_id: Uuid,
+    pub number: i64,
+    pub kind: ChangeKind,
+    pub message_id: Uuid,
+    /// None once deleted.
+    pub message: Option<crate::entity::messages::Model>,
+}
+
+impl RoomChange {
+    /// The change a committed message's latest state announces: its
+    /// addition, or (once edited) its latest edit. `None` for a message a
+    /// release before numbering wrote.
+    pub fn of_message(message: crate::entity::messages::Model) -> Option<Self> {
+        let number = message.change_seq()?;
+        let kind = if message.event_seq.is_some_and(|e| Some(e) != message.seq) {
+            ChangeKind::Edited
+        } else {
+            ChangeKind::Added
+        };
+        Some(Self {
+            room_id: message.room_id,
+            number,
+            kind,
+            message_id: message.id,
+            message: Some(message),
+        })
+    }
+}
+
 /// Exact word matches rank before prefix-only matches.
 pub const EXACT: u8 = 0;
 pub const PREFIX: u8 = 1;

@@ -11,6 +11,7 @@ use uuid::Uuid;
 use crate::{
     entity::{messages, room_members, rooms, todos, users},
     error::AppResult,
+    read::model::{ChangeKind, RoomChange},
 };
 
 pub async fn user(conn: &impl ConnectionTrait, id: Uuid) -> AppResult<Option<users::Model>> {
@@ -164,37 +165,112 @@ pub async fn seq_of(
     Ok(seq.flatten())
 }
 
-/// A room's messages numbered `after + 1` to `through` (at most `limit`),
-/// in number order.
-pub async fn messages_after(
+/// Which of a room's changes a reader follows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Changes {
+    /// Additions only, in the order the messages were added.
+    Added,
+    /// Additions, edits and deletions, in change order.
+    All,
+}
+
+/// A room's changes numbered `after + 1` to `through`, at most `limit`, and
+/// the number through which they are complete (`through`, or less when the
+/// limit cut them short). Each message appears once, as it is now: one added
+/// in the range as `Added` (even if edited since), one added before it and
+/// edited in it as `Edited`, one added before it and deleted in it as
+/// `Deleted`; a message added and deleted within the range never existed
+/// for this reader. With [`Changes::Added`], only the additions, in the
+/// order they were made.
+pub async fn room_changes(
     conn: &impl ConnectionTrait,
     room_id: Uuid,
     after: i64,
-    through: Option<i64>,
+    through: i64,
+    which: Changes,
     limit: u64,
-) -> AppResult<Vec<messages::Model>> {
-    let mut query = messages::Entity::find()
-        .filter(messages::Column::RoomId.eq(room_id))
-        .filter(messages::Column::Seq.gt(after));
-    if let Some(through) = through {
-        query = query.filter(messages::Column::Seq.lte(through));
-    }
-    Ok(query
-        .order_by_asc(messages::Column::Seq)
-        .limit(limit)
+) -> AppResult<(Vec<RoomChange>, i64)> {
+    use sea_orm::{DatabaseBackend, FromQueryResult, Statement};
+    let limit_value = i64::try_from(limit).unwrap_or(i64::MAX);
+    let values = || -> Vec<sea_orm::Value> {
+        vec![
+            room_id.into(),
+            after.into(),
+            through.into(),
+            limit_value.into(),
+        ]
+    };
+    let sql = match which {
+        Changes::Added => {
+            "SELECT * FROM messages WHERE room_id = $1 AND seq > $2 AND seq <= $3 \
+             ORDER BY seq LIMIT $4"
+        }
+        Changes::All => {
+            "SELECT * FROM messages WHERE room_id = $1 \
+             AND ((seq > $2 AND seq <= $3) OR (event_seq > $2 AND event_seq <= $3)) \
+             ORDER BY CASE WHEN seq > $2 THEN seq ELSE event_seq END LIMIT $4"
+        }
+    };
+    let rows = messages::Entity::find()
+        .from_raw_sql(Statement::from_sql_and_values(
+            DatabaseBackend::Postgres,
+            sql,
+            values(),
+        ))
         .all(conn)
-        .await?)
-}
-
-/// A room's message with the highest number.
-pub async fn latest_message(
-    conn: &impl ConnectionTrait,
-    room_id: Uuid,
-) -> AppResult<Option<messages::Model>> {
-    Ok(messages::Entity::find()
-        .filter(messages::Column::RoomId.eq(room_id))
-        .filter(messages::Column::Seq.is_not_null())
-        .order_by_desc(messages::Column::Seq)
-        .one(conn)
-        .await?)
+        .await?;
+    let full = rows.len() as u64 >= limit;
+    let mut changes: Vec<RoomChange> = rows
+        .into_iter()
+        .filter_map(|m| {
+            let seq = m.seq?;
+            let (number, kind) = if seq > after {
+                (seq, ChangeKind::Added)
+            } else {
+                (m.event_seq?, ChangeKind::Edited)
+            };
+            Some(RoomChange {
+                room_id,
+                number,
+                kind,
+                message_id: m.id,
+                message: Some(m),
+            })
+        })
+        .collect();
+    let mut reached = match (full, changes.last()) {
+        (true, Some(last)) => last.number,
+        _ => through,
+    };
+    if which == Changes::All {
+        #[derive(FromQueryResult)]
+        struct Deletion {
+            event_seq: i64,
+            message_id: Uuid,
+        }
+        let deletions = Deletion::find_by_statement(Statement::from_sql_and_values(
+            DatabaseBackend::Postgres,
+            "SELECT event_seq, message_id FROM message_deletions \
+             WHERE room_id = $1 AND event_seq > $2 AND event_seq <= $3 \
+             AND (seq IS NULL OR seq <= $2) ORDER BY event_seq LIMIT $4",
+            values(),
+        ))
+        .all(conn)
+        .await?;
+        if deletions.len() as u64 >= limit {
+            if let Some(last) = deletions.last() {
+                reached = reached.min(last.event_seq);
+            }
+        }
+        changes.extend(deletions.into_iter().map(|d| RoomChange {
+            room_id,
+            number: d.event_seq,
+            kind: ChangeKind::Deleted,
+            message_id: d.message_id,
+            message: None,
+        }));
+        changes.retain(|c| c.number <= reached);
+        changes.sort_by_key(|c| c.number);
+    }
+    Ok((changes, reached))
 }

@@ -163,6 +163,8 @@ pub fn message(
         body: body.join(" "),
         version: 1,
         seq: None,
+        event_seq: None,
+        edited_at: None,
         created_at,
         updated_at: created_at,
     }

@@ -188,6 +188,8 @@ pub(super) async fn insert_messages(tx: &Tx, batch: &[messages::Model]) -> AppRe
             body: Set(m.body.clone()),
             version: Set(m.version),
             seq: Set(m.seq),
+            event_seq: Set(m.event_seq),
+            edited_at: Set(m.edited_at),
             created_at: Set(m.created_at),
             updated_at: Set(m.updated_at),
         }))

@@ -13,7 +13,7 @@ use crate::{
     domain::{MessageBody, RoomName},
     entity::{messages, room_members, rooms},
     error::{AppError, AppResult},
-    events::{MessageDoc, RoomDoc},
+    events::{Aggregate, MessageDoc, RoomDoc, Was},
 };
 
 /// Member ids of a room, in a stable order.
@@ -185,7 +185,7 @@ pub async fn is_member(
         .is_some())
 }
 
-/// Takes the room's next message number if `sender` is a member, in the
+/// Takes the room's next change number if `sender` is a member, in the
 /// statement that checks the membership (no round trip of its own). The
 /// room's row is then locked until commit, so numbers follow commit order
 /// and a number is committed only after every lower one.
@@ -200,6 +200,152 @@ async fn next_seq(tx: &Tx, room_id: Uuid, sender: Uuid) -> AppResult<Option<i64>
     );
     let row = tx.conn().query_one(statement).await?;
     Ok(row.map(|r| r.try_get_by_index::<i64>(0)).transpose()?)
+}
+
+/// Takes the room's next change number, whoever asks (a sender deletes
+/// their own message even after leaving the room).
+async fn next_change(tx: &Tx, room_id: Uuid) -> AppResult<i64> {
+    let statement = Statement::from_sql_and_values(
+        DatabaseBackend::Postgres,
+        "UPDATE rooms SET last_seq = last_seq + 1 WHERE id = $1 RETURNING last_seq",
+        [room_id.into()],
+    );
+    let row = tx
+        .conn()
+        .query_one(statement)
+        .await?
+        .ok_or(AppError::NotFound("room"))?;
+    Ok(row.try_get_by_index::<i64>(0)?)
+}
+
+/// The caller's own message, read in the transaction.
+async fn sent_by(tx: &Tx, sender: Uuid, id: Uuid) -> AppResult<messages::Model> {
+    let message = messages::Entity::find_by_id(id)
+        .one(tx.conn())
+        .await?
+        .ok_or(AppError::NotFound("message"))?;
+    if message.sender_id != sender {
+        return Err(AppError::Forbidden("only its sender can change a message"));
+    }
+    Ok(message)
+}
+
+/// Replaces the body of one of the sender's messages; the sender must still
+/// be a member. The edit takes the room's next change number, so
+/// `roomEvents` subscribers on every instance receive it in order.
+#[tracing::instrument(skip_all, fields(user_id = %sender, message_id = %id))]
+pub async fn edit_message(
+    writer: &Writer,
+    sender: Uuid,
+    id: Uuid,
+    body: MessageBody,
+) -> AppResult<Committed<messages::Model>> {
+    writer
+        .transact(move |tx| {
+            let body = body.clone();
+            Box::pin(async move {
+                let current = sent_by(tx, sender, id).await?;
+                let Some(number) = next_seq(tx, current.room_id, sender).await? else {
+                    return Err(AppError::Forbidden(
+                        "only members can edit messages in this room",
+                    ));
+                };
+                let now = crate::domain::now();
+                let version = current.version + 1;
+                let mut row = current.into_active_model();
+                row.body = Set(body.into_inner());
+                row.event_seq = Set(Some(number));
+                row.edited_at = Set(Some(now));
+                row.version = Set(version);
+                row.updated_at = Set(now);
+                let message = row.update(tx.conn()).await?;
+                outbox::enqueue(
+                    tx,
+                    NewEvent::upsert(
+                        message.id,
+                        message.version,
+                        "message.edited",
+                        MessageDoc::from(&message),
+                    ),
+                )
+                .await?;
+                Ok(message)
+            })
+        })
+        .await
+}
+
+/// A deleted message: its room and the number of its deletion.
+#[derive(Debug, Clone, Copy)]
+pub struct Deleted {
+    pub id: Uuid,
+    pub room_id: Uuid,
+    pub number: i64,
+}
+
+/// Deletes one of the sender's messages. The deletion takes the room's next
+/// change number and is recorded (ids and numbers only) for subscribers
+/// that resume after missing it; the tombstone says where it was, one
+/// version above the row, so no late event brings it back.
+#[tracing::instrument(skip_all, fields(user_id = %sender, message_id = %id))]
+pub async fn delete_message(
+    writer: &Writer,
+    sender: Uuid,
+    id: Uuid,
+) -> AppResult<Committed<Deleted>> {
+    writer
+        .transact(move |tx| {
+            Box::pin(async move {
+                let current = sent_by(tx, sender, id).await?;
+                let deleted = remove_message(tx, &current).await?;
+                outbox::enqueue(tx, deleted.1).await?;
+                Ok(deleted.0)
+            })
+        })
+        .await
+}
+
+/// Deletes `message` in the caller's transaction, records where it was and
+/// returns its tombstone event (not enqueued yet).
+pub(super) async fn remove_message(
+    tx: &Tx,
+    message: &messages::Model,
+) -> AppResult<(Deleted, NewEvent)> {
+    let number = next_change(tx, message.room_id).await?;
+    messages::Entity::delete_by_id(message.id)
+        .exec(tx.conn())
+        .await?;
+    tx.conn()
+        .execute(Statement::from_sql_and_values(
+            DatabaseBackend::Postgres,
+            "INSERT INTO message_deletions (room_id, event_seq, message_id, seq, deleted_at) \
+             VALUES ($1, $2, $3, $4, now())",
+            [
+                message.room_id.into(),
+                number.into(),
+                message.id.into(),
+                message.seq.into(),
+            ],
+        ))
+        .await?;
+    let was = Was {
+        room_id: Some(message.room_id),
+        event_seq: Some(number),
+        ..Was::default()
+    };
+    let event = NewEvent::deleted_at(
+        Aggregate::Message,
+        message.id,
+        message.version + 1,
+        "message.deleted",
+        &was,
+    );
+    let deleted = Deleted {
+        id: message.id,
+        room_id: message.room_id,
+        number,
+    };
+    Ok((deleted, event))
 }
 
 /// Posts a message; only members may.
@@ -229,6 +375,8 @@ pub async fn send_message(
                     body: Set(body.into_inner()),
                     version: Set(1),
                     seq: Set(Some(seq)),
+                    event_seq: Set(None),
+                    edited_at: Set(None),
                     created_at: Set(now),
                     updated_at: Set(now),
                 };

@@ -1,5 +1,6 @@
 //! Integration tests against real PostgreSQL and a real MongoDB-wire server.
 mod auth;
+mod chat_changes;
 mod helpers;
 mod migrations;
 mod reads_analytics;

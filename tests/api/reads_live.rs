@@ -288,64 +288,210 @@ async fn a_dashboard_on_another_instance_sees_the_board_change_as_workers_write_
     ));
 }
 
-#[tokio::test]
-async fn room_events_carry_each_added_message_in_order_and_resume_from_a_message_cursor() {
-    let a = spawn_app().await;
-    let (_b, b_url) = spawn_serve_process(&a, &["--no-worker"]).await;
-    let (owner, _) = a.sign_up("e1@example.org", "Eda").await;
-    let room = create_room(&a, &owner, "Events").await;
-    let events = "subscription($r: ID!, $a: String) { roomEvents(roomId: $r, after: $a) { kind messageId message { id body cursor } cursor } }";
-    let mut socket = ws::connect(&a, Some(&owner)).await;
-    live(&a, &mut socket, &owner, &room).await;
-    send(&a, &owner, &room, "first").await;
-    let first = receive(&mut socket, 1, Duration::from_secs(10)).await;
-    drop(socket);
-    for (i, body) in ["second", "third"].iter().enumerate() {
-        if i == 0 {
-            send(&a, &owner, &room, body).await;
-        } else {
-            send_via(&a, &b_url, &owner, &room, body).await;
+const EVENTS: &str = "subscription($r: ID!, $a: String) { roomEvents(roomId: $r, after: $a) { kind messageId message { id body editedAt cursor } cursor } }";
+
+/// Posts, edits or deletes through the server at `base`; returns the data.
+async fn mutate_via(
+    app: &TestApp,
+    base: &str,
+    token: &str,
+    query: &str,
+    variables: Value,
+) -> Value {
+    let reply: Value = app
+        .http
+        .post(format!("{base}/graphql"))
+        .bearer_auth(token)
+        .json(&json!({"query": query, "variables": variables}))
+        .send()
+        .await
+        .expect("send")
+        .json()
+        .await
+        .expect("JSON reply");
+    assert!(reply["errors"].is_null(), "{reply}");
+    reply["data"].clone()
+}
+
+/// The next `n` room events, as (kind, message id, body or "", event
+/// cursor), then checks that nothing else arrives.
+async fn events(socket: &mut Socket, n: usize) -> Vec<(String, String, String, String)> {
+    let mut got = Vec::new();
+    while got.len() < n {
+        match ws::next_reply(socket, Duration::from_secs(10)).await {
+            Reply::Json(frame) => {
+                assert_eq!(frame["type"], "next", "{frame}");
+                let event = &frame["payload"]["data"]["roomEvents"];
+                let kind = event["kind"].as_str().expect("kind").to_owned();
+                let id = event["messageId"].as_str().expect("id").to_owned();
+                match kind.as_str() {
+                    "DELETED" => assert!(event["message"].is_null(), "{frame}"),
+                    "EDITED" => assert!(event["message"]["editedAt"].is_string(), "{frame}"),
+                    _ => assert_eq!(event["message"]["id"], json!(id), "{frame}"),
+                }
+                let body = event["message"]["body"].as_str().unwrap_or("").to_owned();
+                let cursor = event["cursor"].as_str().expect("cursor").to_owned();
+                got.push((kind, id, body, cursor));
+            }
+            other => panic!("after {got:?}: expected an event, got {other:?}"),
         }
     }
-    // From a Message.cursor: the two that followed, as ADDED events.
+    assert!(
+        matches!(
+            ws::next_reply(socket, Duration::from_millis(700)).await,
+            Reply::Silent
+        ),
+        "more than {n} events after {got:?}"
+    );
+    got
+}
+
+fn kinds(got: &[(String, String, String, String)]) -> Vec<(&str, &str)> {
+    got.iter()
+        .map(|(k, _, b, _)| (k.as_str(), b.as_str()))
+        .collect()
+}
+
+#[tokio::test]
+async fn room_events_carry_additions_edits_and_deletions_in_order_across_instances_and_resume() {
+    let a = spawn_app().await;
+    let _worker = spawn_worker_process(&a, &mongo_uri(), &[]);
+    let (_b, b_url) = spawn_serve_process(&a, &["--no-worker"]).await;
+    let a_url = a.url("");
+    let a_url = a_url.trim_end_matches('/');
+    let (owner, _) = a.sign_up("e1@example.org", "Eda").await;
+    let (friend, _) = a.sign_up("e2@example.org", "Eli").await;
+    let room = create_room(&a, &owner, "Events").await;
+    join_room(&a, &friend, &room).await;
     let mut socket = ws::connect(&a, Some(&owner)).await;
-    ws::subscribe(
-        &mut socket,
-        "1",
-        events,
-        json!({"r": room, "a": first[0].1}),
+    ws::subscribe(&mut socket, "1", EVENTS, json!({"r": room})).await;
+    let mut added = ws::connect(&a, Some(&friend)).await;
+    live(&a, &mut added, &friend, &room).await;
+    // The events subscription has started once it delivers a probe.
+    let mut started = false;
+    for attempt in 0..40 {
+        if started {
+            break;
+        }
+        send(&a, &owner, &room, &format!("ready {attempt}")).await;
+        while let Reply::Json(_) = ws::next_reply(&mut socket, Duration::from_millis(300)).await {
+            started = true;
+        }
+    }
+    assert!(started, "the events subscription never delivered");
+    while let Reply::Json(_) = ws::next_reply(&mut added, Duration::from_millis(300)).await {}
+
+    let send = "mutation($r: ID!, $b: String!) { sendMessage(roomId: $r, body: $b) { id cursor } }";
+    let edit =
+        "mutation($id: ID!, $b: String!) { editMessage(id: $id, body: $b) { id body editedAt } }";
+    let delete = "mutation($id: ID!) { deleteMessage(id: $id) }";
+    // Through both instances: the second message, the edit and the third
+    // through the other one, which reach this one by the change streams.
+    // Each is awaited before the next, so each comes live: a subscriber
+    // that hears of a later change first reads the ones before it from the
+    // source of truth as they are by then (see the resumes below).
+    let mut got = Vec::new();
+    let first = mutate_via(&a, a_url, &owner, send, json!({"r": room, "b": "first"})).await;
+    let first_id = first["sendMessage"]["id"].as_str().expect("id").to_owned();
+    let first_cursor = first["sendMessage"]["cursor"]
+        .as_str()
+        .expect("cursor")
+        .to_owned();
+    got.extend(events(&mut socket, 1).await);
+    let second = mutate_via(&a, &b_url, &friend, send, json!({"r": room, "b": "second"})).await;
+    let second_id = second["sendMessage"]["id"].as_str().expect("id").to_owned();
+    got.extend(events(&mut socket, 1).await);
+    let edited = mutate_via(
+        &a,
+        &b_url,
+        &owner,
+        edit,
+        json!({"id": first_id, "b": "first, fixed"}),
     )
     .await;
-    let mut cursors = Vec::new();
-    for body in ["second", "third"] {
-        let frame = match ws::next_reply(&mut socket, Duration::from_secs(10)).await {
-            Reply::Json(frame) => frame,
-            other => panic!("expected an event, got {other:?}"),
-        };
-        let event = &frame["payload"]["data"]["roomEvents"];
-        assert_eq!(event["kind"], "ADDED", "{frame}");
-        assert_eq!(event["message"]["body"], body, "{frame}");
-        assert_eq!(event["messageId"], event["message"]["id"], "{frame}");
-        assert_eq!(event["cursor"], event["message"]["cursor"], "{frame}");
-        cursors.push(event["cursor"].as_str().expect("cursor").to_owned());
-    }
-    // From a RoomEvent.cursor: nothing more until the next message.
+    assert_eq!(edited["editMessage"]["body"], "first, fixed");
+    assert!(edited["editMessage"]["editedAt"].is_string(), "{edited}");
+    got.extend(events(&mut socket, 1).await);
+    mutate_via(&a, a_url, &friend, delete, json!({"id": second_id})).await;
+    got.extend(events(&mut socket, 1).await);
+    mutate_via(&a, &b_url, &friend, send, json!({"r": room, "b": "third"})).await;
+    got.extend(events(&mut socket, 1).await);
+    assert_eq!(
+        kinds(&got),
+        [
+            ("ADDED", "first"),
+            ("ADDED", "second"),
+            ("EDITED", "first, fixed"),
+            ("DELETED", ""),
+            ("ADDED", "third"),
+        ]
+    );
+    assert_eq!(
+        (got[0].1.as_str(), got[2].1.as_str()),
+        (first_id.as_str(), first_id.as_str())
+    );
+    assert_eq!(got[3].1, second_id);
+    // messageAdded has the additions only, the deleted one included (it
+    // was live when it was posted).
+    let bodies = receive(&mut added, 3, Duration::from_secs(10)).await;
+    let bodies: Vec<&str> = bodies.iter().map(|(b, _)| b.as_str()).collect();
+    assert_eq!(bodies, ["first", "second", "third"]);
+
+    // Resuming after the second addition: what changed since, in order.
     let mut again = ws::connect(&a, Some(&owner)).await;
-    ws::subscribe(&mut again, "1", events, json!({"r": room, "a": cursors[1]})).await;
+    ws::subscribe(&mut again, "1", EVENTS, json!({"r": room, "a": got[1].3})).await;
+    assert_eq!(
+        kinds(&events(&mut again, 3).await),
+        [
+            ("EDITED", "first, fixed"),
+            ("DELETED", ""),
+            ("ADDED", "third")
+        ]
+    );
+    // After the first (a Message.cursor): the second was posted and deleted
+    // since, so it never existed for this subscriber.
+    let mut early = ws::connect(&a, Some(&owner)).await;
+    ws::subscribe(
+        &mut early,
+        "1",
+        EVENTS,
+        json!({"r": room, "a": first_cursor}),
+    )
+    .await;
+    assert_eq!(
+        kinds(&events(&mut early, 2).await),
+        [("EDITED", "first, fixed"), ("ADDED", "third")]
+    );
+    let mut replay = ws::connect(&a, Some(&owner)).await;
+    ws::subscribe(
+        &mut replay,
+        "1",
+        LIVE,
+        json!({"r": room, "a": first_cursor}),
+    )
+    .await;
+    let bodies = receive(&mut replay, 1, Duration::from_secs(10)).await;
+    assert_eq!(bodies[0].0, "third");
+    // From the last event's cursor: nothing until the next change, which
+    // comes live.
+    let mut last = ws::connect(&a, Some(&owner)).await;
+    ws::subscribe(&mut last, "1", EVENTS, json!({"r": room, "a": got[4].3})).await;
     assert!(matches!(
-        ws::next_reply(&mut again, Duration::from_secs(1)).await,
+        ws::next_reply(&mut last, Duration::from_secs(1)).await,
         Reply::Silent
     ));
-    send(&a, &owner, &room, "fourth").await;
-    match ws::next_reply(&mut again, Duration::from_secs(10)).await {
-        Reply::Json(frame) => {
-            assert_eq!(
-                frame["payload"]["data"]["roomEvents"]["message"]["body"], "fourth",
-                "{frame}"
-            );
-        }
-        other => panic!("expected an event, got {other:?}"),
-    }
+    mutate_via(
+        &a,
+        &b_url,
+        &owner,
+        edit,
+        json!({"id": first_id, "b": "first, again"}),
+    )
+    .await;
+    assert_eq!(
+        kinds(&events(&mut last, 1).await),
+        [("EDITED", "first, again")]
+    );
 }
 
 const LEAVE: &str = "mutation($r: ID!) { leaveRoom(roomId: $r) }";

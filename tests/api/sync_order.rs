@@ -151,6 +151,30 @@ async fn events_delivered_shuffled_and_twice_end_in_the_source_state_and_deletio
         .await;
     assert!(deleted["errors"].is_null(), "{deleted}");
 
+    // A message edited, then deleted.
+    let room = crate::reads_support::create_room(&app, &tokens[0], "ghosts").await;
+    let sent = crate::reads_support::send(&app, &tokens[0], &room, "boo").await;
+    let message = sent["data"]["sendMessage"]["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let edited = app
+        .gql(
+            t,
+            "mutation($id: ID!) { editMessage(id: $id, body: \"boo!\") { id } }",
+            json!({"id": message}),
+        )
+        .await;
+    assert!(edited["errors"].is_null(), "{edited}");
+    let deleted = app
+        .gql(
+            t,
+            "mutation($id: ID!) { deleteMessage(id: $id) }",
+            json!({"id": message}),
+        )
+        .await;
+    assert!(deleted["errors"].is_null(), "{deleted}");
+
     let mut events = all_events(&app).await;
     let mut twice: Vec<&Event> = events.iter().chain(events.iter()).collect();
     twice.shuffle(&mut rand::thread_rng());
@@ -171,9 +195,10 @@ async fn events_delivered_shuffled_and_twice_end_in_the_source_state_and_deletio
     }
     // Then the ghosts' first versions, very late, once more.
     events.retain(|e| {
-        [&ghost, &session].contains(&&e.aggregate_id.to_string()) && e.aggregate_version == 1
+        [&ghost, &session, &message].contains(&&e.aggregate_id.to_string())
+            && e.aggregate_version == 1
     });
-    assert_eq!(events.len(), 2);
+    assert_eq!(events.len(), 3);
     for first in &events {
         let late = project::project(&first.aggregate_type, first.aggregate_id, 1, &first.payload)
             .expect("projects");
@@ -187,6 +212,10 @@ async fn events_delivered_shuffled_and_twice_end_in_the_source_state_and_deletio
         session_doc,
         Some(doc! {"_id": &session, "version": 3_i64, "deleted": true})
     );
+    let message_doc = app.read_doc("messages", &message).await.expect("tombstone");
+    assert_eq!(message_doc.get_i64("version"), Ok(3));
+    assert_eq!(message_doc.get_bool("deleted"), Ok(true));
+    assert!(message_doc.get("body").is_none());
     // Every total the session counted in ended deleted: no live document
     // for January or February 2026 is left.
     let live_totals = app

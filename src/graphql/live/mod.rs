@@ -1,22 +1,26 @@
-//! Subscriptions: live messages (`messageAdded(roomId, after:)`) and live
-//! boards (`leaderboardChanged`).
+//! Subscriptions: live messages (`messageAdded(roomId, after:)`), a room's
+//! changes (`roomEvents`) and live boards (`leaderboardChanged`).
 //!
-//! Every message has a number in its room, taken in commit order
-//! (`rooms.last_seq`): when number n is committed, so is every number below
-//! it. A subscription therefore delivers numbers one by one from where it
-//! starts — after `after`'s message, or after the room's last message when
-//! it opens — and never needs a message twice or misses one:
+//! Every change to a room's messages (an addition, an edit, a deletion) has
+//! a number in its room, taken in commit order (`rooms.last_seq`): when
+//! number n is committed, so is every number below it. A subscription
+//! therefore handles numbers one by one from where it starts — after
+//! `after`'s change, or after the room's latest change when it opens — and
+//! never needs a change twice or misses one:
 //!
 //! - it listens to the room's channel first, then reads where to start, so
 //!   nothing committed in between escapes it;
-//! - with `after`, it replays from CockroachDB what came after the cursor,
-//!   page by page, before going live;
-//! - live, a number it has delivered already is dropped (the same message
-//!   may reach an instance twice: from its own commit and from the read
-//!   model's change stream); a number past the next one means some were
-//!   missed (committed through another instance and not yet carried, or
-//!   dropped because the subscriber fell behind), and those are read from
-//!   CockroachDB, in order, before it.
+//! - with `after`, it replays from CockroachDB what changed after the
+//!   cursor, page by page, before going live: each message once, as it is
+//!   now (see `read::sql::room_changes`);
+//! - live, a number it has handled already is dropped (the same change may
+//!   reach an instance twice: from its own commit and from the read model's
+//!   change stream); a number past the next one means some were missed
+//!   (committed through another instance and not yet carried, or dropped
+//!   because the subscriber fell behind), and those are read from
+//!   CockroachDB, in order, instead.
+//!
+//! `messageAdded` follows the additions only; `roomEvents` all three kinds.
 mod board;
 mod sequence;
 
@@ -29,7 +33,14 @@ use super::{
     routed::require_member,
     types::Message,
 };
-use crate::{domain::Period, error::AppError, read};
+use crate::{
+    domain::Period,
+    read::{
+        self,
+        model::{ChangeKind, ChangePosition, RoomChange},
+        sql::Changes,
+    },
+};
 use board::Board;
 use sequence::Sequenced;
 
@@ -53,29 +64,39 @@ impl ChatSubscription {
         room_id: ID,
         after: Option<String>,
     ) -> Result<impl Stream<Item = Result<Message>>> {
-        let live = Sequenced::open(ctx, &room_id, after.as_deref()).await?;
+        let live = Sequenced::open(ctx, &room_id, after.as_deref(), Changes::Added).await?;
         Ok(futures::stream::unfold(live, |mut live| async move {
             let item = live.next().await?;
-            Some((item, live))
+            let message = item.map(|change| change.message.map(Message::from));
+            Some((message.and_then(|m| m.ok_or_else(missing)), live))
         }))
     }
 
-    /// A room's changes in commit order, each once: `ADDED` for every
-    /// message posted (edits and deletes do not exist yet, so it is the
-    /// only kind sent). `after` takes a `RoomEvent.cursor` or a
-    /// `Message.cursor`; replay, rights and delivery are `messageAdded`'s.
+    /// A room's changes in commit order, each once: `ADDED` for a message
+    /// posted, `EDITED` for a new body (`message.editedAt` says when),
+    /// `DELETED` (with `message: null`) for one removed. `after` takes a
+    /// `RoomEvent.cursor` or a `Message.cursor`; what changed after it is
+    /// replayed first, each message once as it is now (one posted after the
+    /// cursor and edited since comes as `ADDED` with its new body; one
+    /// posted and deleted since does not come at all). A `DELETED` may name
+    /// a message this subscription never delivered (posted and deleted while
+    /// it was catching up). Rights are `messageAdded`'s.
     async fn room_events(
         &self,
         ctx: &Context<'_>,
         room_id: ID,
         after: Option<String>,
     ) -> Result<impl Stream<Item = Result<RoomEvent>>> {
-        let live = Sequenced::open(ctx, &room_id, after.as_deref()).await?;
+        let live = Sequenced::open(ctx, &room_id, after.as_deref(), Changes::All).await?;
         Ok(futures::stream::unfold(live, |mut live| async move {
             let item = live.next().await?;
-            Some((item.map(RoomEvent::added), live))
+            Some((item.map(RoomEvent::from), live))
         }))
     }
+}
+
+fn missing() -> async_graphql::Error {
+    crate::error::AppError::Internal(anyhow::anyhow!("an added message without its row")).into()
 }
 
 /// What happened to a room's message.
@@ -94,14 +115,24 @@ pub struct RoomEvent {
     pub message_id: ID,
     /// The message as it is after the change (null once deleted).
     pub message: Option<Message>,
+    #[graphql(skip)]
+    position: ChangePosition,
 }
 
-impl RoomEvent {
-    fn added(message: Message) -> Self {
+impl From<RoomChange> for RoomEvent {
+    fn from(change: RoomChange) -> Self {
         Self {
-            kind: RoomEventKind::Added,
-            message_id: ID(message.uuid.to_string()),
-            message: Some(message),
+            kind: match change.kind {
+                ChangeKind::Added => RoomEventKind::Added,
+                ChangeKind::Edited => RoomEventKind::Edited,
+                ChangeKind::Deleted => RoomEventKind::Deleted,
+            },
+            message_id: ID(change.message_id.to_string()),
+            message: change.message.map(Message::from),
+            position: ChangePosition {
+                room_id: change.room_id,
+                number: change.number,
+            },
         }
     }
 }
@@ -110,11 +141,8 @@ impl RoomEvent {
 impl RoomEvent {
     /// Where this change stands in the room: `roomEvents(roomId, after:)`
     /// resumes right after it.
-    async fn cursor(&self, ctx: &Context<'_>) -> Result<String> {
-        let message = self.message.as_ref().ok_or_else(|| {
-            AppError::Internal(anyhow::anyhow!("a room event without its message"))
-        })?;
-        Ok(message.position_cursor(ctx.state().cursors()))
+    async fn cursor(&self, ctx: &Context<'_>) -> String {
+        ctx.state().cursors().encode(&self.position)
     }
 }
 

@@ -1,4 +1,4 @@
-//! One subscriber's numbered stream of a room's messages (see the module
+//! One subscriber's numbered stream of a room's changes (see the module
 //! above for the rules).
 use std::{collections::VecDeque, time::Instant};
 
@@ -8,23 +8,32 @@ use uuid::Uuid;
 
 use crate::{
     app::{AppState, RoomSignal},
-    entity::messages,
     error::{AppError, AppResult},
     graphql::{
         context::{parse_id, ContextExt, TokenExpiry},
         routed::require_member,
-        types::Message,
     },
-    read::{model::MessagePosition, sql},
+    read::{
+        model::{ChangeKind, ChangePosition, MessagePosition, RoomChange},
+        sql::{self, Changes},
+    },
 };
 
-/// Messages read from CockroachDB per round trip while catching up.
+/// Changes read from CockroachDB per round trip while catching up.
 const PAGE: u64 = 100;
 
-/// The number of the message a cursor names; `BAD_USER_INPUT` for a cursor
+/// The change number a cursor names: a `RoomEvent.cursor`'s own, or the
+/// addition of a `Message.cursor`'s message; `BAD_USER_INPUT` for a cursor
 /// of another room or of a message that is gone.
-async fn start_after(state: &AppState, room_id: Uuid, position: MessagePosition) -> AppResult<i64> {
-    let (room, seq, _, id) = position;
+async fn start_after(state: &AppState, room_id: Uuid, cursor: &str) -> AppResult<i64> {
+    let cursors = state.cursors();
+    if let Ok(change) = cursors.decode::<ChangePosition>(cursor) {
+        if change.room_id != room_id {
+            return Err(AppError::bad_input("after is a cursor of another room"));
+        }
+        return Ok(change.number);
+    }
+    let (room, seq, _, id) = cursors.decode::<MessagePosition>(cursor)?;
     if room != room_id {
         return Err(AppError::bad_input("after is a cursor of another room"));
     }
@@ -36,48 +45,51 @@ async fn start_after(state: &AppState, room_id: Uuid, position: MessagePosition)
     }
 }
 
-/// A room's messages in number order, from a start number on.
+/// A room's changes in number order, from a start number on.
 pub(super) struct Sequenced {
     feed: broadcast::Receiver<RoomSignal>,
     room_id: Uuid,
-    /// The number of the last message delivered (or skipped as the start).
+    which: Changes,
+    /// Every change numbered up to here has been delivered, skipped (not
+    /// followed, or superseded) or read into `ready`.
     delivered: i64,
-    /// Reading from CockroachDB until it has nothing after `delivered`.
-    replaying: bool,
+    /// Reading from CockroachDB through this number before going on live.
+    catch_up: Option<i64>,
     /// Read and in order, not yet delivered.
-    ready: VecDeque<messages::Model>,
+    ready: VecDeque<RoomChange>,
     watch: Watch,
     ended: bool,
 }
 
 impl Sequenced {
-    /// A subscription to `room_id` for the caller, from after `after` (a
-    /// cursor) or from now.
-    pub(super) async fn open(ctx: &Context<'_>, room_id: &ID, after: Option<&str>) -> Result<Self> {
+    /// A subscription to `room_id`'s changes (`which` of them) for the
+    /// caller, from after `after` (a cursor) or from now.
+    pub(super) async fn open(
+        ctx: &Context<'_>,
+        room_id: &ID,
+        after: Option<&str>,
+        which: Changes,
+    ) -> Result<Self> {
         let user_id = ctx.require_user()?;
         let room_id = parse_id(room_id, "roomId")?;
         let state = ctx.state().clone();
-        let after = after
-            .map(|c| state.cursors().decode::<MessagePosition>(c))
-            .transpose()?;
         // Listen first: whatever commits from here on reaches the channel.
         let feed = state.room_feed(room_id);
         require_member(ctx, room_id, user_id).await?;
-        let (delivered, replaying) = match after {
-            Some(position) => (start_after(&state, room_id, position).await?, true),
-            None => (
-                sql::last_seq(state.sql(), room_id)
-                    .await?
-                    .ok_or(AppError::NotFound("room"))?,
-                false,
-            ),
+        let latest = sql::last_seq(state.sql(), room_id)
+            .await?
+            .ok_or(AppError::NotFound("room"))?;
+        let (delivered, catch_up) = match after {
+            Some(cursor) => (start_after(&state, room_id, cursor).await?, Some(latest)),
+            None => (latest, None),
         };
         let generation = ctx.data_opt::<TokenExpiry>().map(|token| token.generation);
         Ok(Self {
             feed,
             room_id,
+            which,
             delivered,
-            replaying,
+            catch_up,
             ready: VecDeque::new(),
             watch: Watch {
                 state,
@@ -90,17 +102,17 @@ impl Sequenced {
         })
     }
 
-    pub(super) async fn next(&mut self) -> Option<Result<Message>> {
+    pub(super) async fn next(&mut self) -> Option<Result<RoomChange>> {
         if self.ended {
             return None;
         }
-        match self.next_message().await {
-            Ok(Some(message)) => {
+        match self.next_change().await {
+            Ok(Some(change)) => {
                 if let Err(refused) = self.watch.still_allowed().await {
                     self.ended = true;
                     return Some(Err(refused.into()));
                 }
-                Some(Ok(Message::from(message)))
+                Some(Ok(change))
             }
             Ok(None) => None,
             Err(error) => {
@@ -110,65 +122,100 @@ impl Sequenced {
         }
     }
 
-    /// The message numbered `delivered + 1`, once it is committed.
-    async fn next_message(&mut self) -> AppResult<Option<messages::Model>> {
+    /// The next change after `delivered` that this subscription follows,
+    /// once it is committed.
+    async fn next_change(&mut self) -> AppResult<Option<RoomChange>> {
         loop {
-            if let Some(message) = self.ready.pop_front() {
-                if let Some(seq) = message.seq {
-                    self.delivered = seq;
-                }
-                return Ok(Some(message));
+            if let Some(change) = self.ready.pop_front() {
+                return Ok(Some(change));
             }
-            if self.replaying {
-                self.read_from_source(None).await?;
-                if self.ready.is_empty() {
-                    self.replaying = false;
+            if let Some(through) = self.catch_up {
+                if self.delivered >= through {
+                    self.catch_up = None;
+                } else {
+                    self.read_from_source(through).await?;
                 }
                 continue;
             }
-            match self.feed.recv().await {
+            let change = match self.feed.recv().await {
                 // Rights may have changed: read them now, not on the timer.
-                Ok(RoomSignal::Members) => self.watch.read_rights().await?,
-                Ok(RoomSignal::Message(message)) => match message.seq {
-                    Some(seq) if seq <= self.delivered => {}
-                    Some(seq) if seq == self.delivered + 1 => {
-                        self.delivered = seq;
-                        return Ok(Some(message));
-                    }
-                    // Some were missed: read them (and this one) in order.
-                    Some(seq) => {
-                        self.read_from_source(Some(seq)).await?;
-                        let read_through = self.ready.back().and_then(|m| m.seq);
-                        if !self.replaying && read_through.is_none_or(|last| last < seq) {
-                            self.ready.push_back(message);
-                        }
-                    }
+                Ok(RoomSignal::Members) => {
+                    self.watch.read_rights().await?;
+                    continue;
+                }
+                Ok(RoomSignal::Reached(number)) => {
+                    self.behind(number);
+                    continue;
+                }
+                Ok(RoomSignal::Message(message)) => match RoomChange::of_message(message) {
+                    Some(change) => change,
                     // Written by a release that did not number messages.
-                    None => return Ok(Some(message)),
+                    None => continue,
+                },
+                Ok(RoomSignal::Deleted { message_id, number }) => RoomChange {
+                    room_id: self.room_id,
+                    number,
+                    kind: ChangeKind::Deleted,
+                    message_id,
+                    message: None,
                 },
                 Err(RecvError::Lagged(skipped)) => {
                     tracing::debug!(skipped, room_id = %self.room_id, "subscriber fell behind; catching up from the source of truth");
-                    self.replaying = true;
+                    let latest = sql::last_seq(self.watch.state.sql(), self.room_id).await?;
+                    self.behind(latest.unwrap_or(self.delivered));
+                    continue;
                 }
                 Err(RecvError::Closed) => return Ok(None),
+            };
+            if change.number <= self.delivered {
+                // Heard twice (its own commit and the change stream), or
+                // read already.
+                continue;
+            }
+            if change.number > self.delivered + 1 {
+                // Some were missed: read them, and this one, in order.
+                self.behind(change.number);
+                continue;
+            }
+            self.delivered = change.number;
+            if self.follows(&change) {
+                return Ok(Some(change));
             }
         }
     }
 
-    async fn read_from_source(&mut self, through: Option<i64>) -> AppResult<()> {
-        let page = sql::messages_after(
+    /// Whether this subscription delivers `change`.
+    fn follows(&self, change: &RoomChange) -> bool {
+        self.which == Changes::All || change.kind == ChangeKind::Added
+    }
+
+    /// Changes through `number` are committed: read those after
+    /// `delivered` from the source of truth.
+    fn behind(&mut self, number: i64) {
+        if number > self.delivered {
+            self.catch_up = Some(self.catch_up.map_or(number, |n| n.max(number)));
+        }
+    }
+
+    async fn read_from_source(&mut self, through: i64) -> AppResult<()> {
+        let (page, reached) = sql::room_changes(
             self.watch.state.sql(),
             self.room_id,
             self.delivered,
             through,
+            self.which,
             PAGE,
         )
         .await?;
-        if through.is_some() && page.len() as u64 == PAGE {
-            // More than a page behind: finish the catch-up by replaying.
-            self.replaying = true;
-        }
+        tracing::debug!(
+            after = self.delivered,
+            through,
+            reached,
+            read = page.len(),
+            "room changes read from the source"
+        );
         self.ready.extend(page);
+        self.delivered = reached;
         Ok(())
     }
 }

@@ -18,6 +18,11 @@ pub(super) fn message(doc: &Document) -> AppResult<messages::Model> {
         version: int_field(doc, COLLECTION, "version")?,
         // Documents projected before messages were numbered have none.
         seq: doc.get_i64("seq").ok(),
+        event_seq: doc.get_i64("event_seq").ok(),
+        edited_at: match doc.get("edited_at") {
+            Some(Bson::DateTime(_)) => Some(time_field(doc, COLLECTION, "edited_at")?),
+            _ => None,
+        },
         created_at: time_field(doc, COLLECTION, "created_at")?,
         updated_at: time_field(doc, COLLECTION, "updated_at")?,
     })

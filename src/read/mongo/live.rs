@@ -29,24 +29,35 @@ const FIRST_RETRY: Duration = Duration::from_millis(100);
 const LAST_RETRY: Duration = Duration::from_secs(5);
 
 /// Hands every message document inserted (or replaced) in the read model to
-/// `publish`, until `stop`. Reopens after a failure, resuming after the
-/// last event seen; when it has to start afresh instead (the server no
+/// `publish`, and every message tombstone to `deleted` (room, message,
+/// change number), until `stop`. Reopens after a failure, resuming after
+/// the last event seen; when it has to start afresh instead (the server no
 /// longer has that point, or it never opened), events may have been missed
 /// and `missed` is called once the new stream is open.
 pub async fn carry_messages(
     db: mongodb::Database,
     publish: impl Fn(messages::Model) + Send,
+    deleted: impl Fn(uuid::Uuid, uuid::Uuid, i64) + Send,
     missed: impl Fn() + Send,
     stop: CancellationToken,
 ) {
-    let filter = doc! {
-        "operationType": {"$in": ["insert", "replace"]},
-        "fullDocument.deleted": {"$ne": true},
-    };
+    let filter = doc! {"operationType": {"$in": ["insert", "replace"]}};
     let carry = move |change: ChangeStreamEvent<Document>| {
         let Some(document) = change.full_document else {
             return;
         };
+        if document.get_bool("deleted").unwrap_or(false) {
+            // Where it was (tombstones written by `resync` do not say).
+            let Ok(was) = document.get_document("was") else {
+                return;
+            };
+            let room = was.get_str("room_id").ok().and_then(|r| r.parse().ok());
+            let id = document.get_str("_id").ok().and_then(|i| i.parse().ok());
+            if let (Some(room), Some(id), Ok(number)) = (room, id, was.get_i64("event_seq")) {
+                deleted(room, id, number);
+            }
+            return;
+        }
         match history::message(&document) {
             Ok(message) => publish(message),
             Err(error) => {
