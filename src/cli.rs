@@ -185,6 +185,26 @@ pub async fn verify(app: &AppState, repair: bool, batch_size: u64) -> anyhow::Re
     anyhow::bail!("{drift} document(s) drifted from the source of truth")
 }
 
+/// `verify --erased <id>`: prints what an erased account left behind, if
+/// anything; fails (non-zero exit) when it left anything.
+pub async fn verify_erasure(
+    app: &AppState,
+    erased: &crate::sync::verify::erasure::Erased,
+) -> anyhow::Result<()> {
+    let report = crate::sync::verify::erasure::check(app.sync(), erased)
+        .await
+        .map_err(|e| anyhow::anyhow!("{}", e.chain()))?;
+    println!("{report}");
+    if report.findings.is_empty() {
+        return Ok(());
+    }
+    anyhow::bail!(
+        "account {} is not fully erased: {} finding(s)",
+        erased.user_id,
+        report.findings.len()
+    )
+}
+
 /// `resync`: rebuilds the read model from the source, printing progress.
 pub async fn resync(app: &AppState, batch_size: u64) -> anyhow::Result<()> {
     let options = crate::sync::resync::Options {

@@ -40,6 +40,16 @@ enum Command {
         /// Rows read (and documents fetched) per batch.
         #[arg(long, default_value_t = 500)]
         scan_batch_size: u64,
+        /// Instead, confirm that this erased account left nothing behind in
+        /// either store (see the README's "Erasure").
+        #[arg(long, value_name = "ACCOUNT_ID")]
+        erased: Option<uuid::Uuid>,
+        /// With --erased: the account's name, to look for.
+        #[arg(long, requires = "erased")]
+        name: Option<String>,
+        /// With --erased: the account's email, to look for.
+        #[arg(long, requires = "erased")]
+        email: Option<String>,
     },
     /// Rebuild the read model from the source of truth (safe while serving).
     Resync {
@@ -126,9 +136,22 @@ async fn main() -> anyhow::Result<()> {
             config,
             repair,
             scan_batch_size,
+            erased,
+            name,
+            email,
         } => {
             let app = AppState::connect(config).await?;
-            cli::verify(&app, repair, scan_batch_size).await
+            match erased {
+                Some(user_id) => {
+                    let erased = studysync::sync::verify::erasure::Erased {
+                        user_id,
+                        name,
+                        email,
+                    };
+                    cli::verify_erasure(&app, &erased).await
+                }
+                None => cli::verify(&app, repair, scan_batch_size).await,
+            }
         }
         Command::Resync {
             config,

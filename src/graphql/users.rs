@@ -137,27 +137,8 @@ impl UserMutation {
     ) -> Result<AuthPayload> {
         let user = current_user(ctx).await?;
         let new = Password::parse(&new)?;
-        let attempt = rate_limits(ctx)?
-            .reserve_login(Some(&user.email), client_addr(ctx))
-            .await?;
-        let wrong = || AppError::bad_input("the current password is wrong");
-        let Ok(current) = Password::parse(&current) else {
-            return Err(wrong().into());
-        };
+        confirm_password(ctx, &user, &current, "the current password is wrong").await?;
         let state = ctx.state();
-        match state
-            .passwords()
-            .verify(current, Some(user.password_hash.clone()))
-            .await
-        {
-            Ok(true) => attempt.give_back().await,
-            Ok(false) => return Err(wrong().into()),
-            Err(busy @ AppError::RateLimited { .. }) => {
-                attempt.give_back().await;
-                return Err(busy.into());
-            }
-            Err(other) => return Err(other.into()),
-        }
         let hash = state.passwords().hash(new).await?;
         let user = write::users::change_password(state.writer(), user.id, hash).await?;
         let token = state.tokens().issue(user.id, user.token_generation)?;
@@ -177,12 +158,70 @@ impl UserMutation {
         Ok(true)
     }
 
+    /// Erases the caller's account from both stores (the password is asked
+    /// again): the account, its todos, study sessions and totals, its
+    /// memberships and its messages, in one transaction, with a tombstone
+    /// for every read-model document; its name and email are scrubbed from
+    /// the outbox. It leaves search, boards, ranks, stats, history and the
+    /// dashboard; rooms it created pass to their longest-standing member
+    /// (a room left empty is deleted). Every token of the account stops
+    /// working. Returns the account's id. See the README's "Erasure".
+    async fn delete_account(&self, ctx: &Context<'_>, password: String) -> Result<ID> {
+        let user = current_user(ctx).await?;
+        confirm_password(ctx, &user, &password, "the password is wrong").await?;
+        let state = ctx.state();
+        let done = write::erase::delete_account(state.writer(), user.id).await?;
+        ctx.record_written(&done.events);
+        let erased = done.value;
+        for gone in &erased.messages {
+            state.publish_deletion(gone.room_id, gone.id, gone.number);
+        }
+        for room_id in &erased.rooms {
+            state.members_changed(*room_id);
+        }
+        Ok(ID(erased.user_id.to_string()))
+    }
+
     async fn update_profile(&self, ctx: &Context<'_>, input: UpdateProfileInput) -> Result<User> {
         let user_id = ctx.require_user()?;
         let name = input.name.as_deref().map(UserName::parse).transpose()?;
         let done = write::users::update_profile(ctx.state().writer(), user_id, name).await?;
         ctx.record_written(&done.events);
         Ok(done.value.into())
+    }
+}
+
+/// Checks the caller's password again before a change that needs it; a
+/// wrong one is `BAD_USER_INPUT` (`wrong`) and counts against the account's
+/// and the address's log-in limits, as a failed `logIn` does.
+async fn confirm_password(
+    ctx: &Context<'_>,
+    user: &crate::entity::users::Model,
+    password: &str,
+    wrong: &'static str,
+) -> Result<(), AppError> {
+    let attempt = rate_limits(ctx)?
+        .reserve_login(Some(&user.email), client_addr(ctx))
+        .await?;
+    let Ok(password) = Password::parse(password) else {
+        return Err(AppError::bad_input(wrong));
+    };
+    match ctx
+        .state()
+        .passwords()
+        .verify(password, Some(user.password_hash.clone()))
+        .await
+    {
+        Ok(true) => {
+            attempt.give_back().await;
+            Ok(())
+        }
+        Ok(false) => Err(AppError::bad_input(wrong)),
+        Err(busy @ AppError::RateLimited { .. }) => {
+            attempt.give_back().await;
+            Err(busy)
+        }
+        Err(other) => Err(other),
     }
 }
 

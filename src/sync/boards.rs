@@ -64,28 +64,29 @@ pub fn is_current(bucket: Bucket, now: DateTime<Utc>) -> bool {
     start >= period.bucket_start(earlier)
 }
 
-/// The current buckets that `events` change (a total written or deleted),
-/// in a stable order.
+/// The buckets whose tops `events` change, in a stable order: the current
+/// buckets of totals written, and the bucket of every total deleted (a
+/// correction or an erasure), past ones included, so no top keeps an entry
+/// its total no longer has. At most one bucket per event.
 pub fn touched(events: &[Claimed], now: DateTime<Utc>) -> Vec<Bucket> {
     let mut buckets = std::collections::BTreeSet::new();
     for event in events {
         if Aggregate::parse(&event.aggregate_type) != Some(Aggregate::StudyTotal) {
             continue;
         }
-        // A total written, or one that fell to nothing and was deleted.
-        let (period, start) = match events::decode(Aggregate::StudyTotal, &event.payload) {
-            Ok(Payload::Doc(Doc::StudyTotal(total))) => (total.period, total.period_start),
+        let (period, start, deleted) = match events::decode(Aggregate::StudyTotal, &event.payload) {
+            Ok(Payload::Doc(Doc::StudyTotal(total))) => (total.period, total.period_start, false),
             Ok(Payload::Deleted(events::Was {
                 period: Some(period),
                 period_start: Some(start),
                 ..
-            })) => (period, start),
+            })) => (period, start, true),
             _ => continue,
         };
         let Some(period) = period_of(&period) else {
             continue;
         };
-        if is_current((period, start), now) {
+        if deleted || is_current((period, start), now) {
             buckets.insert((period, start));
         }
     }
@@ -124,6 +125,17 @@ struct Row {
 /// tells whether the top is the whole board).
 #[tracing::instrument(skip_all, fields(buckets = buckets.len()))]
 pub async fn compute(db: &impl ConnectionTrait, buckets: &[Bucket]) -> AppResult<Vec<Projected>> {
+    let mut tops = Vec::with_capacity(buckets.len());
+    for chunk in buckets.chunks(BUCKETS_PER_STATEMENT) {
+        tops.extend(compute_some(db, chunk).await?);
+    }
+    Ok(tops)
+}
+
+/// Buckets computed per statement: each returns up to `TOP + 1` rows.
+const BUCKETS_PER_STATEMENT: usize = 32;
+
+async fn compute_some(db: &impl ConnectionTrait, buckets: &[Bucket]) -> AppResult<Vec<Projected>> {
     if buckets.is_empty() {
         return Ok(Vec::new());
     }
@@ -243,7 +255,7 @@ mod tests {
     }
 
     #[test]
-    fn only_current_buckets_of_study_totals_are_touched() {
+    fn current_buckets_of_totals_written_and_every_bucket_of_totals_deleted_are_touched() {
         let now = at("2026-11-30T00:30:00Z"); // a Monday, just after midnight
         let mut todo = total("week", "2026-11-30");
         todo.aggregate_type = Aggregate::Todo.name().to_owned();
@@ -268,6 +280,7 @@ mod tests {
                 (Period::Day, day("2026-11-29")),
                 (Period::Week, day("2026-11-23")),
                 (Period::Week, day("2026-11-30")),
+                (Period::Month, day("2026-09-01")),
                 (Period::Month, day("2026-11-01")),
                 (Period::AllTime, day("1970-01-01")),
             ]

@@ -4,6 +4,7 @@
 //!
 //! Where the events go is the one thing a [`Writer`] can be told otherwise
 //! ([`Writer::with_sink`], see [`sink`]); production never does.
+pub mod erase;
 pub mod outbox;
 pub mod rooms;
 pub mod sink;

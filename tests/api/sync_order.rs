@@ -175,6 +175,20 @@ async fn events_delivered_shuffled_and_twice_end_in_the_source_state_and_deletio
         .await;
     assert!(deleted["errors"].is_null(), "{deleted}");
 
+    // An account that writes, then is erased.
+    let (doomed, doomed_id) = app.sign_up("doomed@example.org", "Doomed").await;
+    crate::reads_support::join_room(&app, &doomed, &room).await;
+    crate::reads_support::send(&app, &doomed, &room, "last words").await;
+    crate::reads_support::log_study(&app, &doomed, "Maths", 15, None).await;
+    let erased = app
+        .gql(
+            Some(&doomed),
+            "mutation { deleteAccount(password: \"password123\") }",
+            json!({}),
+        )
+        .await;
+    assert!(erased["errors"].is_null(), "{erased}");
+
     let mut events = all_events(&app).await;
     let mut twice: Vec<&Event> = events.iter().chain(events.iter()).collect();
     twice.shuffle(&mut rand::thread_rng());
@@ -212,6 +226,9 @@ async fn events_delivered_shuffled_and_twice_end_in_the_source_state_and_deletio
         session_doc,
         Some(doc! {"_id": &session, "version": 3_i64, "deleted": true})
     );
+    let account = app.read_doc("users", &doomed_id).await.expect("tombstone");
+    assert_eq!(account.get_bool("deleted"), Ok(true));
+    assert!(account.get("name").is_none() && account.get("email").is_none());
     let message_doc = app.read_doc("messages", &message).await.expect("tombstone");
     assert_eq!(message_doc.get_i64("version"), Ok(3));
     assert_eq!(message_doc.get_bool("deleted"), Ok(true));

@@ -8,6 +8,7 @@
 //! event, so "in sync" means "what the worker would have written". A drifted
 //! document whose aggregate still has an event waiting counts as pending,
 //! not drift.
+pub mod erasure;
 mod repair;
 mod report;
 
