@@ -42,16 +42,6 @@ if [[ -n "${DATABASE_URL:-}" ]]; then
   parse_database_url "$DATABASE_URL"
 fi
 
-as_root() {
-  if [[ "$(id -u)" == "0" ]]; then
-    "$@"
-  elif command -v sudo >/dev/null 2>&1; then
-    sudo -n "$@"
-  else
-    die "need root to run: $*"
-  fi
-}
-
 is_ready() {
   command -v pg_isready >/dev/null 2>&1 || return 1
   pg_isready -q -h "$PG_HOST" -p "$PG_PORT" -t 2

@@ -16,6 +16,14 @@ MONGODB_URI="$("$ROOT/scripts/mongo.sh")"
 export MONGODB_URI
 export TEST_PG_URL="${TEST_PG_URL:-postgres://postgres@127.0.0.1:5432}"
 
+# The playground's script runs under Node in the tests (tests/api/graphiql.rs).
+if ! command -v node >/dev/null 2>&1; then
+  log "installing nodejs from apt"
+  export DEBIAN_FRONTEND=noninteractive
+  as_root apt-get update -qq >/dev/null || die "apt-get update failed"
+  as_root apt-get install -y -qq nodejs >/dev/null || die "apt-get install nodejs failed"
+fi
+
 # Databases left by earlier runs (each test makes its own).
 "$ROOT/scripts/clean-test-dbs.sh" || warn "could not remove old test databases"
 

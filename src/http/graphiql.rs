@@ -31,8 +31,9 @@ pub fn security_headers() -> [(header::HeaderName, &'static str); 4] {
     ]
 }
 
-/// The playground page. It sends the token saved by a `logIn` in the
-/// "Headers" tab, like any other client would.
+/// The playground page. The token of a `signUp` or `logIn` run in it is
+/// sent with every later operation (see `assets/graphiql/start.js`); the
+/// bar above the editor says who is signed in and signs out.
 pub fn page() -> axum::response::Response {
     (security_headers(), Html(PAGE)).into_response()
 }
@@ -44,9 +45,15 @@ const PAGE: &str = r#"<!doctype html>
   <meta name="viewport" content="width=device-width, initial-scale=1">
   <title>studysync GraphiQL</title>
   <link rel="stylesheet" href="/graphiql/graphiql.min.css">
-  <style>body { margin: 0; height: 100vh; } #graphiql { height: 100vh; }</style>
+  <style>
+    body { margin: 0; height: 100vh; display: flex; flex-direction: column; }
+    #session { font: 13px system-ui, sans-serif; padding: 6px 12px; background: #f3f4f6; border-bottom: 1px solid #d1d5db; }
+    #session button { margin-left: 8px; }
+    #graphiql { flex: 1; min-height: 0; }
+  </style>
 </head>
 <body>
+  <div id="session"></div>
   <div id="graphiql">Loading GraphiQL…</div>
   <script src="/graphiql/react.production.min.js"></script>
   <script src="/graphiql/react-dom.production.min.js"></script>

@@ -2,6 +2,7 @@
 mod auth;
 mod chat_changes;
 mod erasure;
+mod graphiql;
 mod helpers;
 mod migrations;
 mod reads_analytics;

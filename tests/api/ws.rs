@@ -99,6 +99,14 @@ pub async fn next_reply(socket: &mut Socket, wait: Duration) -> Reply {
     }
 }
 
+/// Sends one JSON frame.
+pub async fn send_json(socket: &mut Socket, frame: &Value) {
+    socket
+        .send(Frame::text(frame.to_string()))
+        .await
+        .expect("send a frame");
+}
+
 /// Sends a `subscribe` for `query` under `id`.
 pub async fn subscribe(socket: &mut Socket, id: &str, query: &str, variables: Value) {
     let frame =
