@@ -133,10 +133,18 @@ pub async fn shutdown_signal() {
     }
 }
 
-#[derive(clap::Subcommand, Clone, Copy)]
+#[derive(clap::Subcommand, Clone)]
 pub enum WorkerAction {
     /// Make every parked event due again (after fixing its cause), then exit.
     ReplayParked,
+    /// Pause every sync worker, in every process, until `worker resume`.
+    Pause {
+        /// Why, shown in health.
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Resume every sync worker.
+    Resume,
 }
 
 /// The standalone `worker` command.
@@ -147,6 +155,33 @@ pub async fn worker(app: AppState, action: Option<WorkerAction>) -> anyhow::Resu
                 .await
                 .map_err(|e| anyhow::anyhow!("{}", e.chain()))?;
             println!("{replayed} parked event(s) are due again");
+            Ok(())
+        }
+        Some(WorkerAction::Pause { reason }) => {
+            let by = format!("cli@{}", host_name());
+            let pause = crate::sync::control::pause(app.sql(), &by, reason.as_deref())
+                .await
+                .map_err(|e| anyhow::anyhow!("{}", e.chain()))?;
+            println!(
+                "sync workers paused since {} by {}",
+                pause.paused_at.to_rfc3339(),
+                pause.paused_by
+            );
+            Ok(())
+        }
+        Some(WorkerAction::Resume) => {
+            let by = format!("cli@{}", host_name());
+            let resumed = crate::sync::control::resume(app.sql(), &by)
+                .await
+                .map_err(|e| anyhow::anyhow!("{}", e.chain()))?;
+            println!(
+                "{}",
+                if resumed {
+                    "sync workers resumed"
+                } else {
+                    "sync workers were not paused"
+                }
+            );
             Ok(())
         }
         None => {
@@ -226,4 +261,14 @@ pub async fn resync(app: &AppState, batch_size: u64) -> anyhow::Result<()> {
         anyhow::bail!("{failed} row(s) could not be written; see the log, fix, and run again");
     }
     Ok(())
+}
+
+/// This machine's name, for saying who paused the workers.
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "unknown".to_owned())
 }

@@ -3,12 +3,12 @@ use async_graphql::{Context, Object, Result, SimpleObject};
 use chrono::{DateTime, Utc};
 
 use super::context::{require_admin, ContextExt};
-use crate::sync::{health, outbox, resync};
+use crate::sync::{control, health, outbox, resync};
 
 /// The same figures as `GET /api/health/sync`.
 #[derive(SimpleObject)]
 pub struct SyncStatus {
-    /// `healthy`, `degraded` or `unhealthy`.
+    /// `healthy`, `paused`, `degraded` or `unhealthy`.
     pub status: String,
     /// Age of the oldest event not yet in the read model (0 when none).
     pub sync_lag_seconds: f64,
@@ -22,6 +22,16 @@ pub struct SyncStatus {
     pub parked: i32,
     /// Why the status is not healthy.
     pub reasons: Vec<String>,
+    /// Set while an operator has paused the workers.
+    pub paused: Option<SyncPause>,
+}
+
+/// Who paused the sync workers, when and why.
+#[derive(SimpleObject)]
+pub struct SyncPause {
+    pub since: DateTime<Utc>,
+    pub by: String,
+    pub reason: Option<String>,
 }
 
 impl From<health::SyncStatus> for SyncStatus {
@@ -35,6 +45,11 @@ impl From<health::SyncStatus> for SyncStatus {
             last_sync: s.last_sync,
             parked: clamp(s.parked),
             reasons: s.reasons,
+            paused: s.paused.map(|p| SyncPause {
+                since: p.paused_at,
+                by: p.paused_by,
+                reason: p.reason,
+            }),
         }
     }
 }
@@ -55,6 +70,26 @@ pub struct SyncMutation;
 
 #[Object]
 impl SyncMutation {
+    /// Pauses every sync worker, in every process (admins only): nothing is
+    /// claimed until `resumeSync`, commits keep adding events, and health
+    /// says `paused` with the lag still measured. Returns the status.
+    async fn pause_sync(&self, ctx: &Context<'_>, reason: Option<String>) -> Result<SyncStatus> {
+        let admin = require_admin(ctx).await?;
+        let state = ctx.state();
+        control::pause(state.sql(), &admin.email, reason.as_deref()).await?;
+        Ok(health::status(state.sync()).await?.into())
+    }
+
+    /// Resumes every sync worker (admins only); what waited is carried from
+    /// the oldest on. Returns the status.
+    async fn resume_sync(&self, ctx: &Context<'_>) -> Result<SyncStatus> {
+        let admin = require_admin(ctx).await?;
+        let state = ctx.state();
+        control::resume(state.sql(), &admin.email).await?;
+        state.outbox_wake().notify_one();
+        Ok(health::status(state.sync()).await?.into())
+    }
+
     /// Makes every parked event due again (after its cause has been fixed);
     /// returns how many. Admins only.
     async fn replay_parked_events(&self, ctx: &Context<'_>) -> Result<i32> {

@@ -16,6 +16,9 @@ use crate::error::AppResult;
 #[serde(rename_all = "lowercase")]
 pub enum Level {
     Healthy,
+    /// An operator paused the workers: lag and queue grow by design, so
+    /// they are reported, not judged.
+    Paused,
     Degraded,
     Unhealthy,
 }
@@ -24,6 +27,7 @@ impl Level {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Healthy => "healthy",
+            Self::Paused => "paused",
             Self::Degraded => "degraded",
             Self::Unhealthy => "unhealthy",
         }
@@ -50,6 +54,8 @@ pub struct SyncStatus {
     pub in_flight: i64,
     /// Seconds the longest-due event has waited for a worker to claim it.
     pub oldest_due: f64,
+    /// The pause in force (`sync::control`), if any.
+    pub paused: Option<super::control::Pause>,
     /// Why the status is not healthy.
     pub reasons: Vec<String>,
 }
@@ -64,6 +70,9 @@ struct Figures {
     last_sync: Option<DateTime<Utc>>,
     failing: i64,
     recent: i64,
+    paused_at: Option<DateTime<Utc>>,
+    paused_by: Option<String>,
+    reason: Option<String>,
 }
 
 const FIGURES: &str = concat!(
@@ -82,7 +91,10 @@ SELECT
   (SELECT count(*) FROM outbox WHERE processed_at IS NULL AND parked_at IS NULL
       AND last_error IS NOT NULL) AS failing,
   (SELECT count(*) FROM outbox WHERE processed_at IS NOT NULL
-      AND processed_at > now() - INTERVAL '60 seconds') AS recent"#
+      AND processed_at > now() - INTERVAL '60 seconds') AS recent,
+  (SELECT paused_at FROM sync_control WHERE id = 1 AND paused) AS paused_at,
+  (SELECT paused_by FROM sync_control WHERE id = 1 AND paused) AS paused_by,
+  (SELECT reason FROM sync_control WHERE id = 1 AND paused) AS reason"#
 );
 
 /// Reads the outbox and judges it against the configured thresholds.
@@ -111,6 +123,11 @@ pub async fn status(state: &SyncContext) -> AppResult<SyncStatus> {
         parked: figures.parked,
         in_flight: figures.in_flight,
         oldest_due: figures.oldest_due.unwrap_or(0.0).max(0.0),
+        paused: figures.paused_at.map(|paused_at| super::control::Pause {
+            paused_at,
+            paused_by: figures.paused_by.unwrap_or_default(),
+            reason: figures.reason,
+        }),
         reasons: Vec::new(),
     };
     judge(&mut status, state.settings());
@@ -125,7 +142,9 @@ async fn figures(db: &impl ConnectionTrait) -> AppResult<Figures> {
         .ok_or_else(|| anyhow::anyhow!("the health query returned no row").into())
 }
 
-/// Applies the thresholds; every exceeded one adds a reason.
+/// Applies the thresholds; every exceeded one adds a reason. While paused
+/// the status is `paused` whatever they say (the reasons still list them),
+/// and no stall is reported: nothing is meant to be claimed.
 pub fn judge(status: &mut SyncStatus, settings: &super::settings::WorkerSettings) {
     let mut level = Level::Healthy;
     let mut check = |value: f64, degraded: f64, unhealthy: f64, what: &str| {
@@ -161,7 +180,7 @@ pub fn judge(status: &mut SyncStatus, settings: &super::settings::WorkerSettings
             "error rate",
         );
     }
-    if status.oldest_due >= settings.stall_secs {
+    if status.oldest_due >= settings.stall_secs && status.paused.is_none() {
         status.reasons.push(format!(
             "events have been due for {:.1} s without a worker claiming them",
             status.oldest_due
@@ -175,6 +194,22 @@ pub fn judge(status: &mut SyncStatus, settings: &super::settings::WorkerSettings
         level = level.max(Level::Degraded);
     }
     status.status = level;
+    if let Some(pause) = &status.paused {
+        let why = pause
+            .reason
+            .as_deref()
+            .map(|r| format!(": {r}"))
+            .unwrap_or_default();
+        status.reasons.insert(
+            0,
+            format!(
+                "sync workers paused by {} since {}{why}",
+                pause.paused_by,
+                pause.paused_at.to_rfc3339()
+            ),
+        );
+        status.status = Level::Paused;
+    }
 }
 
 fn publish(status: &SyncStatus) {
@@ -182,6 +217,7 @@ fn publish(status: &SyncStatus) {
     metrics::gauge!("studysync_sync_parked").set(status.parked as f64);
     metrics::gauge!("studysync_sync_lag_current_seconds").set(status.sync_lag);
     metrics::gauge!("studysync_sync_error_rate").set(status.error_rate);
+    metrics::gauge!("studysync_sync_paused").set(if status.paused.is_some() { 1.0 } else { 0.0 });
 }
 
 /// Updates the queue, parked and lag gauges (the worker calls this between
@@ -215,11 +251,45 @@ mod tests {
             parked,
             in_flight: 0,
             oldest_due,
+            paused: None,
             reasons: Vec::new(),
         };
         judge(&mut status, &settings());
         assert_eq!(status.reasons.is_empty(), status.status == Level::Healthy);
         status.status
+    }
+
+    #[test]
+    fn a_pause_is_reported_as_paused_not_as_a_stall() {
+        let mut status = SyncStatus {
+            status: Level::Healthy,
+            sync_lag: 120.0,
+            queue_size: 50,
+            error_rate: 0.0,
+            last_sync: None,
+            parked: 0,
+            in_flight: 0,
+            oldest_due: 120.0,
+            paused: Some(crate::sync::control::Pause {
+                paused_at: Utc::now(),
+                paused_by: "ops@example.org".into(),
+                reason: Some("MongoDB upgrade".into()),
+            }),
+            reasons: Vec::new(),
+        };
+        judge(&mut status, &settings());
+        assert_eq!(status.status, Level::Paused);
+        assert!(status.reasons[0].contains("paused by ops@example.org"));
+        assert!(status.reasons[0].ends_with(": MongoDB upgrade"));
+        assert!(
+            status.reasons.iter().any(|r| r.starts_with("sync lag")),
+            "the lag is still measured: {:?}",
+            status.reasons
+        );
+        assert!(!status
+            .reasons
+            .iter()
+            .any(|r| r.contains("without a worker")));
     }
 
     #[test]

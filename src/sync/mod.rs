@@ -3,6 +3,7 @@
 pub mod apply;
 pub mod boards;
 mod context;
+pub mod control;
 pub mod health;
 pub mod monitor;
 pub mod outbox;

@@ -70,7 +70,8 @@ pub fn claim_isolation(dialect: Dialect) -> Option<IsolationLevel> {
 }
 
 /// Claims up to `limit` due events for `settings.worker_id`, counting the
-/// attempt. `SKIP LOCKED` lets concurrent workers take disjoint batches.
+/// attempt; none while the workers are paused (`sync::control`). `SKIP
+/// LOCKED` lets concurrent workers take disjoint batches.
 #[tracing::instrument(skip_all, fields(worker = %settings.worker_id, limit))]
 pub async fn claim<C>(
     db: &C,
@@ -89,6 +90,7 @@ SET next_attempt_at = now() + ($1::FLOAT8 * INTERVAL '1 millisecond'),
 WHERE id IN (
     SELECT id FROM outbox
     WHERE processed_at IS NULL AND parked_at IS NULL AND next_attempt_at <= now()
+      AND NOT EXISTS (SELECT 1 FROM sync_control WHERE id = 1 AND paused)
     ORDER BY next_attempt_at, created_at
     LIMIT $3
     FOR UPDATE SKIP LOCKED

@@ -24,6 +24,7 @@ mod seed;
 mod study;
 mod sync_faults;
 mod sync_order;
+mod sync_pause;
 mod sync_processes;
 mod sync_support;
 mod sync_verify;
