@@ -24,6 +24,18 @@ pub struct SyncStatus {
     pub reasons: Vec<String>,
     /// Set while an operator has paused the workers.
     pub paused: Option<SyncPause>,
+    /// Queue and lag per aggregate kind (`todo`, `message`, ...).
+    pub by_kind: Vec<SyncKindStatus>,
+}
+
+/// One aggregate kind's share of the queue.
+#[derive(SimpleObject)]
+pub struct SyncKindStatus {
+    /// The aggregate kind (`user`, `todo`, `study_session`, `study_total`,
+    /// `room`, `message`).
+    pub kind: String,
+    pub queue_size: i32,
+    pub sync_lag_seconds: f64,
 }
 
 /// Who paused the sync workers, when and why.
@@ -50,6 +62,15 @@ impl From<health::SyncStatus> for SyncStatus {
                 by: p.paused_by,
                 reason: p.reason,
             }),
+            by_kind: s
+                .by_kind
+                .into_iter()
+                .map(|k| SyncKindStatus {
+                    kind: k.kind,
+                    queue_size: clamp(k.queue_size),
+                    sync_lag_seconds: k.sync_lag,
+                })
+                .collect(),
         }
     }
 }

@@ -56,9 +56,36 @@ pub struct SyncStatus {
     pub oldest_due: f64,
     /// The pause in force (`sync::control`), if any.
     pub paused: Option<super::control::Pause>,
+    /// Queue and lag per aggregate kind, every kind listed.
+    pub by_kind: Vec<KindFigures>,
     /// Why the status is not healthy.
     pub reasons: Vec<String>,
 }
+
+/// One aggregate kind's share of the queue.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct KindFigures {
+    /// The aggregate's stored name (`todo`, `message`, ...).
+    pub kind: String,
+    /// Its events not yet applied.
+    pub queue_size: i64,
+    /// Seconds since its oldest unapplied event was committed (0 when none).
+    pub sync_lag: f64,
+}
+
+#[derive(Debug, FromQueryResult)]
+struct KindRow {
+    aggregate_type: String,
+    queue: i64,
+    lag: Option<f64>,
+}
+
+/// Pending events per kind: one pass over the pending rows.
+const BY_KIND: &str = "SELECT aggregate_type, count(*) AS queue, \
+     EXTRACT(EPOCH FROM now() - min(created_at))::FLOAT8 AS lag \
+     FROM outbox WHERE processed_at IS NULL AND parked_at IS NULL \
+     GROUP BY aggregate_type";
 
 #[derive(Debug, FromQueryResult)]
 struct Figures {
@@ -101,6 +128,7 @@ SELECT
 #[tracing::instrument(skip_all)]
 pub async fn status(state: &SyncContext) -> AppResult<SyncStatus> {
     let figures = figures(state.sql()).await?;
+    let by_kind = by_kind(state.sql()).await?;
     let monitor = state.sync_monitor();
     // Pending events whose last attempt failed, against recent successes:
     // what every worker is going through, seen from the table.
@@ -128,6 +156,7 @@ pub async fn status(state: &SyncContext) -> AppResult<SyncStatus> {
             paused_by: figures.paused_by.unwrap_or_default(),
             reason: figures.reason,
         }),
+        by_kind,
         reasons: Vec::new(),
     };
     judge(&mut status, state.settings());
@@ -140,6 +169,35 @@ async fn figures(db: &impl ConnectionTrait) -> AppResult<Figures> {
     super::outbox::retrying(|| Figures::find_by_statement(statement()).one(db))
         .await?
         .ok_or_else(|| anyhow::anyhow!("the health query returned no row").into())
+}
+
+/// Every aggregate kind's figures (zero for a kind with nothing waiting),
+/// in the protocol's order, then any kind this release does not know.
+async fn by_kind(db: &impl ConnectionTrait) -> AppResult<Vec<KindFigures>> {
+    let statement = || Statement::from_string(DatabaseBackend::Postgres, BY_KIND);
+    let mut rows =
+        super::outbox::retrying(|| KindRow::find_by_statement(statement()).all(db)).await?;
+    let mut kinds: Vec<KindFigures> = crate::events::Aggregate::ALL
+        .into_iter()
+        .map(|aggregate| {
+            let found = rows
+                .iter()
+                .position(|r| r.aggregate_type == aggregate.name())
+                .map(|i| rows.swap_remove(i));
+            KindFigures {
+                kind: aggregate.name().to_owned(),
+                queue_size: found.as_ref().map_or(0, |r| r.queue),
+                sync_lag: found.and_then(|r| r.lag).unwrap_or(0.0).max(0.0),
+            }
+        })
+        .collect();
+    rows.sort_by(|a, b| a.aggregate_type.cmp(&b.aggregate_type));
+    kinds.extend(rows.into_iter().map(|r| KindFigures {
+        kind: r.aggregate_type,
+        queue_size: r.queue,
+        sync_lag: r.lag.unwrap_or(0.0).max(0.0),
+    }));
+    Ok(kinds)
 }
 
 /// Applies the thresholds; every exceeded one adds a reason. While paused
@@ -218,6 +276,11 @@ fn publish(status: &SyncStatus) {
     metrics::gauge!("studysync_sync_lag_current_seconds").set(status.sync_lag);
     metrics::gauge!("studysync_sync_error_rate").set(status.error_rate);
     metrics::gauge!("studysync_sync_paused").set(if status.paused.is_some() { 1.0 } else { 0.0 });
+    for kind in &status.by_kind {
+        let labels = [("kind", kind.kind.clone())];
+        metrics::gauge!("studysync_sync_kind_queue_size", &labels).set(kind.queue_size as f64);
+        metrics::gauge!("studysync_sync_kind_lag_seconds", &labels).set(kind.sync_lag);
+    }
 }
 
 /// Updates the queue, parked and lag gauges (the worker calls this between
@@ -252,6 +315,7 @@ mod tests {
             in_flight: 0,
             oldest_due,
             paused: None,
+            by_kind: Vec::new(),
             reasons: Vec::new(),
         };
         judge(&mut status, &settings());
@@ -275,6 +339,7 @@ mod tests {
                 paused_by: "ops@example.org".into(),
                 reason: Some("MongoDB upgrade".into()),
             }),
+            by_kind: Vec::new(),
             reasons: Vec::new(),
         };
         judge(&mut status, &settings());

@@ -85,6 +85,31 @@ async fn a_pause_stops_every_worker_and_a_resume_carries_what_waited() {
     );
     assert_eq!(body["paused"]["reason"], "MongoDB upgrade");
     assert!(app.metric("studysync_sync_paused").await >= 1.0);
+    // Per kind: the todos wait, nothing else does.
+    let kinds = body["byKind"].as_array().expect("byKind");
+    let kind = |name: &str| kinds.iter().find(|k| k["kind"] == name).cloned();
+    let todos = kind("todo").expect("todo figures");
+    assert_eq!(todos["queueSize"], 2, "{body}");
+    assert!(todos["syncLag"].as_f64().unwrap() >= 1.0, "{body}");
+    assert_eq!(kind("message").expect("message figures")["queueSize"], 0);
+    assert_eq!(kinds.len(), 6, "every kind is listed: {body}");
+    let graphql = app
+        .gql(
+            Some(&user),
+            "{ syncStatus { status byKind { kind queueSize syncLagSeconds } } }",
+            json!({}),
+        )
+        .await;
+    let listed = &graphql["data"]["syncStatus"]["byKind"];
+    assert_eq!(listed[1]["kind"], "todo", "{graphql}");
+    assert_eq!(listed[1]["queueSize"], 2, "{graphql}");
+    let metrics = app.metrics_text().await;
+    for name in [
+        "studysync_sync_kind_queue_size{kind=\"todo\"}",
+        "studysync_sync_kind_lag_seconds{kind=\"message\"}",
+    ] {
+        assert!(metrics.contains(name), "{name} is exported");
+    }
 
     // The CLI resumes; the other process carries what waited.
     let resume = studysync::cli::WorkerAction::Resume;
