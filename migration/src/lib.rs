@@ -38,6 +38,7 @@ mod m20261201_000010_add_message_changes;
 mod m20261201_000011_create_message_deletions;
 mod m20261201_000012_index_outbox_user_events;
 mod m20261201_000013_create_sync_control;
+mod m20261201_000014_create_read_model_drift;
 
 /// The statements one migration sends, in order, for one dialect.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -149,6 +150,7 @@ pub fn all() -> Vec<Box<dyn SqlMigration>> {
         Box::new(m20261201_000011_create_message_deletions::Migration),
         Box::new(m20261201_000012_index_outbox_user_events::Migration),
         Box::new(m20261201_000013_create_sync_control::Migration),
+        Box::new(m20261201_000014_create_read_model_drift::Migration),
     ]
 }
 

@@ -120,6 +120,31 @@ pub struct WorkerSettings {
         default_value_t = 10.0
     )]
     pub stall_secs: f64,
+    /// How often this worker compares a sample of source rows with their
+    /// documents, as `verify` does (`sync::verify::sample`); 0 turns the
+    /// sampler off.
+    #[arg(
+        long = "sync-sample-every-ms",
+        env = "SYNC_SAMPLE_EVERY_MS",
+        default_value_t = 5_000
+    )]
+    pub sample_every_ms: u64,
+    /// Rows each sample compares (one table per sample, in turn).
+    #[arg(
+        long = "sync-sample-rows",
+        env = "SYNC_SAMPLE_ROWS",
+        default_value_t = 50
+    )]
+    pub sample_rows: u64,
+    /// Enqueue a repair for each drifted document the sampler finds (as
+    /// `verify --repair` does); off, drift is reported and left alone.
+    #[arg(
+        long = "sync-auto-repair",
+        env = "SYNC_AUTO_REPAIR",
+        default_value_t = false,
+        action = clap::ArgAction::Set
+    )]
+    pub auto_repair: bool,
     /// This instance's name in `outbox.claimed_by`.
     #[arg(skip = default_worker_id())]
     pub worker_id: String,
@@ -146,6 +171,12 @@ impl WorkerSettings {
     /// claim the same events meanwhile (harmless, but wasted).
     pub fn apply_timeout(&self) -> Duration {
         Duration::from_millis((self.lease_ms / 2).max(1))
+    }
+
+    /// How often the sampler runs; `None` when it is off.
+    pub fn sample_every(&self) -> Option<Duration> {
+        (self.sample_every_ms > 0 && self.sample_rows > 0)
+            .then(|| Duration::from_millis(self.sample_every_ms))
     }
 
     /// How often the worker deletes old processed events.

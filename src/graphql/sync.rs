@@ -26,6 +26,8 @@ pub struct SyncStatus {
     pub paused: Option<SyncPause>,
     /// Queue and lag per aggregate kind (`todo`, `message`, ...).
     pub by_kind: Vec<SyncKindStatus>,
+    /// Documents the background sampler found out of step with their rows.
+    pub drifted: i32,
 }
 
 /// One aggregate kind's share of the queue.
@@ -62,6 +64,7 @@ impl From<health::SyncStatus> for SyncStatus {
                 by: p.paused_by,
                 reason: p.reason,
             }),
+            drifted: clamp(s.drifted),
             by_kind: s
                 .by_kind
                 .into_iter()

@@ -58,6 +58,9 @@ pub struct SyncStatus {
     pub paused: Option<super::control::Pause>,
     /// Queue and lag per aggregate kind, every kind listed.
     pub by_kind: Vec<KindFigures>,
+    /// Documents the background sampler found out of step with their rows
+    /// and not yet found in step again (`sync::verify::sample`).
+    pub drifted: i64,
     /// Why the status is not healthy.
     pub reasons: Vec<String>,
 }
@@ -100,6 +103,8 @@ struct Figures {
     paused_at: Option<DateTime<Utc>>,
     paused_by: Option<String>,
     reason: Option<String>,
+    drifted: i64,
+    repairing: i64,
 }
 
 const FIGURES: &str = concat!(
@@ -121,7 +126,9 @@ SELECT
       AND processed_at > now() - INTERVAL '60 seconds') AS recent,
   (SELECT paused_at FROM sync_control WHERE id = 1 AND paused) AS paused_at,
   (SELECT paused_by FROM sync_control WHERE id = 1 AND paused) AS paused_by,
-  (SELECT reason FROM sync_control WHERE id = 1 AND paused) AS reason"#
+  (SELECT reason FROM sync_control WHERE id = 1 AND paused) AS reason,
+  (SELECT count(*) FROM read_model_drift) AS drifted,
+  (SELECT count(*) FROM read_model_drift WHERE repair_enqueued_at IS NOT NULL) AS repairing"#
 );
 
 /// Reads the outbox and judges it against the configured thresholds.
@@ -157,9 +164,16 @@ pub async fn status(state: &SyncContext) -> AppResult<SyncStatus> {
             reason: figures.reason,
         }),
         by_kind,
+        drifted: figures.drifted,
         reasons: Vec::new(),
     };
     judge(&mut status, state.settings());
+    if figures.repairing > 0 {
+        status.reasons.push(format!(
+            "repairs enqueued for {} drifted document(s)",
+            figures.repairing
+        ));
+    }
     publish(&status);
     Ok(status)
 }
@@ -251,6 +265,14 @@ pub fn judge(status: &mut SyncStatus, settings: &super::settings::WorkerSettings
             .push(format!("{} parked event(s) need attention", status.parked));
         level = level.max(Level::Degraded);
     }
+    if status.drifted > 0 {
+        status.reasons.push(format!(
+            "{} read-model document(s) drifted from the source of truth (found by the sampler; \
+             SYNC_AUTO_REPAIR or `verify --repair` fixes them)",
+            status.drifted
+        ));
+        level = level.max(Level::Degraded);
+    }
     status.status = level;
     if let Some(pause) = &status.paused {
         let why = pause
@@ -276,6 +298,7 @@ fn publish(status: &SyncStatus) {
     metrics::gauge!("studysync_sync_lag_current_seconds").set(status.sync_lag);
     metrics::gauge!("studysync_sync_error_rate").set(status.error_rate);
     metrics::gauge!("studysync_sync_paused").set(if status.paused.is_some() { 1.0 } else { 0.0 });
+    metrics::gauge!("studysync_read_model_drifted").set(status.drifted as f64);
     for kind in &status.by_kind {
         let labels = [("kind", kind.kind.clone())];
         metrics::gauge!("studysync_sync_kind_queue_size", &labels).set(kind.queue_size as f64);
@@ -316,6 +339,7 @@ mod tests {
             oldest_due,
             paused: None,
             by_kind: Vec::new(),
+            drifted: 0,
             reasons: Vec::new(),
         };
         judge(&mut status, &settings());
@@ -340,6 +364,7 @@ mod tests {
                 reason: Some("MongoDB upgrade".into()),
             }),
             by_kind: Vec::new(),
+            drifted: 0,
             reasons: Vec::new(),
         };
         judge(&mut status, &settings());

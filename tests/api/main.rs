@@ -26,6 +26,7 @@ mod sync_faults;
 mod sync_order;
 mod sync_pause;
 mod sync_processes;
+mod sync_sample;
 mod sync_support;
 mod sync_verify;
 mod sync_worker;

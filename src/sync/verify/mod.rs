@@ -11,6 +11,7 @@
 pub mod erasure;
 mod repair;
 mod report;
+pub mod sample;
 
 use std::collections::{HashMap, HashSet};
 

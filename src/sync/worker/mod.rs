@@ -71,6 +71,14 @@ pub async fn run(
             }
         }
     }));
+    let _sampler = settings.sample_every().map(|every| {
+        tokio_util::task::AbortOnDropHandle::new(tokio::spawn(super::verify::sample::run(
+            state.clone(),
+            every,
+            settings.sample_rows,
+            settings.auto_repair,
+        )))
+    });
     // Claims run as tasks of their own: a claim statement already sent
     // would otherwise commit after the release below and leave its events
     // claimed until the lease runs out.
