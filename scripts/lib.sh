@@ -10,6 +10,7 @@
 #   warn MSG   warning on stderr, always
 #   die MSG    error on stderr, always, then exit 1
 #   need_cmd C die unless command C is on PATH
+#   as_root CMD...  run CMD as root (directly, or through password-less sudo)
 #   wait_until SECONDS CMD...   retry CMD every 0.2 s until it succeeds or time runs out
 
 if [[ -n "${STUDYSYNC_LIB_LOADED:-}" ]]; then

@@ -32,6 +32,8 @@ cargo fmt --all --check
 echo "== cargo clippy"
 # The workspace: the server, its migrations and the benchmark crate.
 cargo clippy --all-targets --workspace --quiet -- -D warnings
+echo "== operations kit (promtool)"
+"$ROOT/scripts/ops-check.sh"
 echo "== cargo test"
 # Every statement the tests send (servers, workers, CLI runs, migrations) is
 # recorded and checked against the CockroachDB rules (src/sql_audit.rs).

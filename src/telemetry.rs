@@ -41,6 +41,27 @@ pub fn metrics() -> &'static PrometheusHandle {
         let handle = recorder.handle();
         // Fails only if another recorder is installed; ours still renders.
         drop(metrics::set_global_recorder(recorder));
+        register_counters();
         handle
     })
+}
+
+/// Counters without labels that may stay at zero for a long time (retries,
+/// parked events, refused connections): registered at start, so `/metrics`
+/// lists them at 0 and dashboards and alerts see a series, not "no data".
+const COUNTERS: [&str; 8] = [
+    "studysync_sync_events_applied_total",
+    "studysync_sync_events_stale_total",
+    "studysync_sync_events_failed_total",
+    "studysync_sync_events_parked_total",
+    "studysync_sync_claims_released_total",
+    "studysync_txn_retries_total",
+    "studysync_connections_refused_total",
+    "studysync_sql_connections_discarded_total",
+];
+
+fn register_counters() {
+    for name in COUNTERS {
+        metrics::counter!(name).increment(0);
+    }
 }

@@ -74,7 +74,47 @@ pub fn router(app: AppState) -> Router {
                     },
                 ),
         )
+        .layer(middleware::from_fn(measure))
         .with_state(http)
+}
+
+/// The route a path is counted under: the server's own routes, anything
+/// else as `other`, so a client cannot grow the label set.
+fn route_label(path: &str) -> &'static str {
+    match path {
+        "/graphql" => "/graphql",
+        "/graphql/ws" => "/graphql/ws",
+        "/healthz" => "/healthz",
+        "/metrics" => "/metrics",
+        "/api/health/sync" => "/api/health/sync",
+        p if p.starts_with("/graphiql/") => "/graphiql",
+        _ => "other",
+    }
+}
+
+/// Counts every request by route and status class
+/// (`studysync_http_requests_total`) and times it
+/// (`studysync_http_request_duration_seconds`, a histogram, so percentiles
+/// aggregate across instances), refused ones included. A websocket's time
+/// is its handshake.
+async fn measure(
+    request: axum::extract::Request,
+    next: middleware::Next,
+) -> axum::response::Response {
+    let route = route_label(request.uri().path());
+    let started = std::time::Instant::now();
+    let response = next.run(request).await;
+    let status = match response.status().as_u16() {
+        500.. => "5xx",
+        400..=499 => "4xx",
+        300..=399 => "3xx",
+        _ => "2xx",
+    };
+    metrics::counter!("studysync_http_requests_total", "route" => route, "status" => status)
+        .increment(1);
+    metrics::histogram!("studysync_http_request_duration_seconds", "route" => route)
+        .record(started.elapsed().as_secs_f64());
+    response
 }
 
 /// Serves until `shutdown` resolves, then drains in-flight requests; every

@@ -5,6 +5,7 @@ mod erasure;
 mod graphiql;
 mod helpers;
 mod migrations;
+mod ops_kit;
 mod reads_analytics;
 mod reads_consistency;
 mod reads_dataloader;

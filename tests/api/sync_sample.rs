@@ -79,7 +79,11 @@ async fn the_sampler_finds_drift_degrades_health_repairs_it_and_clears() {
         .await
         .expect("sample");
     assert_eq!(found.checked, 3, "{found:?}");
-    assert_eq!(found.drifted, [tampered.parse::<uuid::Uuid>().unwrap()], "{found:?}");
+    assert_eq!(
+        found.drifted,
+        [tampered.parse::<uuid::Uuid>().unwrap()],
+        "{found:?}"
+    );
     assert_eq!(found.repairs_enqueued, 0);
     assert!(app.metric(sample_name).await >= drift_before + 1.0);
     assert!(app.metric(checked_name).await >= checked_before + 3.0);
