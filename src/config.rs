@@ -2,6 +2,7 @@
 //!
 //! Bad configuration stops the process before it serves anything. Secrets are
 //! wrapped so that `Debug` never prints them.
+pub mod documents;
 pub mod query;
 pub mod sync;
 pub mod websocket;

@@ -13,7 +13,9 @@
 //!   database ends any transaction left idle (CockroachDB has the same
 //!   session setting);
 //! - on release, a connection whose session is inside a transaction block is
-//!   closed instead of being pooled again.
+//!   closed instead of being pooled again, and so is one that does not
+//!   answer the check within 2 s (a borrower dropped mid-write can leave half
+//!   a message on the wire, which would hold the connection forever).
 use std::{
     sync::{
         atomic::{AtomicU8, Ordering},
@@ -82,7 +84,17 @@ pub async fn connect(config: &Config) -> anyhow::Result<DatabaseConnection> {
         .after_release(move |conn, _| {
             let server = server.load(Ordering::Relaxed);
             Box::pin(async move {
-                let open = in_transaction(conn, server).await?;
+                let Ok(open) =
+                    tokio::time::timeout(RELEASE_CHECK, in_transaction(conn, server)).await
+                else {
+                    // A borrower dropped mid-write can leave half a message on
+                    // the wire: the server then waits for the rest, and the
+                    // check never gets its answer. Such a connection is closed.
+                    metrics::counter!("studysync_sql_connections_discarded_total").increment(1);
+                    tracing::warn!("a connection came back unanswering; closing it");
+                    return Ok(false);
+                };
+                let open = open?;
                 if open {
                     metrics::counter!("studysync_sql_connections_discarded_total").increment(1);
                     tracing::warn!("a connection came back inside a transaction; closing it");
@@ -95,6 +107,11 @@ pub async fn connect(config: &Config) -> anyhow::Result<DatabaseConnection> {
         .context("connecting to the SQL database (DATABASE_URL)")?;
     Ok(SqlxPostgresConnector::from_sqlx_postgres_pool(pool))
 }
+
+/// Longest the release check may take; past it the connection is closed.
+/// A statement whose caller went away may still be waiting on a lock: it is
+/// cut short, which costs nothing its caller can see.
+const RELEASE_CHECK: Duration = Duration::from_secs(2);
 
 /// Whether the session is inside a transaction block, as the server sees it
 /// (the driver's own count misses a `BEGIN` whose reply was never read).

@@ -64,6 +64,18 @@ pub struct QueryLimits {
     /// Most operations in one batch.
     #[arg(long, env = "BATCH_MAX_OPERATIONS", default_value_t = 10)]
     pub batch_max_operations: usize,
+    /// A manifest of trusted documents (Apollo's or Relay's format): when
+    /// set, only its documents run, by id or by exact text.
+    #[arg(long, env = "TRUSTED_DOCUMENTS")]
+    pub trusted_documents: Option<std::path::PathBuf>,
+    /// Accept Apollo's automatic persisted queries (ignored with
+    /// `TRUSTED_DOCUMENTS`, which registers nothing).
+    #[arg(long, env = "PERSISTED_QUERIES", default_value_t = true, action = clap::ArgAction::Set)]
+    pub persisted_queries: bool,
+    /// Most documents the persisted-query table keeps; past it, new ones
+    /// run but are not stored.
+    #[arg(long, env = "PERSISTED_QUERIES_MAX", default_value_t = 10_000)]
+    pub persisted_queries_max: u64,
 }
 
 impl QueryLimits {
@@ -89,6 +101,9 @@ impl QueryLimits {
         }
         if self.max_query_nesting > MAX_NESTING_LIMIT {
             bail!("MAX_QUERY_NESTING must be at most {MAX_NESTING_LIMIT}: deeper documents risk the stack");
+        }
+        if let Some(path) = &self.trusted_documents {
+            super::documents::Manifest::load(path)?;
         }
         Ok(())
     }

@@ -3,6 +3,7 @@ pub mod analytics;
 pub mod chat;
 pub mod context;
 pub mod cost;
+pub mod documents;
 pub mod leaderboard;
 pub mod limits;
 pub mod live;
@@ -58,6 +59,18 @@ pub type AppSchema = Schema<Query, Mutation, Subscription>;
 /// Builds the schema. `state` is shared; per-request data (viewer, loaders)
 /// is added by the HTTP layer.
 pub fn build_schema(state: Option<AppState>) -> AppSchema {
+    let documents = state
+        .as_ref()
+        .map(|state| Arc::new(documents::Documents::from_state(state)));
+    build_schema_with(state, documents)
+}
+
+/// The schema, resolving documents with `documents` (which the HTTP layer
+/// shares, see `documents`).
+pub fn build_schema_with(
+    state: Option<AppState>,
+    documents: Option<Arc<documents::Documents>>,
+) -> AppSchema {
     let mut builder = Schema::build(
         Query::default(),
         Mutation::default(),
@@ -75,6 +88,10 @@ pub fn build_schema(state: Option<AppState>) -> AppSchema {
             builder = builder.disable_introspection().disable_suggestions();
         }
         let config = state.config();
+        if let Some(documents) = documents {
+            // Before the front door: it admits the resolved document.
+            builder = builder.extension(documents::Resolve(documents));
+        }
         builder = builder
             .extension(limits::Limits(limits::QueryLimits::from_config(config)))
             .limit_recursive_depth(config.query.max_query_nesting)

@@ -131,7 +131,11 @@ pub async fn get(
         }
     };
     let limits = QueryLimits::from_config(http.app.config());
-    if let Err(mut error) = admit(&mut request, &limits) {
+    let resolved = match http.documents.resolve(&mut request).await {
+        Ok(()) => admit(&mut request, &limits),
+        Err(error) => Err(error),
+    };
+    if let Err(mut error) = resolved {
         crate::error::classify(&mut error);
         let refused = Response::from_errors(vec![error]);
         return response::execution(&BatchResponse::Single(refused), media);

@@ -30,11 +30,15 @@ pub struct Http {
     pub schema: AppSchema,
     /// What each account holds over websocket on this instance.
     pub sockets: std::sync::Arc<websocket::SocketCaps>,
+    /// Persisted and trusted documents (GET resolves them before refusing
+    /// mutations; the schema's extension does it for the rest).
+    pub documents: std::sync::Arc<crate::graphql::documents::Documents>,
 }
 
 /// All routes, with body limit, timeout, CORS and per-request trace spans.
 pub fn router(app: AppState) -> Router {
-    let schema = crate::graphql::build_schema(Some(app.clone()));
+    let documents = std::sync::Arc::new(crate::graphql::documents::Documents::from_state(&app));
+    let schema = crate::graphql::build_schema_with(Some(app.clone()), Some(documents.clone()));
     let config = app.config();
     let body_limit = config.body_limit_bytes;
     let guard = limits::Guard {
@@ -47,6 +51,7 @@ pub fn router(app: AppState) -> Router {
         app,
         schema,
         sockets,
+        documents,
     };
     let router = Router::new()
         .route("/graphql", get(graphql::get).post(graphql::post))

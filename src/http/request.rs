@@ -249,12 +249,31 @@ pub fn from_query_string(raw: &str) -> Result<Request, Rejection> {
 /// Checks each parameter's type as the GraphQL-over-HTTP specification
 /// defines it, then builds the request.
 fn request(mut params: Map<String, Value>) -> Result<Request, Rejection> {
+    // A persisted or trusted document may be named instead of sent
+    // (`graphql::documents` resolves it).
+    let document_id = match (params.remove("documentId"), params.remove("doc_id")) {
+        (Some(Value::String(id)), None) | (None, Some(Value::String(id))) => Some(id),
+        (None, None) => None,
+        _ => return Err(Rejection::bad("documentId must be one string")),
+    };
+    let names_a_document = document_id.is_some()
+        || params
+            .get("extensions")
+            .and_then(Value::as_object)
+            .is_some_and(|e| e.contains_key("persistedQuery"));
     let query = match params.remove("query") {
         Some(Value::String(query)) => query,
+        None | Some(Value::Null) if names_a_document => String::new(),
         None | Some(Value::Null) => return Err(Rejection::bad("the query parameter is required")),
         Some(_) => return Err(Rejection::bad("the query parameter must be a string")),
     };
     let mut request = Request::new(query);
+    if let Some(id) = document_id {
+        request.extensions.insert(
+            crate::graphql::documents::DOCUMENT_ID.to_owned(),
+            async_graphql::Value::String(id),
+        );
+    }
     match params.remove("operationName") {
         None | Some(Value::Null) => {}
         Some(Value::String(name)) => request = request.operation_name(name),

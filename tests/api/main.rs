@@ -1,6 +1,7 @@
 //! Integration tests against real PostgreSQL and a real MongoDB-wire server.
 mod auth;
 mod chat_changes;
+mod documents;
 mod erasure;
 mod graphiql;
 mod helpers;
