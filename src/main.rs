@@ -104,6 +104,12 @@ impl Command {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     telemetry::init_logging();
+    let result = run().await;
+    telemetry::shutdown();
+    result
+}
+
+async fn run() -> anyhow::Result<()> {
     let command = Cli::parse().command;
     // Checked once, as it is loaded: bad configuration stops the process
     // before it connects to anything.

@@ -40,6 +40,7 @@ mod m20261201_000012_index_outbox_user_events;
 mod m20261201_000013_create_sync_control;
 mod m20261201_000014_create_read_model_drift;
 mod m20261201_000015_create_persisted_documents;
+mod m20261201_000016_add_outbox_trace_context;
 
 /// The statements one migration sends, in order, for one dialect.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -153,6 +154,7 @@ pub fn all() -> Vec<Box<dyn SqlMigration>> {
         Box::new(m20261201_000013_create_sync_control::Migration),
         Box::new(m20261201_000014_create_read_model_drift::Migration),
         Box::new(m20261201_000015_create_persisted_documents::Migration),
+        Box::new(m20261201_000016_add_outbox_trace_context::Migration),
     ]
 }
 

@@ -19,6 +19,9 @@ pub struct Model {
     pub claimed_by: Option<String>,
     pub processed_at: Option<DateTimeUtc>,
     pub parked_at: Option<DateTimeUtc>,
+    /// The `traceparent` of the transaction that wrote the event, when
+    /// traces are exported.
+    pub trace_context: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -85,12 +85,7 @@ fn refusal(code: &'static str, message: &str) -> ServerError {
 
 /// The lowercase hex SHA-256 of a document, as Apollo's clients compute it.
 pub fn sha256_hex(text: &str) -> String {
-    let digest = Sha256::digest(text.as_bytes());
-    let mut hex = String::with_capacity(64);
-    for byte in digest {
-        hex.push_str(&format!("{byte:02x}"));
-    }
-    hex
+    hex::encode(Sha256::digest(text.as_bytes()))
 }
 
 impl Documents {

@@ -8,6 +8,8 @@
 //! after a CORS preflight that `CORS_ALLOWED_ORIGINS` decides.
 use std::sync::Arc;
 
+use tracing::Instrument as _;
+
 use async_graphql::{BatchRequest, BatchResponse, Request, Response, Value};
 use axum::{
     body::Bytes,
@@ -205,12 +207,23 @@ async fn execute(
             .data(facts);
         let schema = http.schema.clone();
         let cursors = http.app.cursors().clone();
+        // One span per operation; the front door records its type once the
+        // document is parsed (`graphql::limits`). Never the variables.
+        let span = tracing::info_span!(
+            "graphql",
+            graphql.operation.name = tracing::field::Empty,
+            graphql.operation.type = tracing::field::Empty,
+        );
+        if let Some(name) = request.operation_name.as_deref() {
+            span.record("graphql.operation.name", name);
+        }
         async move {
             let mut response = schema.execute(request).await;
             finish(&mut response, &written.take(), &cursors);
             add_provenance(&mut response, &reads);
             response
         }
+        .instrument(span)
     };
     let response = match batch {
         BatchRequest::Single(request) => BatchResponse::Single(run(request).await),

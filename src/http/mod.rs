@@ -67,18 +67,49 @@ pub fn router(app: AppState) -> Router {
         Some(cors) => router.layer(cors),
         None => router,
     };
+    let request_id = axum::http::HeaderName::from_static("x-request-id");
     router
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(|req: &axum::http::Request<_>| {
-                    tracing::info_span!("http", method = %req.method(), path = %req.uri().path())
+                    let request_id = req
+                        .headers()
+                        .get("x-request-id")
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("");
+                    let span = tracing::info_span!(
+                        "http",
+                        method = %req.method(),
+                        path = %req.uri().path(),
+                        request_id,
+                        trace_id = tracing::field::Empty,
+                    );
+                    // A caller's W3C trace continues here; log lines carry
+                    // its id.
+                    crate::telemetry::adopt_parent(&span, req.headers());
+                    if let Some(id) = crate::telemetry::trace_id(&span) {
+                        span.record("trace_id", id);
+                    }
+                    span
                 })
                 .on_response(
                     |res: &axum::http::Response<_>, latency: Duration, _span: &tracing::Span| {
-                        tracing::info!(status = res.status().as_u16(), latency_ms = latency.as_secs_f64() * 1000.0, "request");
+                        tracing::info!(
+                            status = res.status().as_u16(),
+                            latency_ms = latency.as_secs_f64() * 1000.0,
+                            "request"
+                        );
                     },
                 ),
         )
+        // Outermost: every request gets an id (the caller's, if it sent a
+        // usable one) before its span is made, and the response says it.
+        .layer(tower_http::request_id::PropagateRequestIdLayer::new(
+            request_id.clone(),
+        ))
+        .layer(tower_http::request_id::SetRequestIdLayer::new(
+            request_id, RequestIds,
+        ))
         .layer(middleware::from_fn(measure))
         .with_state(http)
 }
@@ -145,4 +176,27 @@ async fn metrics(State(_http): State<Http>) -> impl IntoResponse {
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         body,
     )
+}
+
+/// Request ids: a caller's `x-request-id` is kept when it is short and
+/// printable, else replaced by a random UUID.
+#[derive(Clone, Copy)]
+struct RequestIds;
+
+impl tower_http::request_id::MakeRequestId for RequestIds {
+    fn make_request_id<B>(
+        &mut self,
+        request: &axum::http::Request<B>,
+    ) -> Option<tower_http::request_id::RequestId> {
+        let given = request.headers().get("x-request-id").filter(|v| {
+            v.len() <= 64
+                && v.to_str()
+                    .is_ok_and(|s| s.bytes().all(|b| b.is_ascii_graphic()))
+        });
+        let id = match given {
+            Some(value) => value.clone(),
+            None => axum::http::HeaderValue::from_str(&uuid::Uuid::new_v4().to_string()).ok()?,
+        };
+        Some(tower_http::request_id::RequestId::new(id))
+    }
 }

@@ -239,6 +239,7 @@ mod tests {
             payload: json!({"schema": events::SCHEMA, "user_id": Uuid::new_v4(), "period": period, "period_start": start, "minutes": 5, "sessions": 1, "created_at": "2026-11-27T10:00:00Z", "updated_at": "2026-11-27T10:00:00Z"}),
             created_at: at("2026-11-27T10:00:00Z"),
             attempts: 1,
+            trace_context: None,
         }
     }
 

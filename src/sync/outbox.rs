@@ -40,6 +40,8 @@ pub struct Claimed {
     pub payload: serde_json::Value,
     pub created_at: DateTime<Utc>,
     pub attempts: i32,
+    /// The writing transaction's `traceparent`, when traces were on.
+    pub trace_context: Option<String>,
 }
 
 fn stmt(sql: &str, values: Vec<SqlValue>) -> Statement {
@@ -95,7 +97,7 @@ WHERE id IN (
     LIMIT $3
     FOR UPDATE SKIP LOCKED
 )
-RETURNING id, aggregate_type, aggregate_id, aggregate_version, payload, created_at, attempts"#;
+RETURNING id, aggregate_type, aggregate_id, aggregate_version, payload, created_at, attempts, trace_context"#;
     let values = || {
         vec![
             (settings.lease_ms as f64).into(),

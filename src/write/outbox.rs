@@ -94,6 +94,7 @@ fn row(event: NewEvent) -> outbox::ActiveModel {
         aggregate_version: Set(event.version),
         event_type: Set(event.event_type.to_owned()),
         payload: Set(event.payload),
+        trace_context: Set(crate::telemetry::current_traceparent()),
         ..Default::default()
     }
 }

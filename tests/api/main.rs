@@ -33,5 +33,6 @@ mod sync_support;
 mod sync_verify;
 mod sync_worker;
 mod todos;
+mod traces;
 mod write_path;
 mod ws;

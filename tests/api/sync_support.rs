@@ -272,6 +272,15 @@ pub fn terminate(child: &Child) {
 /// Starts the real `studysync serve` binary against this app's databases;
 /// returns it and its base URL once it answers `/healthz`.
 pub async fn spawn_serve_process(app: &TestApp, args: &[&str]) -> (Child, String) {
+    spawn_serve_process_with(app, args, &[]).await
+}
+
+/// Like [`spawn_serve_process`], with extra environment variables.
+pub async fn spawn_serve_process_with(
+    app: &TestApp,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> (Child, String) {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("free port")
@@ -286,6 +295,7 @@ pub async fn spawn_serve_process(app: &TestApp, args: &[&str]) -> (Child, String
         .env("MONGODB_DB", &app.mongo_db)
         .env("JWT_SECRET", JWT_SECRET)
         .env("DATABASE_MAX_CONNECTIONS", "4")
+        .envs(env.iter().copied())
         .stdin(Stdio::null())
         .kill_on_drop(true);
     if std::env::var("TEST_LOG").is_err() {

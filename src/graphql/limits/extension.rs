@@ -41,6 +41,19 @@ impl Extension for Limits {
         if !request.data.contains_key(&TypeId::of::<Admitted>()) {
             admit(&mut request, &self.0)?;
         }
+        let wanted = request.operation_name.clone();
+        if let Ok(doc) = request.parsed_query() {
+            let selected = doc.operations.iter().find(|(name, _)| {
+                wanted.is_none() || name.map(|n| n.as_str()) == wanted.as_deref()
+            });
+            if let Some((name, operation)) = selected {
+                let span = tracing::Span::current();
+                span.record("graphql.operation.type", operation.node.ty.to_string());
+                if let (Some(name), None) = (name, wanted.as_deref()) {
+                    span.record("graphql.operation.name", name.as_str());
+                }
+            }
+        }
         next.run(ctx, request).await
     }
 
