@@ -52,10 +52,15 @@ pub async fn connect(config: &Config) -> anyhow::Result<DatabaseConnection> {
         .parse()
         .context("parsing DATABASE_URL")?;
     options = options.disable_statement_logging();
+    // Every session defaults to SERIALIZABLE (CockroachDB's only default;
+    // on PostgreSQL whatever the server or database says): a write
+    // transaction then starts with one `BEGIN`, not `BEGIN` plus two `SET
+    // TRANSACTION` round trips (see `write::Writer`).
+    options = options.options([("default_transaction_isolation", "serializable")]);
     if config.database_idle_in_transaction_timeout_ms > 0 {
         options = options.options([(
             "idle_in_transaction_session_timeout",
-            config.database_idle_in_transaction_timeout_ms,
+            config.database_idle_in_transaction_timeout_ms.to_string(),
         )]);
     }
     let server = Arc::new(AtomicU8::new(UNKNOWN));

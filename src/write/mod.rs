@@ -20,10 +20,7 @@ use std::{
 };
 
 use rand::Rng;
-use sea_orm::{
-    sqlx, AccessMode, DatabaseConnection, DatabaseTransaction, DbErr, IsolationLevel, RuntimeErr,
-    TransactionTrait,
-};
+use sea_orm::{sqlx, DatabaseConnection, DatabaseTransaction, DbErr, RuntimeErr, TransactionTrait};
 
 use crate::error::{AppError, AppResult};
 
@@ -153,18 +150,16 @@ impl Writer {
     }
 
     /// One try; also returns the events held for the sink, if there is one.
+    ///
+    /// One `BEGIN`: every pooled session defaults to SERIALIZABLE and READ
+    /// WRITE (`pool::connect`), so naming them would cost two more round
+    /// trips (`SET TRANSACTION ...`) per transaction.
     async fn attempt<T, F>(&self, work: &mut F) -> AppResult<(Committed<T>, Vec<NewEvent>)>
     where
         T: Send,
         F: for<'c> FnMut(&'c Tx) -> Work<'c, T>,
     {
-        let txn = self
-            .db
-            .begin_with_config(
-                Some(IsolationLevel::Serializable),
-                Some(AccessMode::ReadWrite),
-            )
-            .await?;
+        let txn = self.db.begin().await?;
         let tx = Tx {
             txn,
             written: Mutex::new(Vec::new()),

@@ -205,3 +205,53 @@ async fn graphiql_and_its_assets_are_served_locally_and_health_answers() {
         .expect("healthz");
     assert_eq!(health.status().as_u16(), 200);
 }
+
+#[tokio::test]
+async fn write_transactions_run_serializable_with_one_begin_whatever_the_database_default() {
+    use sea_orm::ConnectionTrait;
+    let app = crate::helpers::spawn_app().await;
+    // A database whose own default is weaker: the server's sessions still
+    // run SERIALIZABLE, since its transactions no longer name the level.
+    app.sql()
+        .execute_unprepared(&format!(
+            "ALTER DATABASE {} SET default_transaction_isolation TO 'read committed'",
+            app.database_url
+                .rsplit('/')
+                .next()
+                .expect("a database name")
+        ))
+        .await
+        .expect("weaken the default");
+    let fresh = app.beside(&[]).await;
+    let done = fresh
+        .state
+        .writer()
+        .transact(|tx| {
+            Box::pin(async move {
+                let row = tx
+                    .conn()
+                    .query_one(sea_orm::Statement::from_string(
+                        sea_orm::DatabaseBackend::Postgres,
+                        "SELECT current_setting('transaction_isolation'), current_setting('transaction_read_only')",
+                    ))
+                    .await?
+                    .expect("a row");
+                let isolation: String = row.try_get_by_index(0)?;
+                let read_only: String = row.try_get_by_index(1)?;
+                Ok((isolation, read_only))
+            })
+        })
+        .await
+        .expect("a transaction");
+    assert_eq!(done.value, ("serializable".to_owned(), "off".to_owned()));
+    // And a mutation still commits with its event.
+    let (token, _) = fresh.sign_up("iso@example.org", "Iso").await;
+    let body = fresh
+        .gql(
+            Some(&token),
+            "mutation { createTodo(input: {title: \"isolated\"}) { id } }",
+            serde_json::json!({}),
+        )
+        .await;
+    assert!(body["errors"].is_null(), "{body}");
+}
