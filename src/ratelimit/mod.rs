@@ -121,7 +121,7 @@ impl RateLimits {
         if let Some(email) = email {
             keys.push(self.counted(self.login_email, email));
         }
-        let counted = store::reserve(&self.db, self.clock.offset_ms(), &keys).await?;
+        let counted = self.reserve(keys).await?;
         let (admitted, refused): (Vec<Counted>, Vec<Counted>) =
             counted.into_iter().partition(|c| c.admitted);
         if let Some(wait) = refused.iter().map(|c| c.wait).max() {
@@ -142,8 +142,8 @@ impl RateLimits {
     /// Counts every `signUp` attempt from an address, successful or not
     /// (creating accounts in bulk is the abuse), and refuses past the limit.
     pub async fn reserve_signup(&self, client: ClientAddr) -> Result<(), AppError> {
-        let keys = [self.counted(self.signup_addr, &client.key())];
-        let counted = store::reserve(&self.db, self.clock.offset_ms(), &keys).await?;
+        let keys = vec![self.counted(self.signup_addr, &client.key())];
+        let counted = self.reserve(keys).await?;
         match counted.iter().find(|c| !c.admitted) {
             Some(refused) => Err(limited("signUp", refused.wait)),
             None => Ok(()),
@@ -154,15 +154,28 @@ impl RateLimits {
     /// (every top-level field of a request at once).
     pub async fn charge_mutations(&self, user: Uuid, wanted: u32) -> Result<Grant, AppError> {
         let key = self.keys.key(self.mutations.scope, user.as_bytes());
-        store::charge(
-            &self.db,
-            self.clock.offset_ms(),
-            self.mutations,
-            &key,
-            wanted,
-        )
-        .await
+        let (db, offset, bucket) = (self.db.clone(), self.clock.offset_ms(), self.mutations);
+        detached(async move { store::charge(&db, offset, bucket, &key, wanted).await }).await
     }
+
+    async fn reserve(&self, keys: Vec<(Window, Vec<u8>)>) -> Result<Vec<Counted>, AppError> {
+        let (db, offset) = (self.db.clone(), self.clock.offset_ms());
+        detached(async move { store::reserve(&db, offset, &keys).await }).await
+    }
+}
+
+/// Runs one limit statement as a task of its own that the caller awaits,
+/// as `write::Writer::transact` runs transactions: a request dropped while
+/// the statement is in flight (a client hanging up, the request timeout)
+/// must not drop the pooled connection mid-statement, which can leave the
+/// connection checked out for good. The statement runs to its end; the
+/// caller may be gone by then.
+async fn detached<T: Send + 'static>(
+    work: impl std::future::Future<Output = crate::error::AppResult<T>> + Send + 'static,
+) -> Result<T, AppError> {
+    tokio::spawn(work)
+        .await
+        .map_err(|e| AppError::Internal(anyhow::anyhow!("rate limit task: {e}")))?
 }
 
 /// A reserved `logIn` attempt; it counts as a failure unless it succeeds.
@@ -177,7 +190,9 @@ impl LoginAttempt {
     /// do not count), or it was never checked. One statement; should it
     /// fail, the attempt stays counted, which errs on the safe side.
     pub async fn give_back(self) {
-        if let Err(err) = store::give_back(&self.db, &self.reserved).await {
+        let Self { db, reserved } = self;
+        let given = detached(async move { store::give_back(&db, &reserved).await }).await;
+        if let Err(err) = given {
             tracing::warn!(error = %err.chain(), "could not give back a login reservation");
         }
     }

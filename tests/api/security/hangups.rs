@@ -29,8 +29,22 @@ async fn wait_until_pool_is_idle(app: &TestApp) {
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
+    let activity = app
+        .sql()
+        .query_all(Statement::from_string(
+            sea_orm::DatabaseBackend::Postgres,
+            "SELECT coalesce(state, '') || ' | ' || coalesce(wait_event_type, '') || ':' || \
+             coalesce(wait_event, '') || ' | ' || left(query, 120) FROM pg_stat_activity \
+             WHERE datname = current_database() AND pid <> pg_backend_pid()",
+        ))
+        .await
+        .map(|rows| {
+            rows.iter()
+                .filter_map(|r| r.try_get_by_index::<String>(0).ok())
+                .collect::<Vec<_>>()
+        });
     panic!(
-        "the pool never became idle: {} of {} connections idle",
+        "the pool never became idle: {} of {} connections idle; sessions: {activity:#?}",
         pool.num_idle(),
         pool.size()
     );
