@@ -119,6 +119,7 @@ RETURNING id, aggregate_type, aggregate_id, aggregate_version, payload, created_
             .await?
         }
     };
+    link_to_writers(&rows);
     Ok(rows)
 }
 
@@ -287,6 +288,40 @@ pub async fn pending_aggregates(
         pending.insert(row.try_get::<Uuid>("", "aggregate_id")?);
     }
     Ok(pending)
+}
+
+/// Most links one batch's span carries (OpenTelemetry's default limit).
+const MAX_LINKS: usize = 128;
+
+/// Links the current span (the claim, and the batch that carries the
+/// claimed events to MongoDB) to the trace of each transaction that wrote
+/// one of `events`, with the time between the commit and now
+/// (`studysync.lag_ms`): the trace of a mutation then leads to the claim
+/// and the apply that carried it.
+pub(crate) fn link_to_writers(events: &[Claimed]) {
+    if !crate::telemetry::traces_on() {
+        return;
+    }
+    use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+    let span = tracing::Span::current();
+    let now = Utc::now();
+    for event in events.iter().take(MAX_LINKS) {
+        let Some(context) = event
+            .trace_context
+            .as_deref()
+            .and_then(crate::telemetry::remote_context)
+        else {
+            continue;
+        };
+        let lag = (now - event.created_at).num_milliseconds().max(0);
+        span.add_link_with_attributes(
+            context,
+            vec![
+                opentelemetry::KeyValue::new("studysync.lag_ms", lag),
+                opentelemetry::KeyValue::new("studysync.aggregate", event.aggregate_type.clone()),
+            ],
+        );
+    }
 }
 
 #[cfg(test)]

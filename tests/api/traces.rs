@@ -135,19 +135,42 @@ async fn a_mutation_s_trace_reaches_the_worker_batch_that_applied_it() {
         Box::new(move |s| ours(s) && s.name == "transact"),
     )
     .await;
-    seen(
-        "the worker's batch, linked to the mutation's trace with the lag",
-        Box::new(move |s| {
-            s.name == "carry"
-                && s.links.iter().any(|l| {
-                    hex(&l.trace_id) == trace_id
-                        && l.attributes.iter().any(|a| a.key == "studysync.lag_ms")
-                })
-        }),
-    )
-    .await;
-    // Variables and bodies never become attributes.
+    for (what, name) in [
+        (
+            "the worker's claim, linked to the mutation's trace with the lag",
+            "claim",
+        ),
+        (
+            "the worker's batch (the MongoDB apply under it), linked likewise",
+            "carry",
+        ),
+    ] {
+        seen(
+            what,
+            Box::new(move |s| {
+                s.name == name
+                    && s.links.iter().any(|l| {
+                        hex(&l.trace_id) == trace_id
+                            && l.attributes.iter().any(|a| a.key == "studysync.lag_ms")
+                    })
+            }),
+        )
+        .await;
+    }
+    // The MongoDB apply is a child of the linked batch.
     let spans = received.lock().expect("lock").clone();
+    let batches: Vec<&Span> = spans
+        .iter()
+        .filter(|s| s.name == "carry" && s.links.iter().any(|l| hex(&l.trace_id) == trace_id))
+        .collect();
+    assert!(
+        spans
+            .iter()
+            .any(|s| s.name == "apply_after"
+                && batches.iter().any(|b| b.span_id == s.parent_span_id)),
+        "no apply span under the linked batch"
+    );
+    // Variables and bodies never become attributes.
     assert!(spans.iter().all(|s| s
         .attributes
         .iter()

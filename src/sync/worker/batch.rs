@@ -55,7 +55,7 @@ pub async fn carry(
     if events.is_empty() {
         return Ok(outcome);
     }
-    link_to_writers(&events);
+    outbox::link_to_writers(&events);
     let plan = Plan::new(&events);
     // Leaderboard tops go first: whoever sees a new total sees its board.
     let tops = boards::compute(state.sql(), &boards::touched(&events, Utc::now())).await?;
@@ -189,37 +189,4 @@ fn record(state: &SyncContext, outcome: &Outcome, started: Instant) {
     span.record("stale", outcome.stale);
     span.record("failed", outcome.failed);
     span.record("parked", outcome.parked);
-}
-
-/// Most links one batch's span carries (OpenTelemetry's default limit).
-const MAX_LINKS: usize = 128;
-
-/// Links this batch's span (and so its claim's outcome and the MongoDB
-/// apply under it) to the trace of each transaction that wrote one of its
-/// events, with the time between the commit and now (`studysync.lag_ms`):
-/// the trace of a mutation then leads to the batch that carried it.
-fn link_to_writers(events: &[Claimed]) {
-    if !crate::telemetry::traces_on() {
-        return;
-    }
-    use tracing_opentelemetry::OpenTelemetrySpanExt as _;
-    let span = tracing::Span::current();
-    let now = Utc::now();
-    for event in events.iter().take(MAX_LINKS) {
-        let Some(context) = event
-            .trace_context
-            .as_deref()
-            .and_then(crate::telemetry::remote_context)
-        else {
-            continue;
-        };
-        let lag = (now - event.created_at).num_milliseconds().max(0);
-        span.add_link_with_attributes(
-            context,
-            vec![
-                opentelemetry::KeyValue::new("studysync.lag_ms", lag),
-                opentelemetry::KeyValue::new("studysync.aggregate", event.aggregate_type.clone()),
-            ],
-        );
-    }
 }
