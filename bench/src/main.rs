@@ -15,6 +15,7 @@ mod live;
 mod live_report;
 mod load;
 mod phases;
+mod rawsql;
 mod report;
 mod server;
 mod stats;

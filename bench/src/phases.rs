@@ -96,6 +96,9 @@ pub enum Mode {
     DualWrite,
     /// No read model at all (`bench-server --write-mode floor`).
     Floor,
+    /// No server at all: the SQL one createTodo commits, sent by the
+    /// benchmark itself (`rawsql`). createTodo only.
+    RawSql,
 }
 
 impl Mode {
@@ -113,6 +116,7 @@ impl Mode {
             Mode::OutboxPaused => "outbox, worker paused",
             Mode::DualWrite => "dual-write",
             Mode::Floor => "floor",
+            Mode::RawSql => "raw SQL floor",
         }
     }
 
@@ -120,6 +124,7 @@ impl Mode {
     fn slug(self) -> &'static str {
         match self {
             Mode::OutboxPaused => "outboxworkerpaused",
+            Mode::RawSql => "rawsql",
             other => other.label(),
         }
     }
@@ -128,7 +133,7 @@ impl Mode {
     /// production binary runs it.
     fn comparison(self) -> Option<WriteMode> {
         match self {
-            Mode::Outbox | Mode::OutboxPaused => None,
+            Mode::Outbox | Mode::OutboxPaused | Mode::RawSql => None,
             Mode::DualWrite => Some(WriteMode::DualWrite),
             Mode::Floor => Some(WriteMode::Floor),
         }
@@ -146,8 +151,8 @@ impl Mode {
         let mut vars = match self {
             Mode::Outbox => vec![("SYNC_POLL_INTERVAL_MS", "3600000".to_owned())],
             Mode::OutboxPaused => vec![("NO_WORKER", "true".to_owned())],
-            // bench-server never runs a worker.
-            Mode::DualWrite | Mode::Floor => Vec::new(),
+            // bench-server never runs a worker; the raw floor is no server.
+            Mode::DualWrite | Mode::Floor | Mode::RawSql => Vec::new(),
         };
         vars.extend(load_vars());
         vars
@@ -158,6 +163,55 @@ impl Mode {
         match self.comparison() {
             None => Process::serve(env, &self.vars(), &log).await,
             Some(mode) => Process::serve_comparison(env, mode, &self.vars(), &log).await,
+        }
+    }
+}
+
+/// What a write mode's load goes to: a server over HTTP, or the raw-SQL
+/// floor over a connection pool.
+enum Target {
+    Server(Box<Process>, Gql),
+    Raw(crate::rawsql::RawFloor),
+}
+
+impl Target {
+    fn pid(&self) -> Option<u32> {
+        match self {
+            Target::Server(server, _) => server.pid(),
+            Target::Raw(_) => None,
+        }
+    }
+
+    fn serves(&self, mutation: Mutation) -> bool {
+        matches!(self, Target::Server(..)) || mutation == Mutation::CreateTodo
+    }
+
+    /// Closed-loop samples of `mutation` with `c` clients for `duration`.
+    async fn run(
+        &self,
+        fx: &Arc<Fixture>,
+        mutation: Mutation,
+        c: usize,
+        duration: Duration,
+        first: usize,
+    ) -> Samples {
+        match self {
+            Target::Server(_, gql) => {
+                let (gql, fx) = (gql.clone(), Arc::clone(fx));
+                closed_loop_samples(c, duration, first, move |client, i| {
+                    let (gql, fx) = (gql.clone(), Arc::clone(&fx));
+                    async move { mutate(&gql, &fx, mutation, client, i).await }
+                })
+                .await
+            }
+            Target::Raw(raw) => {
+                let raw = raw.clone();
+                closed_loop_samples(c, duration, first, move |client, i| {
+                    let raw = raw.clone();
+                    async move { raw.create_todo(client, i).await }
+                })
+                .await
+            }
         }
     }
 }
@@ -231,20 +285,25 @@ pub async fn writes(
     let mut cells = Vec::new();
     let mut errors = Vec::new();
     let baseline = db::pending(sql).await.unwrap_or(0);
-    let mut servers: Vec<(Mode, Process, Gql)> = Vec::new();
+    let mut servers: Vec<(Mode, Target)> = Vec::new();
     for mode in Mode::ALL {
         match mode.serve(env).await {
             Ok(server) => {
                 let gql = Gql::new(&server.url);
-                servers.push((mode, server, gql));
+                servers.push((mode, Target::Server(Box::new(server), gql)));
             }
             Err(e) => errors.push(format!("write mode {}: {e:#}", mode.label())),
         }
     }
-    let drainer = servers
-        .iter()
-        .find(|(mode, ..)| *mode == Mode::Outbox)
-        .map(|(.., gql)| gql.clone());
+    let most_clients = concurrencies.iter().copied().max().unwrap_or(1);
+    match crate::rawsql::RawFloor::connect(&env.database_url, most_clients as u32).await {
+        Ok(raw) => servers.push((Mode::RawSql, Target::Raw(raw))),
+        Err(e) => errors.push(format!("write mode {}: {e:#}", Mode::RawSql.label())),
+    }
+    let drainer = servers.iter().find_map(|(mode, target)| match target {
+        Target::Server(_, gql) if *mode == Mode::Outbox => Some(gql.clone()),
+        _ => None,
+    });
     // Brings the outbox back to `baseline` after a slice of `mode`.
     let settle = |mode: Mode| {
         let (drainer, fx) = (drainer.clone(), Arc::clone(fx));
@@ -273,22 +332,15 @@ pub async fn writes(
     let slice = cell / ROUNDS as u32;
     for mutation in Mutation::ALL {
         for &c in concurrencies {
-            let run = |gql: &Gql, duration: Duration, first: usize| {
-                closed_loop_samples(c, duration, first, {
-                    let (gql, fx) = (gql.clone(), Arc::clone(fx));
-                    move |client, i| {
-                        let (gql, fx) = (gql.clone(), Arc::clone(&fx));
-                        async move { mutate(&gql, &fx, mutation, client, i).await }
-                    }
-                })
-            };
             let mut pooled: Vec<Samples> = servers.iter().map(|_| Samples::default()).collect();
             let mut spent: Vec<HashMap<cpu::Part, f64>> =
                 servers.iter().map(|_| HashMap::new()).collect();
             let mut failed = None;
             // Warm-up: connections, caches, prepared statements.
-            for (mode, _, gql) in &servers {
-                run(gql, Duration::from_millis(300), 10_000_000).await;
+            for (mode, target) in servers.iter().filter(|(_, t)| t.serves(mutation)) {
+                target
+                    .run(fx, mutation, c, Duration::from_millis(300), 10_000_000)
+                    .await;
                 if let Err(e) = settle(*mode).await {
                     failed = Some(e);
                 }
@@ -296,10 +348,13 @@ pub async fn writes(
             for round in 0..ROUNDS {
                 for k in 0..servers.len() {
                     let at = (k + round) % servers.len();
-                    let (mode, server, gql) = &servers[at];
-                    let before = cpu::snapshot(server.pid());
-                    pooled[at].extend(run(gql, slice, round * 1_000_000).await);
-                    for (part, secs) in cpu::spent(&before, &cpu::snapshot(server.pid())) {
+                    let (mode, target) = &servers[at];
+                    if !target.serves(mutation) {
+                        continue;
+                    }
+                    let before = cpu::snapshot(target.pid());
+                    pooled[at].extend(target.run(fx, mutation, c, slice, round * 1_000_000).await);
+                    for (part, secs) in cpu::spent(&before, &cpu::snapshot(target.pid())) {
                         *spent[at].entry(part).or_insert(0.0) += secs;
                     }
                     match (settle(*mode).await, with_worker) {
@@ -316,7 +371,10 @@ pub async fn writes(
             if let Some(e) = failed {
                 errors.push(format!("{mutation} c={c}: {e:#}"));
             }
-            for (((mode, ..), samples), cpu) in servers.iter().zip(pooled).zip(spent) {
+            for (((mode, target), samples), cpu) in servers.iter().zip(pooled).zip(spent) {
+                if !target.serves(mutation) {
+                    continue;
+                }
                 let summary = samples.summary();
                 println!(
                     "  {:<22} {mutation:<16} c={c:<3} p50 {:>7.2} ms  p95 {:>7.2}  p99 {:>7.2}  {:>7.0} req/s  errors {}",
@@ -344,12 +402,17 @@ pub async fn writes(
         }
     }
     let mut rss = Vec::new();
-    for (mode, server, _) in servers {
-        rss.push((
-            format!("serve, write mode {}", mode.label()),
-            server.peak_rss_mib(),
-        ));
-        server.stop().await;
+    for (mode, target) in servers {
+        match target {
+            Target::Server(server, _) => {
+                rss.push((
+                    format!("serve, write mode {}", mode.label()),
+                    server.peak_rss_mib(),
+                ));
+                server.stop().await;
+            }
+            Target::Raw(raw) => raw.close().await,
+        }
     }
     (cells, rss, errors)
 }

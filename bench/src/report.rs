@@ -254,6 +254,26 @@ pub fn targets(r: &Results) -> Vec<Target> {
             "floor",
         ));
     }
+    // The raw-SQL floor: what one createTodo commits, with no server.
+    for c in [1, 8] {
+        let cell = |mode: Mode| r.write(mode, Mutation::CreateTodo, c);
+        out.push(ratio(
+            &format!("createTodo: outbox p50 ≤ 1.6 × raw SQL floor (c={c})"),
+            cell(Mode::Outbox).map(|s| s.p50),
+            cell(Mode::RawSql).map(|s| s.p50),
+            1.6,
+            true,
+            "raw SQL floor",
+        ));
+        out.push(ratio(
+            &format!("createTodo: outbox throughput ≥ 0.6 × raw SQL floor (c={c})"),
+            cell(Mode::Outbox).map(|s| s.rps),
+            cell(Mode::RawSql).map(|s| s.rps),
+            0.6,
+            false,
+            "raw SQL floor",
+        ));
+    }
     let lag = |l: &LagCell| {
         (
             l.lag.p99,

@@ -8,6 +8,13 @@ use sea_orm::{
 use uuid::Uuid;
 
 use super::{Batch, EVENTS_PER_STATEMENT, PARAMS_PER_STATEMENT};
+
+/// Bound columns per row of each bulk insert (every column of the table;
+/// checked against the entities by the test below).
+const USER_COLUMNS: usize = 9;
+const TODO_COLUMNS: usize = 9;
+const SESSION_COLUMNS: usize = 8;
+const MESSAGE_COLUMNS: usize = 10;
 use crate::{
     entity::{messages, room_members, rooms, study_sessions, study_totals, todos, users},
     error::AppResult,
@@ -34,17 +41,20 @@ pub(super) async fn write_batch(writer: &Writer, batch: Arc<Batch>) -> AppResult
                 let batch = Arc::clone(&batch);
                 Box::pin(async move {
                     let conn = tx.conn();
-                    for chunk in batch.users.chunks(PARAMS_PER_STATEMENT / 8) {
+                    for chunk in batch.users.chunks(PARAMS_PER_STATEMENT / USER_COLUMNS) {
                         users::Entity::insert_many(chunk.iter().map(user_row))
                             .exec_without_returning(conn)
                             .await?;
                     }
-                    for chunk in batch.todos.chunks(PARAMS_PER_STATEMENT / 9) {
+                    for chunk in batch.todos.chunks(PARAMS_PER_STATEMENT / TODO_COLUMNS) {
                         todos::Entity::insert_many(chunk.iter().map(todo_row))
                             .exec_without_returning(conn)
                             .await?;
                     }
-                    for chunk in batch.sessions.chunks(PARAMS_PER_STATEMENT / 8) {
+                    for chunk in batch
+                        .sessions
+                        .chunks(PARAMS_PER_STATEMENT / SESSION_COLUMNS)
+                    {
                         study_sessions::Entity::insert_many(chunk.iter().map(session_row))
                             .exec_without_returning(conn)
                             .await?;
@@ -180,7 +190,7 @@ pub(super) async fn number_rooms(tx: &Tx, last: &[(Uuid, i64)]) -> AppResult<()>
 }
 
 pub(super) async fn insert_messages(tx: &Tx, batch: &[messages::Model]) -> AppResult<()> {
-    for chunk in batch.chunks(PARAMS_PER_STATEMENT / 8) {
+    for chunk in batch.chunks(PARAMS_PER_STATEMENT / MESSAGE_COLUMNS) {
         messages::Entity::insert_many(chunk.iter().map(|m| messages::ActiveModel {
             id: Set(m.id),
             room_id: Set(m.room_id),
@@ -250,5 +260,28 @@ fn session_row(s: &study_sessions::Model) -> study_sessions::ActiveModel {
         version: Set(s.version),
         created_at: Set(s.created_at),
         updated_at: Set(s.updated_at),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use sea_orm::Iterable;
+
+    use super::*;
+    use crate::entity::{messages, study_sessions, todos, users};
+
+    #[test]
+    fn every_bulk_insert_binds_fewer_parameters_than_postgresql_allows() {
+        assert_eq!(users::Column::iter().count(), USER_COLUMNS);
+        assert_eq!(todos::Column::iter().count(), TODO_COLUMNS);
+        assert_eq!(study_sessions::Column::iter().count(), SESSION_COLUMNS);
+        assert_eq!(messages::Column::iter().count(), MESSAGE_COLUMNS);
+        const LIMIT: usize = 65_535;
+        for columns in [USER_COLUMNS, TODO_COLUMNS, SESSION_COLUMNS, MESSAGE_COLUMNS] {
+            assert!(PARAMS_PER_STATEMENT / columns * columns <= LIMIT);
+        }
+        // The outbox rows `write::outbox` binds: id, aggregate type, id and
+        // version, event type, payload, trace context.
+        assert!(EVENTS_PER_STATEMENT * 7 <= LIMIT);
     }
 }

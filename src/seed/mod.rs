@@ -31,8 +31,9 @@ pub const DEMO_PASSWORD: &str = "studysync-demo";
 
 /// Bind parameters per statement stay under PostgreSQL's 65,535.
 const PARAMS_PER_STATEMENT: usize = 60_000;
-/// Outbox rows per INSERT (six bound columns each).
-const EVENTS_PER_STATEMENT: usize = PARAMS_PER_STATEMENT / 6;
+/// Outbox rows per INSERT (seven bound columns each: id, aggregate type,
+/// id and version, event type, payload, trace context).
+const EVENTS_PER_STATEMENT: usize = PARAMS_PER_STATEMENT / 7;
 
 /// How much data to create.
 #[derive(Clone, Debug, clap::Args)]
