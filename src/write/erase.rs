@@ -10,20 +10,20 @@
 use std::collections::BTreeSet;
 
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseBackend, EntityTrait,
-    FromQueryResult, IntoActiveModel, ModelTrait, QueryFilter, QueryOrder, QuerySelect, Statement,
+    ColumnTrait, ConnectionTrait, DatabaseBackend, EntityTrait, FromQueryResult, ModelTrait,
+    QueryFilter, QueryOrder, QuerySelect, Statement,
 };
 use uuid::Uuid;
 
 use super::{
     outbox::{self, NewEvent},
-    rooms::{member_ids, Deleted},
+    rooms::{members_changed_to, Deleted},
     Committed, Tx, Writer,
 };
 use crate::{
     entity::{messages, room_members, rooms, users},
     error::{AppError, AppResult},
-    events::{self, Aggregate, RoomDoc, Was},
+    events::{self, Aggregate, Was},
 };
 
 /// Events per outbox statement (six values each, well under the protocol's
@@ -267,21 +267,8 @@ async fn erase_from_room(
     if !left && !handed_over {
         return Ok(());
     }
-    let version = room.version + 1;
-    let mut row = room.into_active_model();
-    if handed_over {
-        row.created_by = Set(successor);
-    }
-    row.version = Set(version);
-    row.updated_at = Set(crate::domain::now());
-    let room = row.update(tx.conn()).await?;
-    let members = member_ids(tx.conn(), room_id).await?;
-    events.push(NewEvent::upsert(
-        room.id,
-        room.version,
-        "room.member_erased",
-        RoomDoc::new(&room, &members),
-    ));
+    let successor = handed_over.then_some(successor);
+    members_changed_to(tx, room, successor, "room.member_erased").await?;
     Ok(())
 }
 

@@ -138,8 +138,22 @@ async fn members_changed(
     room: rooms::Model,
     event_type: &'static str,
 ) -> AppResult<rooms::Model> {
+    members_changed_to(tx, room, None, event_type).await
+}
+
+/// [`members_changed`], passing the room to `created_by` as well when given
+/// (its creator's account is being erased).
+pub(super) async fn members_changed_to(
+    tx: &Tx,
+    room: rooms::Model,
+    created_by: Option<Uuid>,
+    event_type: &'static str,
+) -> AppResult<rooms::Model> {
     let version = room.version + 1;
     let mut row = room.into_active_model();
+    if let Some(creator) = created_by {
+        row.created_by = Set(creator);
+    }
     row.version = Set(version);
     row.updated_at = Set(crate::domain::now());
     let room = row.update(tx.conn()).await?;

@@ -4,7 +4,7 @@ use serde_json::{json, Value};
 
 use crate::{
     helpers::{error_code, TestApp},
-    reads_support::{create_room, join_room, send, spawn_read_app, stores, without_mongo},
+    reads_support::{create_room, join_room, same_from_both, send, spawn_read_app, without_mongo},
     sync_support::assert_in_sync,
 };
 
@@ -29,15 +29,7 @@ fn id_of(body: &Value) -> String {
 /// CockroachDB fallback.
 async fn read_both(app: &TestApp, fallback: &TestApp, token: &str, room: &str) -> Value {
     app.drain().await;
-    let from_mongo = app.gql(Some(token), READ, json!({"r": room})).await;
-    let from_sql = fallback.gql(Some(token), READ, json!({"r": room})).await;
-    assert!(from_mongo["errors"].is_null(), "{from_mongo}");
-    assert!(
-        stores(&from_mongo).iter().all(|s| s == "mongodb"),
-        "{from_mongo}"
-    );
-    assert_eq!(from_mongo["data"], from_sql["data"]);
-    from_mongo
+    same_from_both(app, fallback, token, READ, json!({"r": room})).await
 }
 
 #[tokio::test]

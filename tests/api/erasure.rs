@@ -9,7 +9,8 @@ use studysync::sync::verify::erasure::{self, Erased};
 use crate::{
     helpers::{error_code, TestApp},
     reads_support::{
-        create_room, create_todo, join_room, log_study, send, spawn_read_app, stores, without_mongo,
+        create_room, create_todo, join_room, log_study, same_from_both, send, spawn_read_app,
+        without_mongo,
     },
     sync_support::assert_in_sync,
     ws::{self, Reply},
@@ -35,15 +36,7 @@ fn erased(id: &str) -> Erased {
 
 async fn read_both(app: &TestApp, fallback: &TestApp, token: &str, room: &str) -> Value {
     let vars = json!({"r": room, "past": "2026-11-02T12:00:00Z"});
-    let from_mongo = app.gql(Some(token), READ, vars.clone()).await;
-    let from_sql = fallback.gql(Some(token), READ, vars).await;
-    assert!(from_mongo["errors"].is_null(), "{from_mongo}");
-    assert!(
-        stores(&from_mongo).iter().all(|s| s == "mongodb"),
-        "{from_mongo}"
-    );
-    assert_eq!(from_mongo["data"], from_sql["data"]);
-    from_mongo
+    same_from_both(app, fallback, token, READ, vars).await
 }
 
 #[tokio::test]

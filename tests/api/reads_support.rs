@@ -66,7 +66,8 @@ pub async fn send(app: &TestApp, token: &str, room: &str, text: &str) -> Value {
     body
 }
 
-pub async fn create_todo(app: &TestApp, token: &str, title: &str, completed: bool) {
+/// Creates a todo (completed, if asked) and returns its id.
+pub async fn create_todo(app: &TestApp, token: &str, title: &str, completed: bool) -> String {
     let body = app
         .gql(
             Some(token),
@@ -88,6 +89,7 @@ pub async fn create_todo(app: &TestApp, token: &str, title: &str, completed: boo
             .await;
         assert!(body["errors"].is_null(), "{body}");
     }
+    id
 }
 
 /// An app whose MongoDB reads may take up to 10 s: tests that expect
@@ -111,6 +113,27 @@ pub async fn without_mongo(app: &TestApp) -> TestApp {
         &[],
     )
     .await
+}
+
+/// Runs `query` as `token` on `app` (served from MongoDB, every routed
+/// field) and on `fallback` (CockroachDB) and checks that both give the same
+/// data; returns MongoDB's answer.
+pub async fn same_from_both(
+    app: &TestApp,
+    fallback: &TestApp,
+    token: &str,
+    query: &str,
+    variables: Value,
+) -> Value {
+    let from_mongo = app.gql(Some(token), query, variables.clone()).await;
+    let from_sql = fallback.gql(Some(token), query, variables).await;
+    assert!(from_mongo["errors"].is_null(), "{from_mongo}");
+    assert!(
+        stores(&from_mongo).iter().all(|s| s == "mongodb"),
+        "{from_mongo}"
+    );
+    assert_eq!(from_mongo["data"], from_sql["data"]);
+    from_mongo
 }
 
 /// The stores named in `extensions.provenance`, in field order.

@@ -158,18 +158,7 @@ async fn boards_from_both(
     past: &str,
 ) -> serde_json::Value {
     app.drain().await;
-    let vars = json!({"past": past});
-    let from_mongo = app.gql(Some(token), BOARDS, vars.clone()).await;
-    let from_sql = fallback.gql(Some(token), BOARDS, vars).await;
-    assert!(from_mongo["errors"].is_null(), "{from_mongo}");
-    assert!(
-        crate::reads_support::stores(&from_mongo)
-            .iter()
-            .all(|s| s == "mongodb"),
-        "{from_mongo}"
-    );
-    assert_eq!(from_mongo["data"], from_sql["data"]);
-    from_mongo
+    crate::reads_support::same_from_both(app, fallback, token, BOARDS, json!({"past": past})).await
 }
 
 #[tokio::test]

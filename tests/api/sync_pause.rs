@@ -7,6 +7,7 @@ use serde_json::{json, Value};
 
 use crate::{
     helpers::{error_code, mongo_uri, spawn_app, wait_until, TestApp},
+    reads_support::create_todo,
     sync_support::{assert_in_sync, spawn_worker_process},
 };
 
@@ -23,20 +24,6 @@ async fn health(app: &TestApp) -> (u16, Value) {
         .expect("health");
     let code = response.status().as_u16();
     (code, response.json().await.expect("JSON"))
-}
-
-async fn todo(app: &TestApp, token: &str, title: &str) -> String {
-    let body = app
-        .gql(
-            Some(token),
-            "mutation($t: String!) { createTodo(input: {title: $t}) { id } }",
-            json!({"t": title}),
-        )
-        .await;
-    body["data"]["createTodo"]["id"]
-        .as_str()
-        .unwrap_or_else(|| panic!("{body}"))
-        .to_owned()
 }
 
 #[tokio::test]
@@ -60,8 +47,8 @@ async fn a_pause_stops_every_worker_and_a_resume_carries_what_waited() {
 
     // Writes go on; nothing is carried, by this process or the other one.
     let ids = [
-        todo(&app, &user, "one").await,
-        todo(&app, &user, "two").await,
+        create_todo(&app, &user, "one", false).await,
+        create_todo(&app, &user, "two", false).await,
     ];
     assert_eq!(
         app.drain().await.claimed,
@@ -139,7 +126,7 @@ async fn a_pause_stops_every_worker_and_a_resume_carries_what_waited() {
     studysync::cli::worker(app.state.clone(), Some(pause))
         .await
         .expect("worker pause");
-    let third = todo(&app, &user, "three").await;
+    let third = create_todo(&app, &user, "three", false).await;
     assert_eq!(app.drain().await.claimed, 0);
     let (_, body) = health(&app).await;
     assert!(

@@ -9,22 +9,9 @@ use studysync::{events::Aggregate, sync::verify::sample};
 
 use crate::{
     helpers::{mongo_uri, spawn_app, wait_until, TestApp},
+    reads_support::create_todo,
     sync_support::{assert_in_sync, spawn_worker_process},
 };
-
-async fn todo(app: &TestApp, token: &str, title: &str) -> String {
-    let body = app
-        .gql(
-            Some(token),
-            "mutation($t: String!) { createTodo(input: {title: $t}) { id } }",
-            json!({"t": title}),
-        )
-        .await;
-    body["data"]["createTodo"]["id"]
-        .as_str()
-        .unwrap_or_else(|| panic!("{body}"))
-        .to_owned()
-}
 
 async fn tamper(app: &TestApp, id: &str) {
     app.state
@@ -55,9 +42,9 @@ async fn health(app: &TestApp) -> serde_json::Value {
 async fn the_sampler_finds_drift_degrades_health_repairs_it_and_clears() {
     let app = spawn_app().await;
     let (token, _) = app.sign_up("s@example.org", "Sam").await;
-    let tampered = todo(&app, &token, "one").await;
-    let pending = todo(&app, &token, "two").await;
-    todo(&app, &token, "three").await;
+    let tampered = create_todo(&app, &token, "one", false).await;
+    let pending = create_todo(&app, &token, "two", false).await;
+    create_todo(&app, &token, "three", false).await;
     app.drain().await;
     tamper(&app, &tampered).await;
     // This one's fix is already waiting in the outbox: not drift.
@@ -127,7 +114,7 @@ async fn the_sampler_finds_drift_degrades_health_repairs_it_and_clears() {
 async fn a_worker_process_with_auto_repair_fixes_a_tampered_document_on_its_own() {
     let app = spawn_app().await;
     let (token, _) = app.sign_up("w@example.org", "Wes").await;
-    let id = todo(&app, &token, "original").await;
+    let id = create_todo(&app, &token, "original", false).await;
     app.drain().await;
     tamper(&app, &id).await;
     let _worker = spawn_worker_process(
