@@ -5,7 +5,11 @@
 //! the limit is passed and how long is left: `INSERT … ON CONFLICT (scope,
 //! key_hash) DO UPDATE … RETURNING`. Concurrent callers on any number of
 //! instances queue on that row, so together they get the budget one instance
-//! would. A refused event consumes nothing.
+//! would. A refused event consumes nothing. Sessions default to SERIALIZABLE,
+//! under which PostgreSQL aborts every statement that waited on a row another
+//! one just changed; [`counting`] then runs it again under READ COMMITTED,
+//! where it waits its turn on the row instead, so a burst on one key is
+//! counted in full rather than failing.
 //!
 //! Time is the database's `now()` plus the instance's [`Clock`] offset, a
 //! statement parameter that is zero outside tests: one clock for every
@@ -16,9 +20,15 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use sea_orm::{ConnectionTrait, DatabaseBackend, FromQueryResult, Statement, Value as SqlValue};
+use sea_orm::{
+    ConnectionTrait, DatabaseBackend, DatabaseConnection, DbErr, FromQueryResult, IsolationLevel,
+    QueryResult, Statement, TransactionTrait, Value as SqlValue,
+};
 
-use crate::{error::AppResult, write::retrying};
+use crate::{
+    error::AppResult,
+    write::{is_retryable, retrying},
+};
 
 /// A fixed window: at most `quota` events per `length`, counted from the
 /// key's first event.
@@ -59,7 +69,7 @@ const AT: &str = "(now() + $1::FLOAT8 * INTERVAL '1 millisecond')";
 /// nothing and a give-back frees a slot even after refusals.
 #[tracing::instrument(skip_all, fields(keys = keys.len()))]
 pub async fn reserve(
-    db: &impl ConnectionTrait,
+    db: &DatabaseConnection,
     offset_ms: f64,
     keys: &[(Window, Vec<u8>)],
 ) -> AppResult<Vec<Counted>> {
@@ -112,24 +122,27 @@ RETURNING scope, key_hash, used <= quota AS admitted, updated_at AS window_start
         }
         values
     };
-    let rows = retrying(|| CountedRow::find_by_statement(stmt(&sql, values())).all(db)).await?;
-    Ok(rows
-        .into_iter()
-        .map(|row| Counted {
-            scope: row.scope,
-            key: row.key_hash,
-            admitted: row.admitted,
-            window_start: row.window_start,
-            wait: Duration::try_from_secs_f64(row.wait_seconds.max(0.0)).unwrap_or_default(),
+    let rows = counting(db, stmt(&sql, values())).await?;
+    rows.iter()
+        .map(|row| CountedRow::from_query_result(row, ""))
+        .map(|row| {
+            row.map(|row| Counted {
+                scope: row.scope,
+                key: row.key_hash,
+                admitted: row.admitted,
+                window_start: row.window_start,
+                wait: Duration::try_from_secs_f64(row.wait_seconds.max(0.0)).unwrap_or_default(),
+            })
         })
-        .collect())
+        .collect::<Result<_, _>>()
+        .map_err(Into::into)
 }
 
 /// Gives back one event counted by [`reserve`] for each of `counted`, in the
 /// window it was counted in (a window that has restarted since is left
 /// alone). One statement.
 #[tracing::instrument(skip_all, fields(keys = counted.len()))]
-pub async fn give_back(db: &impl ConnectionTrait, counted: &[Counted]) -> AppResult<()> {
+pub async fn give_back(db: &DatabaseConnection, counted: &[Counted]) -> AppResult<()> {
     if counted.is_empty() {
         return Ok(());
     }
@@ -156,7 +169,7 @@ pub async fn give_back(db: &impl ConnectionTrait, counted: &[Counted]) -> AppRes
             })
             .collect::<Vec<_>>()
     };
-    retrying(|| db.execute(stmt(&sql, values()))).await?;
+    counting(db, stmt(&sql, values())).await?;
     Ok(())
 }
 
@@ -191,7 +204,7 @@ const BUCKET_EXPIRY_STEP_MS: f64 = 60_000.0;
 /// are not taken. The row expires once the bucket would be full again.
 #[tracing::instrument(skip_all, fields(wanted))]
 pub async fn charge(
-    db: &impl ConnectionTrait,
+    db: &DatabaseConnection,
     offset_ms: f64,
     bucket: Bucket,
     key: &[u8],
@@ -230,8 +243,12 @@ RETURNING used, tokens"#
             BUCKET_EXPIRY_STEP_MS.into(),
         ]
     };
-    let row = retrying(|| GrantRow::find_by_statement(stmt(&sql, values())).one(db)).await?;
-    let Some(row) = row else {
+    let rows = counting(db, stmt(&sql, values())).await?;
+    let Some(row) = rows
+        .first()
+        .map(|row| GrantRow::from_query_result(row, ""))
+        .transpose()?
+    else {
         return Err(crate::error::AppError::Internal(anyhow::anyhow!(
             "the rate limit upsert returned no row"
         )));
@@ -268,6 +285,32 @@ DELETE FROM rate_limits WHERE expires_at < now() AND (scope, key_hash) IN (
         // Let live traffic in between deletion batches.
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// Runs a counting statement: one autocommit round trip, or, when the
+/// database refused it for contention (see the module's notes), again in
+/// READ COMMITTED transactions until it is through. A CockroachDB without
+/// READ COMMITTED runs those SERIALIZABLE, and [`retrying`] covers them.
+async fn counting(
+    db: &DatabaseConnection,
+    statement: Statement,
+) -> Result<Vec<QueryResult>, DbErr> {
+    match db.query_all(statement.clone()).await {
+        Err(err) if is_retryable(&err) => {}
+        done => return done,
+    }
+    retrying(|| {
+        let statement = statement.clone();
+        async move {
+            let txn = db
+                .begin_with_config(Some(IsolationLevel::ReadCommitted), None)
+                .await?;
+            let rows = txn.query_all(statement).await?;
+            txn.commit().await?;
+            Ok(rows)
+        }
+    })
+    .await
 }
 
 fn stmt(sql: &str, values: Vec<SqlValue>) -> Statement {

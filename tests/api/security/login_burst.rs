@@ -125,11 +125,17 @@ async fn three_hundred_concurrent_log_ins_hash_at_most_the_configured_number_at_
 
     let checked = codes(&replies, "UNAUTHENTICATED");
     let refused = codes(&replies, "RATE_LIMITED");
-    assert_eq!(
-        checked + refused,
-        300,
-        "every reply is a refusal: {replies:?}"
-    );
+    let other: Vec<_> = replies
+        .iter()
+        .filter(|r| {
+            !matches!(
+                r["errors"][0]["extensions"]["code"].as_str(),
+                Some("UNAUTHENTICATED" | "RATE_LIMITED")
+            )
+        })
+        .collect();
+    assert!(other.is_empty(), "every reply is a refusal: {other:?}");
+    assert_eq!(checked + refused, 300);
     assert!(refused > 0, "a burst beyond slots and queue is turned away");
     assert!(checked > 0, "the admitted ones were checked");
     let peak = app.state.passwords().peak_concurrency();

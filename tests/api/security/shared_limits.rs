@@ -129,6 +129,54 @@ async fn mutations_on_two_instances_share_the_accounts_bucket() {
     assert_eq!(a.count("SELECT count(*) FROM todos").await, 5);
 }
 
+/// Three hundred logIn reservations for one address at once, across two
+/// instances: each is admitted or refused, none fails however hard they
+/// contend for the address's row, and each admitted one given back (again
+/// all at once) frees its slot.
+#[tokio::test]
+async fn a_burst_on_one_key_is_counted_in_full_and_every_give_back_frees_its_slot() {
+    let (a, b) = two_instances(&["--login-max-failures-per-address", "100"]).await;
+    let client = ClientAddr(Some(IpAddr::from([203, 0, 113, 10])));
+    let reserve_all = |n: usize| {
+        let tasks: Vec<_> = (0..n)
+            .map(|i| {
+                let limits = if i % 2 == 0 { &a } else { &b }.state.rate_limits().clone();
+                tokio::spawn(async move {
+                    let email = format!("burst{i}@example.org");
+                    limits.reserve_login(Some(&email), client).await
+                })
+            })
+            .collect();
+        async move {
+            let (mut admitted, mut refused) = (Vec::new(), 0);
+            for task in tasks {
+                match task.await.expect("task") {
+                    Ok(attempt) => admitted.push(attempt),
+                    Err(studysync::error::AppError::RateLimited { .. }) => refused += 1,
+                    Err(other) => panic!("a reservation failed instead of counting: {other}"),
+                }
+            }
+            (admitted, refused)
+        }
+    };
+    let (admitted, refused) = reserve_all(300).await;
+    assert_eq!((admitted.len(), refused), (100, 200));
+
+    let gives: Vec<_> = admitted
+        .into_iter()
+        .map(|attempt| tokio::spawn(attempt.give_back()))
+        .collect();
+    for give in gives {
+        give.await.expect("give back");
+    }
+    let (again, refused) = reserve_all(150).await;
+    assert_eq!(
+        (again.len(), refused),
+        (100, 50),
+        "every given-back slot is free again"
+    );
+}
+
 #[tokio::test]
 async fn concurrent_reservations_on_two_instances_never_admit_more_than_the_limit() {
     let (a, b) = two_instances(&[
