@@ -99,6 +99,7 @@ fn short(mutation: Mutation) -> &'static str {
 
 fn short_mode(mode: Mode) -> &'static str {
     match mode {
+        Mode::OutboxEager => "no gap",
         Mode::OutboxPaused => "paused",
         Mode::DualWrite => "dual",
         other => other.label(),

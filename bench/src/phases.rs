@@ -89,6 +89,9 @@ impl std::fmt::Display for Worker {
 pub enum Mode {
     /// Production, with its in-process worker.
     Outbox,
+    /// Production with `SYNC_WAKE_GAP_MS=0`: the worker claims on every
+    /// commit's wake-up, as before the wake gap.
+    OutboxEager,
     /// The production write path with no worker competing for this
     /// machine's two cores.
     OutboxPaused,
@@ -102,8 +105,9 @@ pub enum Mode {
 }
 
 impl Mode {
-    pub const ALL: [Mode; 4] = [
+    pub const ALL: [Mode; 5] = [
         Mode::Outbox,
+        Mode::OutboxEager,
         Mode::OutboxPaused,
         Mode::DualWrite,
         Mode::Floor,
@@ -113,6 +117,7 @@ impl Mode {
     pub fn label(self) -> &'static str {
         match self {
             Mode::Outbox => "outbox",
+            Mode::OutboxEager => "outbox, no wake gap",
             Mode::OutboxPaused => "outbox, worker paused",
             Mode::DualWrite => "dual-write",
             Mode::Floor => "floor",
@@ -123,6 +128,7 @@ impl Mode {
     /// Its name in log file names.
     fn slug(self) -> &'static str {
         match self {
+            Mode::OutboxEager => "outboxnowakegap",
             Mode::OutboxPaused => "outboxworkerpaused",
             Mode::RawSql => "rawsql",
             other => other.label(),
@@ -133,7 +139,7 @@ impl Mode {
     /// production binary runs it.
     fn comparison(self) -> Option<WriteMode> {
         match self {
-            Mode::Outbox | Mode::OutboxPaused | Mode::RawSql => None,
+            Mode::Outbox | Mode::OutboxEager | Mode::OutboxPaused | Mode::RawSql => None,
             Mode::DualWrite => Some(WriteMode::DualWrite),
             Mode::Floor => Some(WriteMode::Floor),
         }
@@ -144,12 +150,17 @@ impl Mode {
         self.comparison().is_none()
     }
 
-    /// Server settings. Only the `Outbox` server runs a worker, which polls
-    /// only when told (local commits wake it): it drains every mode's events
-    /// between slices, never during another mode's slice.
+    /// Server settings. The two outbox servers with a worker poll only when
+    /// told (local commits wake them): the `Outbox` one drains every mode's
+    /// events between slices, and neither works during another mode's
+    /// slice.
     fn vars(self) -> Vec<(&'static str, String)> {
         let mut vars = match self {
             Mode::Outbox => vec![("SYNC_POLL_INTERVAL_MS", "3600000".to_owned())],
+            Mode::OutboxEager => vec![
+                ("SYNC_POLL_INTERVAL_MS", "3600000".to_owned()),
+                ("SYNC_WAKE_GAP_MS", "0".to_owned()),
+            ],
             Mode::OutboxPaused => vec![("NO_WORKER", "true".to_owned())],
             // bench-server never runs a worker; the raw floor is no server.
             Mode::DualWrite | Mode::Floor | Mode::RawSql => Vec::new(),

@@ -29,6 +29,17 @@ pub struct WorkerSettings {
         default_value_t = 2_000
     )]
     pub poll_interval_ms: u64,
+    /// Least milliseconds between two claims that local commits wake: a
+    /// commit after a quiet spell is claimed at once, commits coming faster
+    /// wait out the gap and go to MongoDB together, so a steady stream of
+    /// writes costs the outbox and MongoDB one batch per gap instead of one
+    /// per commit. 0 claims on every wake-up.
+    #[arg(
+        long = "sync-wake-gap-ms",
+        env = "SYNC_WAKE_GAP_MS",
+        default_value_t = 5
+    )]
+    pub wake_gap_ms: u64,
     /// How long a claim holds an event; a crashed worker's events come back
     /// after this. Applying a batch is cut off at half of it.
     #[arg(
@@ -161,6 +172,10 @@ pub fn default_worker_id() -> String {
 impl WorkerSettings {
     pub fn poll_interval(&self) -> Duration {
         Duration::from_millis(self.poll_interval_ms)
+    }
+
+    pub fn wake_gap(&self) -> Duration {
+        Duration::from_millis(self.wake_gap_ms)
     }
 
     pub fn lease(&self) -> Duration {

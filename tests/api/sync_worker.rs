@@ -83,6 +83,88 @@ async fn the_in_process_worker_applies_a_commit_without_being_asked() {
     assert_eq!(doc.get_i64("version").expect("version"), 1);
 }
 
+/// A commit after a quiet spell is claimed at once; commits that follow
+/// within the wake gap wait for it and go to MongoDB in one batch.
+#[tokio::test]
+async fn commits_within_the_wake_gap_are_carried_in_one_batch() {
+    let app = spawn_app_with(&[
+        "--sync-poll-interval-ms",
+        "60000",
+        "--sync-wake-gap-ms",
+        "5000",
+    ])
+    .await;
+    let _worker = app.start_worker();
+    let (token, _) = app.sign_up("gap@example.org", "Gap").await;
+    let app_ref = &app;
+    let processed = |kind: &'static str| async move {
+        app_ref
+            .count(&format!(
+                "SELECT count(*) FROM outbox WHERE aggregate_type = '{kind}' AND processed_at IS NOT NULL"
+            ))
+            .await
+    };
+    wait_until(
+        "the account's event to be processed",
+        Duration::from_secs(20),
+        move || async move { processed("user").await > 0 },
+    )
+    .await;
+    let first_lag_ms = app
+        .count(
+            "SELECT (EXTRACT(EPOCH FROM max(processed_at - created_at)) * 1000)::BIGINT \
+             FROM outbox WHERE aggregate_type = 'user'",
+        )
+        .await;
+    assert!(
+        first_lag_ms < 2_500,
+        "the first commit after a quiet spell waited {first_lag_ms} ms"
+    );
+
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        let body = app
+            .gql(
+                Some(&token),
+                "mutation($t: String!) { createTodo(input: {title: $t}) { id } }",
+                json!({ "t": format!("gathered {i}") }),
+            )
+            .await;
+        ids.push(
+            body["data"]["createTodo"]["id"]
+                .as_str()
+                .expect("id")
+                .to_owned(),
+        );
+    }
+    wait_until(
+        "the todos' events to be processed",
+        Duration::from_secs(30),
+        move || async move { processed("todo").await == 5 },
+    )
+    .await;
+    for id in &ids {
+        assert!(
+            app.read_doc("todos", id).await.is_some(),
+            "todo {id} in MongoDB"
+        );
+    }
+    let batches = app
+        .count("SELECT count(DISTINCT processed_at) FROM outbox WHERE aggregate_type = 'todo'")
+        .await;
+    assert_eq!(batches, 1, "five commits within the gap, one batch");
+    let waited_ms = app
+        .count(
+            "SELECT (EXTRACT(EPOCH FROM min(t.processed_at) - max(u.processed_at)) * 1000)::BIGINT \
+             FROM outbox t, outbox u WHERE t.aggregate_type = 'todo' AND u.aggregate_type = 'user'",
+        )
+        .await;
+    assert!(
+        waited_ms >= 4_000,
+        "the batch was claimed {waited_ms} ms after the previous one, within the gap"
+    );
+}
+
 #[tokio::test]
 async fn health_turns_unhealthy_while_events_wait_and_healthy_once_applied() {
     let app = spawn_app_with(&[

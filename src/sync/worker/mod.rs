@@ -37,8 +37,9 @@ fn poll_pause(poll: std::time::Duration, busy: bool) -> std::time::Duration {
 const GAUGES_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Runs batches until `shutdown` resolves: straight on while batches come
-/// back full, otherwise until a local commit wakes it or the poll interval
-/// has passed since the last claim (so a poll comes every interval, however
+/// back full, otherwise until a local commit wakes it (no sooner than
+/// `SYNC_WAKE_GAP_MS` after the last claim) or the poll interval has passed
+/// since the last claim (so a poll comes every interval, however
 /// long the batches took; a quarter of it while polls find a full batch
 /// waiting, see [`poll_pause`]). While batches come back full, the next one is
 /// claimed while the current one is carried, so the outbox and MongoDB work
@@ -107,6 +108,9 @@ async fn work(
     let mut size = settings.batch_size;
     let mut full = false;
     let mut last_claim = tokio::time::Instant::now();
+    // When the last claim that found events was sent: the wake gap counts
+    // from it.
+    let mut last_found: Option<tokio::time::Instant> = None;
     // Whether the first claim after the last pause came back full: events
     // are arriving faster than one batch per poll.
     let mut resumed = true;
@@ -122,6 +126,9 @@ async fn work(
                 }
             };
             full = events.len() == size as usize;
+            if !events.is_empty() {
+                last_found = Some(last_claim);
+            }
             if resumed {
                 busy = full;
                 resumed = false;
@@ -162,10 +169,19 @@ async fn work(
         if ahead.take().is_some_and(|next| !next.is_empty()) {
             release_ahead(state, settings).await;
         }
-        tokio::select! {
+        let woken = tokio::select! {
             () = &mut shutdown => return Ok(()),
-            () = wake.notified() => {}
-            () = tokio::time::sleep_until(resume) => {}
+            () = wake.notified() => true,
+            () = tokio::time::sleep_until(resume) => false,
+        };
+        // Commits coming faster than the wake gap wait for it and are
+        // claimed together; the first after a quiet spell goes at once.
+        let gathered = last_found.map(|at| at + settings.wake_gap());
+        if let Some(gathered) = gathered.filter(|at| woken && *at > tokio::time::Instant::now()) {
+            tokio::select! {
+                () = &mut shutdown => return Ok(()),
+                () = tokio::time::sleep_until(gathered) => {}
+            }
         }
     }
 }
