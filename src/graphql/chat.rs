@@ -41,7 +41,7 @@ impl ChatQuery {
         after: Option<String>,
         #[graphql(deprecation = "Use `after`: Relay clients read `before` as backward paging.")]
         before: Option<String>,
-    ) -> Result<Connection<String, Message>> {
+    ) -> Result<Connection<crate::read::cursor::Lazy, Message>> {
         let user_id = ctx.require_user()?;
         let room_id = parse_id(&room_id, "roomId")?;
         let limit = read::page_size(first)?;
@@ -88,7 +88,7 @@ impl ChatQuery {
         room_id: Option<ID>,
         first: Option<i32>,
         after: Option<String>,
-    ) -> Result<Connection<String, Message>> {
+    ) -> Result<Connection<crate::read::cursor::Lazy, Message>> {
         let user_id = ctx.require_user()?;
         let words = query_words(&query)?;
         let limit = read::page_size(first)?;

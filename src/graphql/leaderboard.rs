@@ -75,7 +75,7 @@ impl LeaderboardEntry {
 }
 
 pub type LeaderboardConnection = Connection<
-    String,
+    crate::read::cursor::Lazy,
     LeaderboardEntry,
     EmptyFields,
     EmptyFields,

@@ -3,7 +3,7 @@
 use std::{future::Future, sync::Arc};
 
 use async_graphql::{
-    connection::{Connection, ConnectionNameType, Edge, EdgeNameType, EmptyFields},
+    connection::{Connection, ConnectionNameType, CursorType, Edge, EdgeNameType, EmptyFields},
     Context, OutputType,
 };
 use serde::Serialize;
@@ -13,7 +13,7 @@ use super::context::ContextExt;
 use crate::{
     error::{AppError, AppResult},
     read::{
-        cursor::Cursors,
+        cursor::{Cursors, Lazy},
         routing::{ReadRequest, RoutedField},
     },
 };
@@ -47,6 +47,21 @@ where
         .await
 }
 
+/// Edges' cursors are signed when a client selects them. Cursors given as
+/// arguments are read by each field itself (`Cursors::decode`), never
+/// through this.
+impl CursorType for Lazy {
+    type Error = &'static str;
+
+    fn decode_cursor(_: &str) -> Result<Self, Self::Error> {
+        Err("cursors are read by the fields that take them")
+    }
+
+    fn encode_cursor(&self) -> String {
+        self.signed()
+    }
+}
+
 /// A page of `(position, node)` rows fetched with one extra row: the extra
 /// row only says that another page exists. Each edge's cursor is its signed
 /// position.
@@ -55,7 +70,7 @@ pub fn connection<P, N, Name, EdgeName>(
     mut rows: Vec<(P, N)>,
     limit: u64,
     resumed: bool,
-) -> Connection<String, N, EmptyFields, EmptyFields, Name, EdgeName>
+) -> Connection<Lazy, N, EmptyFields, EmptyFields, Name, EdgeName>
 where
     P: Serialize,
     N: OutputType,
@@ -67,7 +82,7 @@ where
     let mut page = Connection::new(resumed, has_next);
     page.edges.extend(
         rows.into_iter()
-            .map(|(position, node)| Edge::new(cursors.encode(&position), node)),
+            .map(|(position, node)| Edge::new(cursors.lazy(&position), node)),
     );
     page
 }

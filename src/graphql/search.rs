@@ -40,7 +40,7 @@ impl SearchQuery {
         query: String,
         first: Option<i32>,
         after: Option<String>,
-    ) -> Result<Connection<String, User>> {
+    ) -> Result<Connection<crate::read::cursor::Lazy, User>> {
         ctx.require_user()?;
         let words = query_words(&query)?;
         let limit = read::page_size(first)?;

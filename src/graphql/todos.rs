@@ -54,7 +54,7 @@ impl TodoQuery {
         first: Option<i32>,
         after: Option<String>,
         completed: Option<bool>,
-    ) -> Result<Connection<String, Todo>> {
+    ) -> Result<Connection<crate::read::cursor::Lazy, Todo>> {
         let user_id = ctx.require_user()?;
         let limit = read::page_size(first)?;
         let cursors = ctx.state().cursors();
@@ -69,7 +69,7 @@ impl TodoQuery {
         super::prefetch::users(ctx, "owner", rows.iter().map(|t| t.user_id)).await?;
         let mut page = Connection::new(position.is_some(), has_next);
         page.edges.extend(rows.into_iter().map(|t| {
-            let cursor = cursors.encode(&(t.created_at, t.id));
+            let cursor = cursors.lazy(&(t.created_at, t.id));
             Edge::new(cursor, Todo::from(t))
         }));
         Ok(page)
