@@ -12,6 +12,8 @@
 #   need_cmd C die unless command C is on PATH
 #   as_root CMD...  run CMD as root (directly, or through password-less sudo)
 #   wait_until SECONDS CMD...   retry CMD every 0.2 s until it succeeds or time runs out
+#   start_private_mongo NAME    a MongoDB-wire server of its own for a measurement
+#   stop_private_mongo          stops it and deletes its storage
 
 if [[ -n "${STUDYSYNC_LIB_LOADED:-}" ]]; then
   return 0
@@ -62,6 +64,53 @@ wait_until() {
     sleep 0.2
   done
   "$@" >/dev/null 2>&1
+}
+
+# start_private_mongo NAME: starts the executable `scripts/mongo.sh bin`
+# provides (mongod, or SecantusDB) on a free port with fresh storage under
+# .local/NAME, so nothing else using the development server disturbs a
+# measurement. Sets MONGODB_URI, PRIVATE_MONGO_PID, PRIVATE_MONGO_DIR and
+# PRIVATE_MONGO_KIND (what the report says about it). Not recorded as the
+# development server's URI (.local/mongo/uri).
+start_private_mongo() {
+  local server mem_mib cache_mib port
+  server="$("$ROOT/scripts/mongo.sh" bin)"
+  # mongod's default WiredTiger cache: 50 % of (RAM - 1 GiB), at least 256 MiB.
+  mem_mib=$(($(awk '/^MemTotal:/ {print $2}' /proc/meminfo) / 1024))
+  cache_mib=$(((mem_mib - 1024) / 2))
+  ((cache_mib >= 256)) || cache_mib=256
+  port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+  mkdir -p "$LOCAL_DIR/$1"
+  PRIVATE_MONGO_DIR="$(mktemp -d "$LOCAL_DIR/$1/run.XXXXXX")"
+  PRIVATE_MONGO_KIND="private $(basename "$server"), fresh storage"
+  case "$(basename "$server")" in
+    mongod*) "$server" --bind_ip 127.0.0.1 --port "$port" --dbpath "$PRIVATE_MONGO_DIR" >"$PRIVATE_MONGO_DIR.log" 2>&1 & ;;
+    # SecantusDB's WiredTiger cache defaults to 1 GiB; mongod takes half of
+    # the memory less 1 GiB. With the smaller cache the full-scale drain
+    # stalls near its end, its writer waiting in cache eviction.
+    *)
+      "$server" --host 127.0.0.1 --port "$port" --storage-path "$PRIVATE_MONGO_DIR" \
+        --cache-size "${cache_mib}M" >"$PRIVATE_MONGO_DIR.log" 2>&1 &
+      PRIVATE_MONGO_KIND="$PRIVATE_MONGO_KIND, WiredTiger cache ${cache_mib} MiB as mongod sizes it"
+      ;;
+  esac
+  PRIVATE_MONGO_PID=$!
+  MONGODB_URI="mongodb://127.0.0.1:$port"
+  export MONGODB_URI
+  wait_until 60 bash -c "exec 3<>/dev/tcp/127.0.0.1/$port" ||
+    die "the private MongoDB server did not start; see $PRIVATE_MONGO_DIR.log"
+}
+
+stop_private_mongo() {
+  if [[ -n "${PRIVATE_MONGO_PID:-}" ]]; then
+    kill "$PRIVATE_MONGO_PID" 2>/dev/null || true
+    wait "$PRIVATE_MONGO_PID" 2>/dev/null || true
+    PRIVATE_MONGO_PID=""
+  fi
+  if [[ -n "${PRIVATE_MONGO_DIR:-}" ]]; then
+    rm -rf "$PRIVATE_MONGO_DIR" "$PRIVATE_MONGO_DIR.log"
+    PRIVATE_MONGO_DIR=""
+  fi
 }
 
 # Project root: the nearest ancestor of scripts/ that holds Cargo.toml;

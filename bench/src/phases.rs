@@ -169,11 +169,14 @@ impl Mode {
         vars
     }
 
-    async fn serve(self, env: &Env) -> anyhow::Result<Process> {
+    /// Starts its server with `pool` SQL connections at most.
+    async fn serve(self, env: &Env, pool: u32) -> anyhow::Result<Process> {
         let log = format!("writes-{}", self.slug());
+        let mut vars = self.vars();
+        vars.push(("DATABASE_MAX_CONNECTIONS", pool.to_string()));
         match self.comparison() {
-            None => Process::serve(env, &self.vars(), &log).await,
-            Some(mode) => Process::serve_comparison(env, mode, &self.vars(), &log).await,
+            None => Process::serve(env, &vars, &log).await,
+            Some(mode) => Process::serve_comparison(env, mode, &vars, &log).await,
         }
     }
 }
@@ -281,6 +284,29 @@ async fn mutate(
     }
 }
 
+/// SQL connections each write server may open: the production default (20)
+/// unless the write servers together, the raw floor's `clients` and the
+/// benchmark's own would pass PostgreSQL's `max_connections` (their pools
+/// keep what they opened, so a server whose slice is over still holds its
+/// connections).
+async fn server_pool(sql: &sea_orm::DatabaseConnection, clients: usize) -> u32 {
+    use sea_orm::ConnectionTrait;
+    const DEFAULT: u32 = 20;
+    // Superuser slots, the benchmark's own pool, the drain, some slack.
+    const KEPT: i64 = 16;
+    let statement = sea_orm::Statement::from_string(
+        sea_orm::DatabaseBackend::Postgres,
+        "SELECT current_setting('max_connections')::BIGINT",
+    );
+    let max = match sql.query_one(statement).await {
+        Ok(Some(row)) => row.try_get_by_index::<i64>(0).unwrap_or(100),
+        _ => 100,
+    };
+    let servers = Mode::ALL.len() as i64;
+    let room = (max - KEPT - clients as i64) / servers;
+    u32::try_from(room.clamp(2, i64::from(DEFAULT))).unwrap_or(DEFAULT)
+}
+
 /// (a) + (f): every mutation at every concurrency, per write mode. One
 /// server per mode, all running at once; within a cell the modes take turns
 /// in [`ROUNDS`] slices and each mode's latencies are pooled. After a slice
@@ -297,8 +323,11 @@ pub async fn writes(
     let mut errors = Vec::new();
     let baseline = db::pending(sql).await.unwrap_or(0);
     let mut servers: Vec<(Mode, Target)> = Vec::new();
+    let most_clients = concurrencies.iter().copied().max().unwrap_or(1);
+    let pool = server_pool(sql, most_clients).await;
+    println!("  each write server opens at most {pool} SQL connections");
     for mode in Mode::ALL {
-        match mode.serve(env).await {
+        match mode.serve(env, pool).await {
             Ok(server) => {
                 let gql = Gql::new(&server.url);
                 servers.push((mode, Target::Server(Box::new(server), gql)));
@@ -306,7 +335,6 @@ pub async fn writes(
             Err(e) => errors.push(format!("write mode {}: {e:#}", mode.label())),
         }
     }
-    let most_clients = concurrencies.iter().copied().max().unwrap_or(1);
     match crate::rawsql::RawFloor::connect(&env.database_url, most_clients as u32).await {
         Ok(raw) => servers.push((Mode::RawSql, Target::Raw(raw))),
         Err(e) => errors.push(format!("write mode {}: {e:#}", Mode::RawSql.label())),
