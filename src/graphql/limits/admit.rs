@@ -1,10 +1,16 @@
 //! The front door every document goes through, whatever its transport: the
 //! text scan, the variables, one parse, and the parsed document's counts
 //! and cost (see the module above for the order and why).
+use std::{
+    num::NonZeroUsize,
+    sync::{LazyLock, Mutex},
+};
+
 use async_graphql::{
     parser::{parse_query, types::ExecutableDocument},
     Request, ServerError, ServerResult, Value, Variables,
 };
+use lru::LruCache;
 
 use super::{codes, limit_error, QueryLimits};
 use crate::graphql::{cost, scan};
@@ -24,7 +30,16 @@ fn too_large(what: &str, max: usize) -> ServerError {
 /// document once (kept in the request for execution) and checks what it
 /// costs, each step bounded by the limits before the next, unbounded one
 /// starts. Errors carry their `extensions.code`.
+///
+/// A document admitted before under the same limits skips the scan, the
+/// parse and the counts (they depend on its text alone): see [`ADMITTED`].
 pub fn admit(request: &mut Request, limits: &QueryLimits) -> ServerResult<()> {
+    if let Some(doc) = admitted_before(&request.query, limits) {
+        check_variables(&request.variables, limits)?;
+        request.set_parsed_query(doc);
+        request.data.insert(Admitted);
+        return Ok(());
+    }
     scan::scan(&request.query, &limits.text())?;
     check_variables(&request.variables, limits)?;
     let doc = parse_query(&request.query).map_err(|error| {
@@ -35,9 +50,44 @@ pub fn admit(request: &mut Request, limits: &QueryLimits) -> ServerResult<()> {
         error
     })?;
     check_document(&doc, limits)?;
+    remember(&request.query, limits, &doc);
     request.set_parsed_query(doc);
     request.data.insert(Admitted);
     Ok(())
+}
+
+/// Documents that passed the front door, by their exact text, with the
+/// limits they passed: applications send the same few documents again and
+/// again, and parsing one is about a tenth of a typical request's work
+/// (`docs/bench/PROFILE.md`). At most [`ADMITTED_DOCUMENTS`] documents of at
+/// most [`ADMITTED_MAX_BYTES`] each, the least recently used leaving first;
+/// a refused document is never kept.
+static ADMITTED: LazyLock<Mutex<LruCache<String, (QueryLimits, ExecutableDocument)>>> =
+    LazyLock::new(|| {
+        let capacity = NonZeroUsize::new(ADMITTED_DOCUMENTS).unwrap_or(NonZeroUsize::MIN);
+        Mutex::new(LruCache::new(capacity))
+    });
+const ADMITTED_DOCUMENTS: usize = 256;
+const ADMITTED_MAX_BYTES: usize = 4_096;
+
+pub(super) fn admitted_before(query: &str, limits: &QueryLimits) -> Option<ExecutableDocument> {
+    if query.len() > ADMITTED_MAX_BYTES {
+        return None;
+    }
+    let mut cache = ADMITTED.lock().ok()?;
+    match cache.get(query) {
+        Some((passed, doc)) if passed == limits => Some(doc.clone()),
+        _ => None,
+    }
+}
+
+fn remember(query: &str, limits: &QueryLimits, doc: &ExecutableDocument) {
+    if query.len() > ADMITTED_MAX_BYTES {
+        return;
+    }
+    if let Ok(mut cache) = ADMITTED.lock() {
+        cache.put(query.to_owned(), (*limits, doc.clone()));
+    }
 }
 
 /// How many variables the request supplies, and how deeply nested, without

@@ -74,7 +74,7 @@ pub fn capped_list_cost(max: u64, child_complexity: usize) -> usize {
 }
 
 /// The document limits, taken from the configuration.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct QueryLimits {
     pub max_bytes: usize,
     pub max_tokens: usize,
@@ -243,6 +243,46 @@ mod tests {
         assert!(request.data.contains_key(&TypeId::of::<Admitted>()));
         let doc = request.parsed_query().expect("parsed");
         assert_eq!(doc.operations.iter().count(), 2);
+    }
+
+    #[test]
+    fn a_document_admitted_again_is_served_parsed_but_still_within_its_limits() {
+        let limits = QueryLimits::for_tests();
+        let text = "query Again { a { b } c }";
+        let mut first = Request::new(text);
+        admit(&mut first, &limits).expect("admitted");
+        assert!(super::admit::admitted_before(text, &limits).is_some());
+        let mut again = Request::new(text);
+        admit(&mut again, &limits).expect("admitted from the cache");
+        assert_eq!(
+            again
+                .parsed_query()
+                .expect("parsed")
+                .operations
+                .iter()
+                .count(),
+            1
+        );
+        // The variables are the request's own: still checked.
+        let many: serde_json::Map<String, serde_json::Value> = (0..=limits.max_variables)
+            .map(|i| (format!("v{i}"), serde_json::Value::Null))
+            .collect();
+        let mut with_many =
+            Request::new(text).variables(Variables::from_json(serde_json::Value::Object(many)));
+        let error = admit(&mut with_many, &limits).unwrap_err();
+        assert_eq!(code(&error), "QUERY_TOO_LARGE");
+        // Under stricter limits the same text is checked afresh.
+        let strict = QueryLimits {
+            max_fields: 2,
+            ..limits
+        };
+        let error = admit(&mut Request::new(text), &strict).unwrap_err();
+        assert_eq!(code(&error), "QUERY_TOO_LARGE");
+        // A refused document is never kept.
+        assert!(super::admit::admitted_before(text, &strict).is_none());
+        let refused = "{ a { a { a { a { a { a { a { a { a { a { a { a { a { a { a { a } } } } } } } } } } } } } } } }";
+        assert!(admit(&mut Request::new(refused), &limits).is_err());
+        assert!(super::admit::admitted_before(refused, &limits).is_none());
     }
 
     #[test]
