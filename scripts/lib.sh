@@ -12,6 +12,7 @@
 #   need_cmd C die unless command C is on PATH
 #   as_root CMD...  run CMD as root (directly, or through password-less sudo)
 #   wait_until SECONDS CMD...   retry CMD every 0.2 s until it succeeds or time runs out
+#   free_port                   prints a local TCP port nothing listens on
 #   start_private_mongo NAME    a MongoDB-wire server of its own for a measurement
 #   stop_private_mongo          stops it and deletes its storage
 
@@ -66,6 +67,10 @@ wait_until() {
   "$@" >/dev/null 2>&1
 }
 
+free_port() {
+  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
 # start_private_mongo NAME: starts the executable `scripts/mongo.sh bin`
 # provides (mongod, or SecantusDB) on a free port with fresh storage under
 # .local/NAME, so nothing else using the development server disturbs a
@@ -79,7 +84,7 @@ start_private_mongo() {
   mem_mib=$(($(awk '/^MemTotal:/ {print $2}' /proc/meminfo) / 1024))
   cache_mib=$(((mem_mib - 1024) / 2))
   ((cache_mib >= 256)) || cache_mib=256
-  port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+  port="$(free_port)"
   mkdir -p "$LOCAL_DIR/$1"
   PRIVATE_MONGO_DIR="$(mktemp -d "$LOCAL_DIR/$1/run.XXXXXX")"
   PRIVATE_MONGO_KIND="private $(basename "$server"), fresh storage"

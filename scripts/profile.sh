@@ -57,7 +57,7 @@ cleanup() {
 trap cleanup EXIT
 start_private_mongo profile-mongo
 
-port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+port="$(free_port)"
 export DATABASE_URL="$base/studysync_profile"
 export MONGODB_DB=studysync_profile
 JWT_SECRET="$(head -c 48 /dev/urandom | base64 | tr -d '\n=')"

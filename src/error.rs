@@ -113,6 +113,16 @@ pub fn classify(error: &mut ServerError) {
         .set("code", code);
 }
 
+/// A GraphQL error whose `extensions.code` is `code`.
+pub fn coded(code: &str, message: impl Into<String>) -> ServerError {
+    let mut error = ServerError::new(message, None);
+    error
+        .extensions
+        .get_or_insert_with(Default::default)
+        .set("code", code);
+    error
+}
+
 /// Keeps the first `max` errors and replaces the rest with one error saying
 /// how many were dropped (`TOO_MANY_ERRORS`).
 pub fn cap(errors: &mut Vec<ServerError>, max: usize) {
@@ -121,13 +131,8 @@ pub fn cap(errors: &mut Vec<ServerError>, max: usize) {
     }
     let dropped = errors.len() - max;
     errors.truncate(max);
-    let mut summary = ServerError::new(
+    errors.push(coded(
+        "TOO_MANY_ERRORS",
         format!("{dropped} more errors were dropped: a response reports at most {max}"),
-        None,
-    );
-    summary
-        .extensions
-        .get_or_insert_with(Default::default)
-        .set("code", "TOO_MANY_ERRORS");
-    errors.push(summary);
+    ));
 }

@@ -24,7 +24,8 @@ use async_graphql::{
     Positioned, ServerError, ServerResult,
 };
 
-use super::limits::{codes, limit_error, QueryLimits};
+use super::limits::{codes, QueryLimits};
+use crate::error::coded;
 
 /// Most nested introspection list fields, as in graphql-js.
 pub const MAX_INTROSPECTION_LISTS: usize = 3;
@@ -131,7 +132,7 @@ fn key<'a>(spread: &Spread<'a>) -> Key<'a> {
 }
 
 fn cycle(fragment: &str) -> ServerError {
-    limit_error(
+    coded(
         "BAD_USER_INPUT",
         format!("fragment {fragment} spreads itself"),
     )
@@ -183,7 +184,7 @@ fn visit<'a>(
                 let name = field.name.node.as_str();
                 let introspects = name == "__schema" || name == "__type";
                 if introspects && !limits.introspection {
-                    return Err(limit_error(
+                    return Err(coded(
                         codes::INTROSPECTION_DISABLED,
                         "introspection is disabled on this server".to_owned(),
                     ));
@@ -201,7 +202,7 @@ fn visit<'a>(
                     other => other,
                 };
                 if lists.is_some_and(|n| n > MAX_INTROSPECTION_LISTS) {
-                    return Err(limit_error(
+                    return Err(coded(
                         codes::TOO_DEEP,
                         format!(
                             "introspection may nest fields, inputFields, interfaces and possibleTypes at most {MAX_INTROSPECTION_LISTS} levels deep"

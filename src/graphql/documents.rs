@@ -39,7 +39,7 @@ use sea_orm::{ConnectionTrait, DatabaseBackend, DatabaseConnection, Statement};
 use sha2::{Digest, Sha256};
 
 use super::limits::{admit, QueryLimits};
-use crate::{app::AppState, config::documents::Manifest};
+use crate::{app::AppState, config::documents::Manifest, error::coded};
 
 /// The codes of this module's errors.
 pub mod codes {
@@ -72,15 +72,6 @@ pub struct Documents {
     max_stored: u64,
     limits: QueryLimits,
     cache: Mutex<HashMap<String, Arc<str>>>,
-}
-
-fn refusal(code: &'static str, message: &str) -> ServerError {
-    let mut error = ServerError::new(message, None);
-    error
-        .extensions
-        .get_or_insert_with(Default::default)
-        .set("code", code);
-    error
 }
 
 /// The lowercase hex SHA-256 of a document, as Apollo's clients compute it.
@@ -143,7 +134,7 @@ impl Documents {
             return Ok(());
         };
         let Some(store) = &self.store else {
-            return Err(refusal(
+            return Err(coded(
                 codes::NOT_FOUND,
                 "persisted queries are turned off on this server: send the query",
             ));
@@ -153,16 +144,13 @@ impl Documents {
         };
         if request.query.is_empty() {
             let Some(body) = self.lookup(store, &hash).await? else {
-                return Err(refusal(codes::NOT_FOUND, "PersistedQueryNotFound"));
+                return Err(coded(codes::NOT_FOUND, "PersistedQueryNotFound"));
             };
             request.query = body.to_string();
             return Ok(());
         }
         if sha256_hex(&request.query) != hash {
-            return Err(refusal(
-                "BAD_USER_INPUT",
-                "provided sha does not match query",
-            ));
+            return Err(coded("BAD_USER_INPUT", "provided sha does not match query"));
         }
         // Registered only once it passes the front door.
         admit(request, &self.limits)?;
@@ -239,13 +227,13 @@ fn trusted(manifest: &Manifest, request: &mut Request, named: Option<Named>) -> 
     match named {
         Some(Named::Hash(id) | Named::Id(id)) => {
             let Some(body) = manifest.get(&id) else {
-                return Err(refusal(
+                return Err(coded(
                     codes::NOT_IN_LIST,
                     "this document id is not in the server's list of trusted documents",
                 ));
             };
             if !request.query.is_empty() && request.query.as_str() != &**body {
-                return Err(refusal(
+                return Err(coded(
                     codes::QUERY_NOT_IN_LIST,
                     "the query differs from the trusted document of this id",
                 ));
@@ -254,7 +242,7 @@ fn trusted(manifest: &Manifest, request: &mut Request, named: Option<Named>) -> 
             Ok(())
         }
         None if manifest.contains_text(&request.query) => Ok(()),
-        None => Err(refusal(
+        None => Err(coded(
             codes::QUERY_NOT_IN_LIST,
             "only trusted documents run on this server: send a listed document or its id",
         )),
@@ -265,7 +253,7 @@ fn trusted(manifest: &Manifest, request: &mut Request, named: Option<Named>) -> 
 fn named(request: &Request) -> ServerResult<Option<Named>> {
     if let Some(persisted) = request.extensions.get("persistedQuery") {
         let Value::Object(fields) = persisted else {
-            return Err(refusal(
+            return Err(coded(
                 "BAD_REQUEST",
                 "extensions.persistedQuery must be an object",
             ));
@@ -273,7 +261,7 @@ fn named(request: &Request) -> ServerResult<Option<Named>> {
         match fields.get("version") {
             Some(Value::Number(v)) if v.as_u64() == Some(1) => {}
             _ => {
-                return Err(refusal(
+                return Err(coded(
                     "BAD_REQUEST",
                     "extensions.persistedQuery.version must be 1",
                 ))
@@ -281,7 +269,7 @@ fn named(request: &Request) -> ServerResult<Option<Named>> {
         }
         return match fields.get("sha256Hash") {
             Some(Value::String(hash)) => Ok(Some(Named::Hash(hash.clone()))),
-            _ => Err(refusal(
+            _ => Err(coded(
                 "BAD_REQUEST",
                 "extensions.persistedQuery.sha256Hash must be a string",
             )),
@@ -289,7 +277,7 @@ fn named(request: &Request) -> ServerResult<Option<Named>> {
     }
     match request.extensions.get(DOCUMENT_ID) {
         Some(Value::String(id)) => Ok(Some(Named::Id(id.clone()))),
-        Some(_) => Err(refusal("BAD_REQUEST", "documentId must be a string")),
+        Some(_) => Err(coded("BAD_REQUEST", "documentId must be a string")),
         None => Ok(None),
     }
 }

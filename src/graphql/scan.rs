@@ -6,7 +6,8 @@
 //! (or anything after it) recurse deeper than `max_nesting`.
 use async_graphql::ServerError;
 
-use super::limits::{codes, limit_error};
+use super::limits::codes;
+use crate::error::coded;
 
 /// What the scan bounds.
 #[derive(Clone, Copy, Debug)]
@@ -21,7 +22,7 @@ pub struct TextLimits {
 /// its cost is bounded by the limits rather than by the text.
 pub fn scan(text: &str, limits: &TextLimits) -> Result<(), ServerError> {
     if text.len() > limits.max_bytes {
-        return Err(limit_error(
+        return Err(coded(
             codes::TOO_MANY_FIELDS,
             format!("the query is longer than {} bytes", limits.max_bytes),
         ));
@@ -47,7 +48,7 @@ pub fn scan(text: &str, limits: &TextLimits) -> Result<(), ServerError> {
         }
         tokens += 1;
         if tokens > limits.max_tokens {
-            return Err(limit_error(
+            return Err(coded(
                 codes::TOO_MANY_FIELDS,
                 format!("the query has more than {} tokens", limits.max_tokens),
             ));
@@ -58,7 +59,7 @@ pub fn scan(text: &str, limits: &TextLimits) -> Result<(), ServerError> {
             b'{' | b'[' | b'(' => {
                 depth += 1;
                 if depth > limits.max_nesting {
-                    return Err(limit_error(
+                    return Err(coded(
                         codes::TOO_DEEP,
                         format!(
                             "the query is nested more than {} levels deep",
@@ -75,7 +76,7 @@ pub fn scan(text: &str, limits: &TextLimits) -> Result<(), ServerError> {
             b'@' => {
                 directives += 1;
                 if directives > limits.max_directives {
-                    return Err(limit_error(
+                    return Err(coded(
                         codes::TOO_MANY_FIELDS,
                         format!(
                             "the query uses more than {} directives",

@@ -15,15 +15,10 @@ use async_graphql::{
 };
 
 fn invalid(path: &str, expected: &str) -> ServerError {
-    let mut error = ServerError::new(
+    crate::error::coded(
+        "BAD_USER_INPUT",
         format!("variable ${path} does not have the expected type {expected}"),
-        None,
-    );
-    error
-        .extensions
-        .get_or_insert_with(Default::default)
-        .set("code", "BAD_USER_INPUT");
-    error
+    )
 }
 
 /// Checks the variables of the operation that will run. With several

@@ -83,11 +83,7 @@ pub async fn post(State(http): State<Http>, parts: Parts, body: Bytes) -> axum::
         Ok(batch) => batch,
         // A query limit, answered as the front door answers it.
         Err(rejection) if rejection.code == params::QUERY_TOO_LARGE => {
-            let mut error = async_graphql::ServerError::new(rejection.message, None);
-            error
-                .extensions
-                .get_or_insert_with(Default::default)
-                .set("code", rejection.code);
+            let error = crate::error::coded(rejection.code, rejection.message);
             let refused = Response::from_errors(vec![error]);
             return response::execution(&BatchResponse::Single(refused), media);
         }
@@ -253,11 +249,7 @@ fn consistency_token(http: &Http, headers: &HeaderMap) -> Result<Vec<EventRef>, 
                 .decode_bounded::<Vec<EventRef>>(v.trim(), MAX_CONSISTENCY_TOKEN)
         });
     decoded.map_err(|_| {
-        let mut error = async_graphql::ServerError::new("invalid consistency token", None);
-        error
-            .extensions
-            .get_or_insert_with(Default::default)
-            .set("code", "BAD_USER_INPUT");
+        let error = crate::error::coded("BAD_USER_INPUT", "invalid consistency token");
         Box::new(Response::from_errors(vec![error]))
     })
 }

@@ -124,9 +124,9 @@ RETURNING scope, key_hash, used <= quota AS admitted, updated_at AS window_start
     };
     let rows = counting(db, stmt(&sql, values())).await?;
     rows.iter()
-        .map(|row| CountedRow::from_query_result(row, ""))
         .map(|row| {
-            row.map(|row| Counted {
+            let row = CountedRow::from_query_result(row, "")?;
+            Ok(Counted {
                 scope: row.scope,
                 key: row.key_hash,
                 admitted: row.admitted,
@@ -134,8 +134,7 @@ RETURNING scope, key_hash, used <= quota AS admitted, updated_at AS window_start
                 wait: Duration::try_from_secs_f64(row.wait_seconds.max(0.0)).unwrap_or_default(),
             })
         })
-        .collect::<Result<_, _>>()
-        .map_err(Into::into)
+        .collect()
 }
 
 /// Gives back one event counted by [`reserve`] for each of `counted`, in the

@@ -8,6 +8,7 @@ use serde_json::{json, Value};
 
 use crate::{
     helpers::{error_code, spawn_app, spawn_app_with, wait_until, TestApp},
+    reads_support::create_todo,
     sync_support::{assert_in_sync, burst, unprocessed, wait_for_empty_outbox},
 };
 
@@ -123,19 +124,7 @@ async fn commits_within_the_wake_gap_are_carried_in_one_batch() {
 
     let mut ids = Vec::new();
     for i in 0..5 {
-        let body = app
-            .gql(
-                Some(&token),
-                "mutation($t: String!) { createTodo(input: {title: $t}) { id } }",
-                json!({ "t": format!("gathered {i}") }),
-            )
-            .await;
-        ids.push(
-            body["data"]["createTodo"]["id"]
-                .as_str()
-                .expect("id")
-                .to_owned(),
-        );
+        ids.push(create_todo(&app, &token, &format!("gathered {i}"), false).await);
     }
     wait_until(
         "the todos' events to be processed",

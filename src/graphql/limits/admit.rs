@@ -12,15 +12,18 @@ use async_graphql::{
 };
 use lru::LruCache;
 
-use super::{codes, limit_error, QueryLimits};
-use crate::graphql::{cost, scan};
+use super::{codes, QueryLimits};
+use crate::{
+    error::coded,
+    graphql::{cost, scan},
+};
 
 /// Marks a request that went through [`admit`], so the extension does not
 /// scan and parse it again.
 pub(super) struct Admitted;
 
 fn too_large(what: &str, max: usize) -> ServerError {
-    limit_error(
+    coded(
         codes::TOO_MANY_FIELDS,
         format!("the query has more than {max} {what}"),
     )
@@ -99,7 +102,7 @@ fn check_variables(variables: &Variables, limits: &QueryLimits) -> ServerResult<
     let mut stack: Vec<(&Value, usize)> = variables.values().map(|v| (v, 1)).collect();
     while let Some((value, depth)) = stack.pop() {
         if depth > limits.max_nesting {
-            return Err(limit_error(
+            return Err(coded(
                 codes::TOO_DEEP,
                 format!(
                     "the variables are nested more than {} levels deep",
@@ -140,7 +143,7 @@ fn check_document(doc: &ExecutableDocument, limits: &QueryLimits) -> ServerResul
     }
     let totals = cost::document_totals(doc, limits)?;
     if totals.nesting > limits.max_nesting {
-        return Err(limit_error(
+        return Err(coded(
             codes::TOO_DEEP,
             format!(
                 "the query's selections are nested more than {} levels deep, fragments included",
@@ -149,7 +152,7 @@ fn check_document(doc: &ExecutableDocument, limits: &QueryLimits) -> ServerResul
         ));
     }
     if totals.selections > limits.max_fields {
-        return Err(limit_error(
+        return Err(coded(
             codes::TOO_MANY_FIELDS,
             format!(
                 "the query selects more than {} fields, fragments expanded",
@@ -158,13 +161,13 @@ fn check_document(doc: &ExecutableDocument, limits: &QueryLimits) -> ServerResul
         ));
     }
     if totals.aliases > limits.max_aliases {
-        return Err(limit_error(
+        return Err(coded(
             codes::TOO_MANY_ALIASES,
             format!("the query uses more than {} aliases", limits.max_aliases),
         ));
     }
     if totals.depth > limits.max_depth {
-        return Err(limit_error(
+        return Err(coded(
             codes::TOO_DEEP,
             format!(
                 "the query is nested more than {} fields deep",

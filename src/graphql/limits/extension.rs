@@ -13,8 +13,9 @@ use async_graphql::{
 
 use super::{
     admit::{admit, syntax_message, Admitted},
-    codes, limit_error, QueryLimits,
+    codes, QueryLimits,
 };
+use crate::error::coded;
 
 /// Message async-graphql gives when its own recursion limit trips.
 const RECURSION_MESSAGE: &str = "The recursion depth of the query";
@@ -68,7 +69,7 @@ impl Extension for Limits {
     ) -> ServerResult<ExecutableDocument> {
         let doc = next.run(ctx, query, variables).await.map_err(|mut error| {
             if error.message.starts_with(RECURSION_MESSAGE) {
-                error = limit_error(codes::TOO_DEEP, error.message);
+                error = coded(codes::TOO_DEEP, error.message);
             } else if let Some(short) = syntax_message(&error.message) {
                 error.message = short;
             }
@@ -86,7 +87,7 @@ impl Extension for Limits {
         let result = next.run(ctx).await?;
         let max = self.0.max_complexity;
         if result.complexity > max {
-            return Err(vec![limit_error(
+            return Err(vec![coded(
                 codes::TOO_COMPLEX,
                 format!(
                     "the query's estimated cost {} exceeds the budget of {max}; ask for fewer items (first) or fewer fields",

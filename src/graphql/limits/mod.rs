@@ -40,8 +40,6 @@
 //! with the most items it can return (and make sure it returns no more).
 //!
 //! Each limit answers with its own `extensions.code`, listed in [`codes`].
-use async_graphql::ServerError;
-
 use super::scan::TextLimits;
 use crate::{
     config::Config,
@@ -142,15 +140,6 @@ impl QueryLimits {
     }
 }
 
-pub(crate) fn limit_error(code: &str, message: String) -> ServerError {
-    let mut error = ServerError::new(message, None);
-    error
-        .extensions
-        .get_or_insert_with(Default::default)
-        .set("code", code);
-    error
-}
-
 mod admit;
 mod extension;
 
@@ -161,7 +150,7 @@ pub use extension::Limits;
 mod tests {
     use std::any::TypeId;
 
-    use async_graphql::{Request, Value, Variables};
+    use async_graphql::{Request, ServerError, Value, Variables};
 
     use super::{
         admit::{syntax_message, Admitted},
