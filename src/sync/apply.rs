@@ -44,7 +44,9 @@ pub enum Verdict {
 /// the server's default write concern, then one durability barrier (see
 /// [`barrier`]) makes them all journaled and majority-committed before any is
 /// reported applied: one journal flush per batch instead of one per
-/// collection.
+/// collection. A batch that needs a single command (one collection, one
+/// kind of statement: the common case under steady traffic) sends it with
+/// that write concern itself and needs no barrier.
 #[tracing::instrument(skip_all, fields(docs = docs.len(), ?guard))]
 pub async fn apply(db: &mongodb::Database, docs: &[Projected], guard: Guard) -> Vec<Verdict> {
     apply_after(db, &[], docs, guard).await.1
@@ -60,14 +62,38 @@ pub async fn apply_after(
     docs: &[Projected],
     guard: Guard,
 ) -> (Vec<Verdict>, Vec<Verdict>) {
-    let mut before = write(db, first, guard).await;
+    let first_commands = commands(first, guard);
+    let commands_after = commands(docs, guard);
+    // Every document needs a command, so a single command means one of the
+    // two lists is empty. It carries the barrier's write concern itself:
+    // MongoDB waits for it after statements that failed too (a duplicate key
+    // waits for the newest write the node knows of), so a stale verdict is
+    // as durable as the barrier would make it.
+    if first_commands.len() + commands_after.len() == 1 {
+        let alone = first.is_empty();
+        let (n, mut commands) = if alone {
+            (docs.len(), commands_after)
+        } else {
+            (first.len(), first_commands)
+        };
+        for command in &mut commands {
+            command.body.insert("writeConcern", durable());
+        }
+        let verdicts = send(db, n, commands).await;
+        return if alone {
+            (Vec::new(), verdicts)
+        } else {
+            (verdicts, Vec::new())
+        };
+    }
+    let mut before = send(db, first.len(), first_commands).await;
     let blocked = before.iter().find_map(|v| match v {
         Verdict::Rejected(e) | Verdict::Unavailable(e) => Some(e.clone()),
         Verdict::Applied | Verdict::Stale => None,
     });
     let mut after = match blocked {
         Some(error) => vec![Verdict::Unavailable(format!("waiting for {error}")); docs.len()],
-        None => write(db, docs, guard).await,
+        None => send(db, docs.len(), commands_after).await,
     };
     let wrote = before
         .iter()
@@ -88,24 +114,39 @@ pub async fn apply_after(
     (before, after)
 }
 
-/// One unordered command per collection, all collections concurrently,
-/// with the server's default write concern.
-async fn write(db: &mongodb::Database, docs: &[Projected], guard: Guard) -> Vec<Verdict> {
-    let mut groups: BTreeMap<&'static str, Vec<usize>> = BTreeMap::new();
-    for (index, projected) in docs.iter().enumerate() {
-        groups.entry(projected.collection).or_default().push(index);
-    }
-    let runs = groups.into_iter().map(|(collection, indices)| async move {
-        let verdicts = apply_collection(db, collection, docs, &indices, guard).await;
+/// One write command and the positions of the documents it carries.
+struct Command {
+    collection: &'static str,
+    verb: &'static str,
+    body: Document,
+    indices: Vec<usize>,
+}
+
+/// Runs `commands` (carrying `n` documents between them) concurrently and
+/// returns one verdict per document, in order.
+async fn send(db: &mongodb::Database, n: usize, commands: Vec<Command>) -> Vec<Verdict> {
+    let runs = commands.into_iter().map(|command| async move {
+        let Command {
+            collection,
+            verb,
+            body,
+            indices,
+        } = command;
+        let verdicts = run(db, collection, verb, body, indices.len()).await;
         indices.into_iter().zip(verdicts).collect::<Vec<_>>()
     });
-    let mut out = vec![Verdict::Unavailable("not attempted".to_owned()); docs.len()];
+    let mut out = vec![Verdict::Unavailable("not attempted".to_owned()); n];
     for group in join_all(runs).await {
         for (index, verdict) in group {
             out[index] = verdict;
         }
     }
     out
+}
+
+/// Journaled and majority-committed.
+fn durable() -> Document {
+    doc! { "w": "majority", "j": true }
 }
 
 /// Events are marked processed once `apply` returns, so what it wrote must
@@ -125,7 +166,7 @@ async fn barrier(db: &mongodb::Database) -> Result<(), String> {
             "u": { "$inc": { "n": 1_i64 } },
             "upsert": true,
         }],
-        "writeConcern": { "w": "majority", "j": true },
+        "writeConcern": durable(),
     };
     let response = db.run_command(command).await.map_err(|e| e.to_string())?;
     if let Ok(concern) = response.get_document("writeConcernError") {
@@ -142,59 +183,58 @@ async fn barrier(db: &mongodb::Database) -> Result<(), String> {
 /// Holds one small document per worker process; not part of the read model.
 pub const BARRIER_COLLECTION: &str = "_sync_barrier";
 
-/// A collection's documents in at most two unordered commands. Under
-/// [`Guard::Newer`], first versions are inserted: if any version of the
-/// document is stored it is at least as new, and MongoDB answers duplicate
-/// key exactly as the guarded upsert would, at a fraction of the cost (no
-/// query per statement). Everything else is a guarded replacement upsert.
-async fn apply_collection(
-    db: &mongodb::Database,
-    collection: &str,
-    docs: &[Projected],
-    indices: &[usize],
-    guard: Guard,
-) -> Vec<Verdict> {
-    let (fresh, rest): (Vec<usize>, Vec<usize>) =
-        (0..indices.len()).partition(|&k| guard == Guard::Newer && docs[indices[k]].version == 1);
+/// The unordered commands that write `docs`, with the server's default
+/// write concern: per collection, at most two. Under [`Guard::Newer`], first
+/// versions are inserted: if any version of the document is stored it is at
+/// least as new, and MongoDB answers duplicate key exactly as the guarded
+/// upsert would, at a fraction of the cost (no query per statement).
+/// Everything else is a guarded replacement upsert.
+fn commands(docs: &[Projected], guard: Guard) -> Vec<Command> {
+    let mut groups: BTreeMap<&'static str, (Vec<usize>, Vec<usize>)> = BTreeMap::new();
+    for (index, projected) in docs.iter().enumerate() {
+        let (fresh, rest) = groups.entry(projected.collection).or_default();
+        if guard == Guard::Newer && projected.version == 1 {
+            fresh.push(index);
+        } else {
+            rest.push(index);
+        }
+    }
     let op = match guard {
         Guard::Newer => "$lt",
         Guard::NotOlder => "$lte",
     };
-    // Durability comes from the barrier that follows every batch.
-    let insert = (!fresh.is_empty()).then(|| {
-        let documents: Vec<Document> = fresh
-            .iter()
-            .map(|&k| docs[indices[k]].doc.clone())
-            .collect();
-        doc! { "insert": collection, "documents": documents, "ordered": false }
-    });
-    let update = (!rest.is_empty()).then(|| {
-        let updates: Vec<Document> = rest
-            .iter()
-            .map(|&k| {
-                let p = &docs[indices[k]];
-                doc! {
-                    "q": { "_id": &p.id, "version": { op: p.version } },
-                    "u": p.doc.clone(),
-                    "upsert": true,
-                }
-            })
-            .collect();
-        doc! { "update": collection, "updates": updates, "ordered": false }
-    });
-    let (inserted, updated) = futures::join!(
-        run(db, collection, "insert", insert, fresh.len()),
-        run(db, collection, "update", update, rest.len())
-    );
-    let mut verdicts = vec![Verdict::Applied; indices.len()];
-    for (k, verdict) in fresh
-        .into_iter()
-        .zip(inserted)
-        .chain(rest.into_iter().zip(updated))
-    {
-        verdicts[k] = verdict;
+    let mut commands = Vec::new();
+    for (collection, (fresh, rest)) in groups {
+        if !fresh.is_empty() {
+            let documents: Vec<Document> = fresh.iter().map(|&i| docs[i].doc.clone()).collect();
+            commands.push(Command {
+                collection,
+                verb: "insert",
+                body: doc! { "insert": collection, "documents": documents, "ordered": false },
+                indices: fresh,
+            });
+        }
+        if !rest.is_empty() {
+            let updates: Vec<Document> = rest
+                .iter()
+                .map(|&i| {
+                    let p = &docs[i];
+                    doc! {
+                        "q": { "_id": &p.id, "version": { op: p.version } },
+                        "u": p.doc.clone(),
+                        "upsert": true,
+                    }
+                })
+                .collect();
+            commands.push(Command {
+                collection,
+                verb: "update",
+                body: doc! { "update": collection, "updates": updates, "ordered": false },
+                indices: rest,
+            });
+        }
     }
-    verdicts
+    commands
 }
 
 /// Runs one write command of `n` statements; one verdict per statement.
@@ -202,12 +242,9 @@ async fn run(
     db: &mongodb::Database,
     collection: &str,
     verb: &str,
-    command: Option<Document>,
+    command: Document,
     n: usize,
 ) -> Vec<Verdict> {
-    let Some(command) = command else {
-        return Vec::new();
-    };
     let response = match db.run_command(command).await {
         Ok(response) => response,
         Err(err) => {

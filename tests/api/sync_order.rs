@@ -401,3 +401,79 @@ async fn an_event_that_cannot_be_projected_is_parked_and_replayed_by_the_cli_aft
     app.drain().await;
     assert_in_sync(&app).await;
 }
+
+/// The `n` of this test process's barrier document in `app`'s read model:
+/// how many batches needed a barrier (0: the document was never written).
+async fn barriers(app: &TestApp) -> i64 {
+    let stored = app
+        .state
+        .read_model()
+        .collection::<Document>(apply::BARRIER_COLLECTION)
+        .find_one(doc! {})
+        .await
+        .expect("read barrier");
+    stored.map_or(0, |d| d.get_i64("n").expect("barrier count"))
+}
+
+#[tokio::test]
+async fn a_batch_of_one_command_is_made_durable_by_itself_and_a_wider_one_by_one_barrier() {
+    let app = spawn_app().await;
+    burst(&app, "barrier", 2).await;
+    let projected: Vec<project::Projected> = all_events(&app)
+        .await
+        .iter()
+        .map(|e| {
+            project::project(
+                &e.aggregate_type,
+                e.aggregate_id,
+                e.aggregate_version,
+                &e.payload,
+            )
+            .expect("projects")
+        })
+        .collect();
+    let first_todo = |p: &&project::Projected| p.collection == "todos" && p.version == 1;
+    let todos: Vec<_> = projected.iter().filter(first_todo).cloned().collect();
+    assert!(todos.len() >= 2, "{todos:?}");
+    let db = app.state.read_model();
+
+    // One collection, first versions only: a single insert.
+    let verdicts = apply::apply(db, &todos, Guard::Newer).await;
+    assert!(
+        verdicts.iter().all(|v| *v == Verdict::Applied),
+        "{verdicts:?}"
+    );
+    // Again: every statement stale, still a single command.
+    let verdicts = apply::apply(db, &todos, Guard::Newer).await;
+    assert!(
+        verdicts.iter().all(|v| *v == Verdict::Stale),
+        "{verdicts:?}"
+    );
+    assert_eq!(barriers(&app).await, 0, "no barrier for single commands");
+
+    // Every collection at once: many commands, one barrier after them.
+    let mut latest: std::collections::HashMap<(&str, String), project::Projected> =
+        std::collections::HashMap::new();
+    for p in projected {
+        let key = (p.collection, p.id.clone());
+        if latest.get(&key).is_none_or(|kept| kept.version < p.version) {
+            latest.insert(key, p);
+        }
+    }
+    let everything: Vec<_> = latest.into_values().collect();
+    let collections: std::collections::HashSet<_> =
+        everything.iter().map(|p| p.collection).collect();
+    assert!(collections.len() >= 3, "{collections:?}");
+    let verdicts = apply::apply(db, &everything, Guard::Newer).await;
+    assert!(
+        verdicts
+            .iter()
+            .all(|v| matches!(v, Verdict::Applied | Verdict::Stale)),
+        "{verdicts:?}"
+    );
+    assert_eq!(barriers(&app).await, 1, "one barrier for the wide batch");
+    for p in &everything {
+        let stored = app.read_doc(p.collection, &p.id).await.expect("stored");
+        assert_eq!(stored.get_i64("version"), Ok(p.version), "{}", p.collection);
+    }
+}
