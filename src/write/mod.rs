@@ -67,6 +67,33 @@ pub struct Writer {
     max_attempts: u32,
     on_commit: Arc<tokio::sync::Notify>,
     sink: Option<Arc<dyn EventSink>>,
+    turns: Arc<Turns>,
+}
+
+/// Per-key turns for transactions that all update one row (a room's change
+/// number). Under SERIALIZABLE, PostgreSQL aborts every transaction that
+/// waited on a row another one changed, so eight concurrent senders to one
+/// room mostly retry, backing off further each time. Taking turns in the
+/// process first leaves the row contended only across instances. Keys are
+/// spread over a fixed set of locks, so memory stays bounded; two keys on
+/// one lock only take turns with each other.
+struct Turns(Box<[tokio::sync::Mutex<()>]>);
+
+impl Turns {
+    const LOCKS: usize = 64;
+
+    fn new() -> Self {
+        Self(
+            (0..Self::LOCKS)
+                .map(|_| tokio::sync::Mutex::new(()))
+                .collect(),
+        )
+    }
+
+    async fn take(&self, key: uuid::Uuid) -> tokio::sync::MutexGuard<'_, ()> {
+        let index = (key.as_u128() % Self::LOCKS as u128) as usize;
+        self.0[index].lock().await
+    }
 }
 
 impl Writer {
@@ -80,6 +107,7 @@ impl Writer {
             max_attempts: max_attempts.max(1),
             on_commit,
             sink: None,
+            turns: Arc::new(Turns::new()),
         }
     }
 
@@ -109,12 +137,41 @@ impl Writer {
         T: Send + 'static,
         F: for<'c> FnMut(&'c Tx) -> Work<'c, T> + Send + 'static,
     {
+        self.spawn(None, work).await
+    }
+
+    /// [`Self::transact`], after the transactions of this process with the
+    /// same `key` that came first (see [`Turns`]): for work that updates
+    /// one row every such transaction updates. The turn lasts until the
+    /// commit or the last rollback, even when the caller is dropped.
+    pub async fn transact_in_turn<T, F>(&self, key: uuid::Uuid, work: F) -> AppResult<Committed<T>>
+    where
+        T: Send + 'static,
+        F: for<'c> FnMut(&'c Tx) -> Work<'c, T> + Send + 'static,
+    {
+        self.spawn(Some(key), work).await
+    }
+
+    async fn spawn<T, F>(&self, turn: Option<uuid::Uuid>, work: F) -> AppResult<Committed<T>>
+    where
+        T: Send + 'static,
+        F: for<'c> FnMut(&'c Tx) -> Work<'c, T> + Send + 'static,
+    {
         use tracing::Instrument;
         let writer = self.clone();
         let span = tracing::info_span!("transact", attempts = tracing::field::Empty);
-        tokio::spawn(async move { writer.run(work).await }.instrument(span))
-            .await
-            .map_err(|e| AppError::Internal(anyhow::anyhow!("write transaction task: {e}")))?
+        tokio::spawn(
+            async move {
+                let _turn = match turn {
+                    Some(key) => Some(writer.turns.take(key).await),
+                    None => None,
+                };
+                writer.run(work).await
+            }
+            .instrument(span),
+        )
+        .await
+        .map_err(|e| AppError::Internal(anyhow::anyhow!("write transaction task: {e}")))?
     }
 
     async fn run<T, F>(&self, mut work: F) -> AppResult<Committed<T>>

@@ -370,8 +370,9 @@ pub async fn send_message(
     room_id: Uuid,
     body: MessageBody,
 ) -> AppResult<Committed<messages::Model>> {
+    // Every message of a room updates the room's row (its next number).
     writer
-        .transact(move |tx| {
+        .transact_in_turn(room_id, move |tx| {
             let body = body.clone();
             Box::pin(async move {
                 let Some(seq) = next_seq(tx, room_id, sender).await? else {

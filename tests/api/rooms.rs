@@ -1,6 +1,10 @@
+use sea_orm::{ConnectionTrait, DatabaseBackend, Statement};
 use serde_json::json;
 
-use crate::helpers::{error_code, spawn_app};
+use crate::{
+    helpers::{error_code, spawn_app, spawn_app_with},
+    reads_support,
+};
 
 #[tokio::test]
 async fn members_post_and_outsiders_are_refused_until_they_join() {
@@ -89,4 +93,50 @@ async fn members_post_and_outsiders_are_refused_until_they_join() {
         .await;
     assert_eq!(error_code(&nowhere), "NOT_FOUND");
     assert_eq!(app.count("SELECT count(*) FROM messages").await, 1);
+}
+
+#[tokio::test]
+async fn concurrent_senders_to_one_room_take_turns_rather_than_fail() {
+    // One attempt per transaction: a send that lost a serialization race
+    // on the room's row would fail instead of being retried.
+    let app = spawn_app_with(&["--txn-max-attempts", "1"]).await;
+    let mut tokens = Vec::new();
+    for i in 0..4 {
+        let (token, _) = app
+            .sign_up(&format!("busy{i}@example.org"), &format!("Busy {i}"))
+            .await;
+        tokens.push(token);
+    }
+    let room = reads_support::create_room(&app, &tokens[0], "busy room").await;
+    for token in &tokens[1..] {
+        reads_support::join_room(&app, token, &room).await;
+    }
+    let sends = (0..32).map(|i| {
+        let (app, token, room) = (&app, &tokens[i % tokens.len()], &room);
+        async move {
+            app.gql(
+                Some(token),
+                "mutation($r: ID!, $b: String!) { sendMessage(roomId: $r, body: $b) { id } }",
+                json!({"r": room, "b": format!("message {i}")}),
+            )
+            .await
+        }
+    });
+    for reply in futures::future::join_all(sends).await {
+        assert!(reply["errors"].is_null(), "{reply}");
+    }
+    let numbers: Vec<i64> = app
+        .sql()
+        .query_all(Statement::from_sql_and_values(
+            DatabaseBackend::Postgres,
+            "SELECT seq FROM messages WHERE room_id = $1 ORDER BY seq",
+            [uuid::Uuid::parse_str(&room).expect("room id").into()],
+        ))
+        .await
+        .expect("numbers")
+        .iter()
+        .map(|row| row.try_get_by_index(0).expect("seq"))
+        .collect();
+    let first = numbers[0];
+    assert_eq!(numbers, (first..first + 32).collect::<Vec<_>>());
 }
