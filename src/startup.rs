@@ -6,7 +6,7 @@ use std::{future::Future, net::SocketAddr, sync::Arc};
 use anyhow::Context;
 use tokio::net::TcpListener;
 
-use crate::{app::AppState, config::Config, domain::Email, write::EventSink};
+use crate::{app::AppState, config::Config, domain::Email, read::mongo::live, write::EventSink};
 
 /// A server that is connected, on a current schema, and bound, but not yet
 /// serving.
@@ -98,35 +98,34 @@ impl Application {
         // and the leaderboard tops any worker writes, for this one's
         // subscribers; they stop with the API.
         let (carried, gone, nudged) = (state.clone(), state.clone(), state.clone());
-        tokio::spawn(crate::read::mongo::live::carry_messages(
+        let (rooms, all_rooms) = (state.clone(), state.clone());
+        let (totals, all_totals) = (state.clone(), state.clone());
+        let (tops, all_tops) = (state.clone(), state.clone());
+        let routes = vec![
+            live::messages(
+                move |message| carried.publish_message(&message),
+                move |room_id, id, number| gone.publish_deletion(room_id, id, number),
+                move || {
+                    let state = nudged.clone();
+                    tokio::spawn(async move { state.nudge_subscribers().await });
+                },
+            ),
+            live::rooms(
+                move |room_id| rooms.members_changed(room_id),
+                move || all_rooms.all_members_changed(),
+            ),
+            live::totals(
+                move |key| totals.boards().changed(key),
+                move || all_totals.boards().all_changed(),
+            ),
+            live::boards(
+                move |key| tops.boards().changed(key),
+                move || all_tops.boards().all_changed(),
+            ),
+        ];
+        tokio::spawn(live::follow(
             state.read_model().clone(),
-            move |message| carried.publish_message(&message),
-            move |room_id, id, number| gone.publish_deletion(room_id, id, number),
-            move || {
-                let state = nudged.clone();
-                tokio::spawn(async move { state.nudge_subscribers().await });
-            },
-            stop.clone(),
-        ));
-        let (changed, missed) = (state.clone(), state.clone());
-        tokio::spawn(crate::read::mongo::live::watch_rooms(
-            state.read_model().clone(),
-            move |room_id| changed.members_changed(room_id),
-            move || missed.all_members_changed(),
-            stop.clone(),
-        ));
-        let (changed, missed) = (state.clone(), state.clone());
-        tokio::spawn(crate::read::mongo::live::watch_totals(
-            state.read_model().clone(),
-            move |key| changed.boards().changed(key),
-            move || missed.boards().all_changed(),
-            stop.clone(),
-        ));
-        let (changed, missed) = (state.clone(), state.clone());
-        tokio::spawn(crate::read::mongo::live::watch_boards(
-            state.read_model().clone(),
-            move |key| changed.boards().changed(key),
-            move || missed.boards().all_changed(),
+            routes,
             stop.clone(),
         ));
         if !worker {

@@ -15,7 +15,6 @@ use futures::StreamExt;
 use mongodb::{
     bson::{doc, Document},
     change_stream::event::{ChangeStreamEvent, ResumeToken},
-    Collection,
 };
 use tokio_util::sync::CancellationToken;
 
@@ -28,20 +27,41 @@ use crate::{
 const FIRST_RETRY: Duration = Duration::from_millis(100);
 const LAST_RETRY: Duration = Duration::from_secs(5);
 
+/// One collection an instance follows: which of its changes, what to do
+/// with each, and what to do when some may have been missed (the stream had
+/// to start afresh: the server no longer had its resume point, or it never
+/// opened).
+pub struct Route {
+    collection: &'static str,
+    operations: &'static [&'static str],
+    carry: Box<dyn Fn(ChangeStreamEvent<Document>) + Send + Sync>,
+    missed: Box<dyn Fn() + Send + Sync>,
+}
+
+impl Route {
+    fn new(
+        collection: &'static str,
+        operations: &'static [&'static str],
+        carry: impl Fn(ChangeStreamEvent<Document>) + Send + Sync + 'static,
+        missed: impl Fn() + Send + Sync + 'static,
+    ) -> Self {
+        Self {
+            collection,
+            operations,
+            carry: Box::new(carry),
+            missed: Box::new(missed),
+        }
+    }
+}
+
 /// Hands every message document inserted (or replaced) in the read model to
 /// `publish`, and every message tombstone to `deleted` (room, message,
-/// change number), until `stop`. Reopens after a failure, resuming after
-/// the last event seen; when it has to start afresh instead (the server no
-/// longer has that point, or it never opened), events may have been missed
-/// and `missed` is called once the new stream is open.
-pub async fn carry_messages(
-    db: mongodb::Database,
-    publish: impl Fn(messages::Model) + Send,
-    deleted: impl Fn(uuid::Uuid, uuid::Uuid, i64) + Send,
-    missed: impl Fn() + Send,
-    stop: CancellationToken,
-) {
-    let filter = doc! {"operationType": {"$in": ["insert", "replace"]}};
+/// change number).
+pub fn messages(
+    publish: impl Fn(messages::Model) + Send + Sync + 'static,
+    deleted: impl Fn(uuid::Uuid, uuid::Uuid, i64) + Send + Sync + 'static,
+    missed: impl Fn() + Send + Sync + 'static,
+) -> Route {
     let carry = move |change: ChangeStreamEvent<Document>| {
         let Some(document) = change.full_document else {
             return;
@@ -65,19 +85,15 @@ pub async fn carry_messages(
             }
         }
     };
-    follow(db.collection("messages"), filter, carry, missed, stop).await;
+    Route::new("messages", &["insert", "replace"], carry, missed)
 }
 
 /// Calls `changed` with the `_id` of every leaderboard top the worker
-/// writes (see `sync::boards`), until `stop`; `missed` as for
-/// [`carry_messages`].
-pub async fn watch_boards(
-    db: mongodb::Database,
-    changed: impl Fn(&str) + Send,
-    missed: impl Fn() + Send,
-    stop: CancellationToken,
-) {
-    let filter = doc! {"operationType": {"$in": ["insert", "replace", "update"]}};
+/// writes (see `sync::boards`).
+pub fn boards(
+    changed: impl Fn(&str) + Send + Sync + 'static,
+    missed: impl Fn() + Send + Sync + 'static,
+) -> Route {
     let carry = move |change: ChangeStreamEvent<Document>| {
         if let Some(key) = change
             .document_key
@@ -87,19 +103,15 @@ pub async fn watch_boards(
             changed(key);
         }
     };
-    follow(db.collection(COLLECTION), filter, carry, missed, stop).await;
+    Route::new(COLLECTION, &["insert", "replace", "update"], carry, missed)
 }
 
 /// Calls `changed` with the id of every room whose document a worker
-/// rewrites (a member joined or left), until `stop`; `missed` as for
-/// [`carry_messages`].
-pub async fn watch_rooms(
-    db: mongodb::Database,
-    changed: impl Fn(uuid::Uuid) + Send,
-    missed: impl Fn() + Send,
-    stop: CancellationToken,
-) {
-    let filter = doc! {"operationType": {"$in": ["replace", "update", "delete"]}};
+/// rewrites (a member joined or left).
+pub fn rooms(
+    changed: impl Fn(uuid::Uuid) + Send + Sync + 'static,
+    missed: impl Fn() + Send + Sync + 'static,
+) -> Route {
     let carry = move |change: ChangeStreamEvent<Document>| {
         let id = change
             .document_key
@@ -109,18 +121,15 @@ pub async fn watch_rooms(
             changed(room_id);
         }
     };
-    follow(db.collection("rooms"), filter, carry, missed, stop).await;
+    Route::new("rooms", &["replace", "update", "delete"], carry, missed)
 }
 
 /// Calls `changed` with [`boards::totals_key_of`] the bucket of every study
-/// total a worker writes, until `stop`; `missed` as for [`carry_messages`].
-pub async fn watch_totals(
-    db: mongodb::Database,
-    changed: impl Fn(&str) + Send,
-    missed: impl Fn() + Send,
-    stop: CancellationToken,
-) {
-    let filter = doc! {"operationType": {"$in": ["insert", "replace"]}};
+/// total a worker writes.
+pub fn totals(
+    changed: impl Fn(&str) + Send + Sync + 'static,
+    missed: impl Fn() + Send + Sync + 'static,
+) -> Route {
     let carry = move |change: ChangeStreamEvent<Document>| {
         let Some(total) = change.full_document else {
             return;
@@ -132,18 +141,27 @@ pub async fn watch_totals(
             changed(&boards::totals_key_of(period, start));
         }
     };
-    follow(db.collection("study_totals"), filter, carry, missed, stop).await;
+    Route::new("study_totals", &["insert", "replace"], carry, missed)
 }
 
-/// Follows the changes of `collection` that `filter` matches, resuming
-/// after each break where it stopped.
-async fn follow(
-    collection: Collection<Document>,
-    filter: Document,
-    carry: impl Fn(ChangeStreamEvent<Document>) + Send,
-    missed: impl Fn() + Send,
-    stop: CancellationToken,
-) {
+/// Follows the changes `routes` ask for, until `stop`, in one change stream
+/// on the whole database (one cursor on the oplog per instance, however
+/// many collections it follows), handing each to its collection's route.
+/// Reopens after a failure, resuming after the last event seen; when it has
+/// to start afresh instead, every route's `missed` is called once the new
+/// stream is open.
+pub async fn follow(db: mongodb::Database, routes: Vec<Route>, stop: CancellationToken) {
+    let filter = doc! {"$or": routes.iter().map(|route| doc! {
+        "ns.coll": route.collection,
+        "operationType": {"$in": route.operations},
+    }).collect::<Vec<_>>()};
+    let carry = |change: ChangeStreamEvent<Document>| {
+        let collection = change.ns.as_ref().and_then(|ns| ns.coll.as_deref());
+        if let Some(route) = routes.iter().find(|r| Some(r.collection) == collection) {
+            (route.carry)(change);
+        }
+    };
+    let missed = || routes.iter().for_each(|route| (route.missed)());
     let mut resume: Option<ResumeToken> = None;
     let mut retry = FIRST_RETRY;
     // Nothing can have been missed before the first stream opens.
@@ -151,7 +169,7 @@ async fn follow(
     loop {
         let opened = tokio::select! {
             () = stop.cancelled() => return,
-            opened = collection
+            opened = db
                 .watch()
                 .pipeline([doc! {"$match": filter.clone()}])
                 .resume_after(resume.clone()) => opened,
@@ -159,7 +177,7 @@ async fn follow(
         let mut stream = match opened {
             Ok(stream) => stream,
             Err(error) => {
-                tracing::warn!(%error, collection = collection.name(), resuming = resume.is_some(), "opening a change stream failed");
+                tracing::warn!(%error, resuming = resume.is_some(), "opening the change stream failed");
                 // A resume point the server has dropped would fail forever.
                 resume = None;
                 lost = true;
@@ -184,7 +202,7 @@ async fn follow(
                     carry(change);
                 }
                 Some(Err(error)) => {
-                    tracing::warn!(%error, collection = collection.name(), "a change stream broke; reopening");
+                    tracing::warn!(%error, "the change stream broke; reopening");
                     lost |= resume.is_none();
                     break;
                 }
