@@ -70,17 +70,10 @@ pub async fn apply_after(
     // waits for the newest write the node knows of), so a stale verdict is
     // as durable as the barrier would make it.
     if first_commands.len() + commands_after.len() == 1 {
-        let alone = first.is_empty();
-        let (n, mut commands) = if alone {
-            (docs.len(), commands_after)
-        } else {
-            (first.len(), first_commands)
-        };
-        for command in &mut commands {
-            command.body.insert("writeConcern", durable());
-        }
-        let verdicts = send(db, n, commands).await;
-        return if alone {
+        let mut commands: Vec<Command> = first_commands.into_iter().chain(commands_after).collect();
+        commands[0].body.insert("writeConcern", durable());
+        let verdicts = send(db, first.len() + docs.len(), commands).await;
+        return if first.is_empty() {
             (Vec::new(), verdicts)
         } else {
             (verdicts, Vec::new())
