@@ -2,22 +2,12 @@
 //! trips whatever its size.
 use serde_json::json;
 
-use crate::reads_support::{create_room, join_room, log_study, send, spawn_read_app};
+use crate::reads_support::{create_room, log_study, room_of, send, spawn_read_app};
 
 #[tokio::test]
 async fn a_page_of_5_or_of_50_items_costs_the_same_number_of_batched_sql_loads() {
     let app = spawn_read_app().await;
-    let mut tokens = Vec::new();
-    for i in 0..5 {
-        let (token, _) = app
-            .sign_up(&format!("d{i}@example.org"), &format!("Dee {i}"))
-            .await;
-        tokens.push(token);
-    }
-    let room = create_room(&app, &tokens[0], "Loaded").await;
-    for token in &tokens[1..] {
-        join_room(&app, token, &room).await;
-    }
+    let (tokens, room) = room_of(&app, "d", 5, "Loaded").await;
     for i in 0..50 {
         send(&app, &tokens[i % 5], &room, &format!("message {i}")).await;
     }

@@ -53,6 +53,24 @@ pub async fn join_room(app: &TestApp, token: &str, room: &str) {
     assert!(body["errors"].is_null(), "{body}");
 }
 
+/// Signs up `n` users (`{tag}{i}@example.org`, named `{tag} {i}`), the
+/// first creating a room named `room_name` that the others join; returns
+/// their tokens, in order, and the room's id.
+pub async fn room_of(app: &TestApp, tag: &str, n: usize, room_name: &str) -> (Vec<String>, String) {
+    let mut tokens = Vec::new();
+    for i in 0..n {
+        let (token, _) = app
+            .sign_up(&format!("{tag}{i}@example.org"), &format!("{tag} {i}"))
+            .await;
+        tokens.push(token);
+    }
+    let room = create_room(app, &tokens[0], room_name).await;
+    for token in &tokens[1..] {
+        join_room(app, token, &room).await;
+    }
+    (tokens, room)
+}
+
 /// Sends a message and returns the full response (with its consistency token).
 pub async fn send(app: &TestApp, token: &str, room: &str, text: &str) -> Value {
     let body = app

@@ -100,17 +100,7 @@ async fn concurrent_senders_to_one_room_take_turns_rather_than_fail() {
     // One attempt per transaction: a send that lost a serialization race
     // on the room's row would fail instead of being retried.
     let app = spawn_app_with(&["--txn-max-attempts", "1"]).await;
-    let mut tokens = Vec::new();
-    for i in 0..4 {
-        let (token, _) = app
-            .sign_up(&format!("busy{i}@example.org"), &format!("Busy {i}"))
-            .await;
-        tokens.push(token);
-    }
-    let room = reads_support::create_room(&app, &tokens[0], "busy room").await;
-    for token in &tokens[1..] {
-        reads_support::join_room(&app, token, &room).await;
-    }
+    let (tokens, room) = reads_support::room_of(&app, "busy", 4, "busy room").await;
     let sends = (0..32).map(|i| {
         let (app, token, room) = (&app, &tokens[i % tokens.len()], &room);
         async move {
