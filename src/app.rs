@@ -6,10 +6,10 @@ use std::{sync::Arc, time::Duration};
 use anyhow::Context;
 use migration::Dialect;
 use sea_orm::DatabaseConnection;
-use tokio::sync::{broadcast, Notify};
+use tokio::sync::{broadcast, watch, Notify};
 use uuid::Uuid;
 
-pub use feed::{BoardFeeds, RoomFeeds, RoomSignal};
+pub use feed::{BoardFeeds, Followed, Listeners, RoomFeeds, RoomSignal};
 
 use crate::{
     auth::{PasswordGate, Tokens},
@@ -38,6 +38,7 @@ struct Inner {
     cursors: Cursors,
     messages: RoomFeeds,
     boards: BoardFeeds,
+    listeners: Listeners,
     reads: ReadRouter,
 }
 
@@ -115,6 +116,7 @@ impl AppState {
                 cursors,
                 messages,
                 boards,
+                listeners: Listeners::default(),
                 reads,
             }),
         }
@@ -213,8 +215,23 @@ impl AppState {
     }
 
     /// Messages committed to `room_id` from now on, through any instance.
-    pub fn room_feed(&self, room_id: Uuid) -> broadcast::Receiver<RoomSignal> {
-        self.inner.messages.subscribe(room_id)
+    pub fn room_feed(&self, room_id: Uuid) -> Followed<broadcast::Receiver<RoomSignal>> {
+        Followed::new(
+            &self.inner.listeners,
+            self.inner.messages.subscribe(room_id),
+        )
+    }
+
+    /// Changes of the leaderboard top `key` from now on, through any
+    /// instance.
+    pub fn board_feed(&self, key: &str) -> Followed<watch::Receiver<u64>> {
+        Followed::new(&self.inner.listeners, self.inner.boards.subscribe(key))
+    }
+
+    /// How many of this instance's subscriptions follow other instances'
+    /// changes (its change stream is open only while some do).
+    pub fn listeners(&self) -> &Listeners {
+        &self.inner.listeners
     }
 
     /// Decides which store answers each routed read (see `read::routing`).

@@ -96,7 +96,7 @@ impl Application {
         ));
         // Messages committed through other instances, membership changes
         // and the leaderboard tops any worker writes, for this one's
-        // subscribers; they stop with the API.
+        // subscribers (followed while it has some); they stop with the API.
         let (carried, gone, nudged) = (state.clone(), state.clone(), state.clone());
         let (rooms, all_rooms) = (state.clone(), state.clone());
         let (totals, all_totals) = (state.clone(), state.clone());
@@ -126,6 +126,8 @@ impl Application {
         tokio::spawn(live::follow(
             state.read_model().clone(),
             routes,
+            state.listeners().watch(),
+            state.config().websocket.stream_idle(),
             stop.clone(),
         ));
         if !worker {

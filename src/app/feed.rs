@@ -2,7 +2,11 @@
 //! membership changes), one channel per room: a message is cloned for, and wakes, only the subscribers of its
 //! own room, so a room with thousands of subscribers costs nothing to a
 //! message posted elsewhere.
-use std::{collections::HashMap, sync::Mutex};
+use std::{
+    collections::HashMap,
+    ops::{Deref, DerefMut},
+    sync::{Arc, Mutex},
+};
 
 use tokio::sync::{broadcast, watch};
 use uuid::Uuid;
@@ -165,6 +169,70 @@ impl BoardFeeds {
     }
 }
 
+/// How many of this instance's subscriptions follow changes made through
+/// other instances. The change stream is open only while some do (see
+/// `read::mongo::live::follow`): an instance nobody subscribes to costs the
+/// read model no cursor on its oplog.
+#[derive(Clone)]
+pub struct Listeners(Arc<watch::Sender<usize>>);
+
+impl Default for Listeners {
+    fn default() -> Self {
+        Self(Arc::new(watch::channel(0).0))
+    }
+}
+
+impl Listeners {
+    /// Counts one more listener until the returned guard is dropped.
+    fn listen(&self) -> Listening {
+        self.0.send_modify(|n| *n += 1);
+        Listening(self.clone())
+    }
+
+    /// The number of listeners, as it changes.
+    pub fn watch(&self) -> watch::Receiver<usize> {
+        self.0.subscribe()
+    }
+}
+
+/// One counted listener (see [`Listeners`]).
+struct Listening(Listeners);
+
+impl Drop for Listening {
+    fn drop(&mut self) {
+        self.0 .0.send_modify(|n| *n = n.saturating_sub(1));
+    }
+}
+
+/// A subscription's receiver, counted among the [`Listeners`] for as long
+/// as it lives.
+pub struct Followed<R> {
+    receiver: R,
+    _listening: Listening,
+}
+
+impl<R> Followed<R> {
+    pub fn new(listeners: &Listeners, receiver: R) -> Self {
+        Self {
+            receiver,
+            _listening: listeners.listen(),
+        }
+    }
+}
+
+impl<R> Deref for Followed<R> {
+    type Target = R;
+    fn deref(&self) -> &R {
+        &self.receiver
+    }
+}
+
+impl<R> DerefMut for Followed<R> {
+    fn deref_mut(&mut self) -> &mut R {
+        &mut self.receiver
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -214,6 +282,23 @@ mod tests {
         assert!(!week.has_changed().expect("open"));
         feeds.all_changed();
         week.changed().await.expect("a change");
+    }
+
+    #[test]
+    fn listeners_are_counted_while_their_receivers_live() {
+        let listeners = Listeners::default();
+        let count = listeners.watch();
+        let feeds = RoomFeeds::default();
+        let room = Followed::new(&listeners, feeds.subscribe(Uuid::new_v4()));
+        let board = Followed::new(
+            &listeners,
+            BoardFeeds::default().subscribe("day:2026-12-01"),
+        );
+        assert_eq!(*count.borrow(), 2);
+        drop(room);
+        assert_eq!(*count.borrow(), 1);
+        drop(board);
+        assert_eq!(*count.borrow(), 0);
     }
 
     #[test]

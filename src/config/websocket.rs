@@ -53,6 +53,16 @@ pub struct WebSocketSettings {
         default_value_t = 30_000
     )]
     pub recheck_ms: u64,
+    /// Milliseconds the instance's change stream (how other instances'
+    /// changes reach its subscribers) stays open after its last
+    /// subscription ends. It opens with the first one; in between, the
+    /// read model evaluates no stream for this instance.
+    #[arg(
+        long = "ws-stream-idle-ms",
+        env = "WS_STREAM_IDLE_MS",
+        default_value_t = 30_000
+    )]
+    pub stream_idle_ms: u64,
 }
 
 impl WebSocketSettings {
@@ -62,6 +72,10 @@ impl WebSocketSettings {
 
     pub fn recheck(&self) -> Duration {
         Duration::from_millis(self.recheck_ms)
+    }
+
+    pub fn stream_idle(&self) -> Duration {
+        Duration::from_millis(self.stream_idle_ms)
     }
 
     pub fn validate(&self) -> anyhow::Result<()> {

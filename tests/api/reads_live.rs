@@ -121,6 +121,79 @@ async fn every_subscriber_on_every_instance_receives_every_message_once_and_in_o
     }
 }
 
+/// The change streams the `serve` process at `base` has open now.
+async fn streams_open(app: &TestApp, base: &str) -> f64 {
+    let text = app
+        .http
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    text.lines()
+        .find_map(|line| {
+            line.strip_prefix("studysync_change_streams_open ")?
+                .trim()
+                .parse()
+                .ok()
+        })
+        .unwrap_or(0.0)
+}
+
+async fn wait_for_streams(app: &TestApp, base: &str, want: f64) {
+    for _ in 0..100 {
+        if streams_open(app, base).await == want {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!(
+        "{} change streams open, expected {want}",
+        streams_open(app, base).await
+    );
+}
+
+#[tokio::test]
+async fn an_instance_follows_other_instances_changes_only_while_it_has_subscribers() {
+    let a = spawn_app().await;
+    let (_b, b_url) = spawn_serve_process(&a, &["--no-worker", "--ws-stream-idle-ms", "300"]).await;
+    let b_addr = b_url.trim_start_matches("http://").to_owned();
+    let _worker = spawn_worker_process(&a, &mongo_uri(), &[]);
+    let (owner, _) = a.sign_up("f1@example.org", "Fay").await;
+    let room = create_room(&a, &owner, "Followed").await;
+    // Messages that nobody on B listens to open nothing there.
+    send(&a, &owner, &room, "unheard").await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(streams_open(&a, &b_url).await, 0.0);
+
+    let mut on_b = ws::connect_at(&b_addr, Some(&owner)).await;
+    live(&a, &mut on_b, &owner, &room).await;
+    settle(&mut on_b).await;
+    assert_eq!(streams_open(&a, &b_url).await, 1.0);
+    send(&a, &owner, &room, "heard").await;
+    assert_eq!(
+        bodies(&receive(&mut on_b, 1, Duration::from_secs(20)).await),
+        ["heard"]
+    );
+
+    // The last subscriber gone, the stream closes within the idle time...
+    drop(on_b);
+    wait_for_streams(&a, &b_url, 0.0).await;
+    send(&a, &owner, &room, "while closed").await;
+    // ...and the next subscription opens it again, from its own start.
+    let mut again = ws::connect_at(&b_addr, Some(&owner)).await;
+    live(&a, &mut again, &owner, &room).await;
+    settle(&mut again).await;
+    assert_eq!(streams_open(&a, &b_url).await, 1.0);
+    for i in 0..3 {
+        send(&a, &owner, &room, &format!("after {i}")).await;
+    }
+    let got = receive(&mut again, 3, Duration::from_secs(20)).await;
+    assert_eq!(bodies(&got), ["after 0", "after 1", "after 2"]);
+}
+
 #[tokio::test]
 async fn a_subscriber_resumes_after_its_cursor_with_no_gap_and_no_duplicate() {
     let a = spawn_app().await;

@@ -5,7 +5,7 @@ use tokio::sync::watch;
 use uuid::Uuid;
 
 use crate::{
-    app::AppState,
+    app::{AppState, Followed},
     domain::{self, Period},
     error::{AppError, AppResult},
     graphql::leaderboard::LeaderboardEntry,
@@ -32,7 +32,7 @@ pub(super) struct Board {
     /// A room's board: the room and the subscriber, who must stay a member.
     room: Option<(Uuid, Uuid)>,
     /// The bucket listened to, and its changes.
-    feed: Option<(String, watch::Receiver<u64>)>,
+    feed: Option<(String, Followed<watch::Receiver<u64>>)>,
     /// What was pushed last.
     shown: Option<Vec<BoardEntry>>,
     pushed: Option<Instant>,
@@ -68,7 +68,7 @@ impl Board {
             };
             let fresh = self.feed.as_ref().is_none_or(|(k, _)| *k != key);
             if fresh {
-                self.feed = Some((key.clone(), self.state.boards().subscribe(&key)));
+                self.feed = Some((key.clone(), self.state.board_feed(&key)));
             } else if let Some((_, feed)) = &mut self.feed {
                 let rollover = self.period.range(now).1.map(|end| {
                     (end - now).to_std().unwrap_or_default() + Duration::from_millis(10)

@@ -7,7 +7,7 @@ use tokio::sync::broadcast::{self, error::RecvError};
 use uuid::Uuid;
 
 use crate::{
-    app::{AppState, RoomSignal},
+    app::{AppState, Followed, RoomSignal},
     error::{AppError, AppResult},
     graphql::{
         context::{parse_id, ContextExt, TokenExpiry},
@@ -47,7 +47,7 @@ async fn start_after(state: &AppState, room_id: Uuid, cursor: &str) -> AppResult
 
 /// A room's changes in number order, from a start number on.
 pub(super) struct Sequenced {
-    feed: broadcast::Receiver<RoomSignal>,
+    feed: Followed<broadcast::Receiver<RoomSignal>>,
     room_id: Uuid,
     which: Changes,
     /// Every change numbered up to here has been delivered, skipped (not

@@ -5,6 +5,8 @@
 //! watching `messages` hears of it. Nothing new runs for it: production
 //! MongoDB is a replica set, and change streams are its own feature.
 //!
+//! The stream is open only while this instance has subscribers to feed.
+//!
 //! The stream only carries; subscribers order by each message's number and
 //! read any they missed from CockroachDB (see `graphql::live`), so an
 //! interrupted stream, one reopened after its resume point was lost, or a
@@ -16,6 +18,7 @@ use mongodb::{
     bson::{doc, Document},
     change_stream::event::{ChangeStreamEvent, ResumeToken},
 };
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use super::history;
@@ -147,10 +150,22 @@ pub fn totals(
 /// Follows the changes `routes` ask for, until `stop`, in one change stream
 /// on the whole database (one cursor on the oplog per instance, however
 /// many collections it follows), handing each to its collection's route.
-/// Reopens after a failure, resuming after the last event seen; when it has
-/// to start afresh instead, every route's `missed` is called once the new
-/// stream is open.
-pub async fn follow(db: mongodb::Database, routes: Vec<Route>, stop: CancellationToken) {
+///
+/// The stream is open only while `listeners` (this instance's subscriptions
+/// that follow other instances' changes) is above zero, and closes once it
+/// has been zero for `idle`: an instance nobody subscribes to makes the
+/// read model evaluate no stream for it. Reopens after a failure, resuming
+/// after the last event seen; whenever a stream starts afresh instead (its
+/// first opening, after an idle close, or when the server no longer has the
+/// resume point) every route's `missed` is called once it is open, so the
+/// subscriptions that were waiting for it read what committed meanwhile.
+pub async fn follow(
+    db: mongodb::Database,
+    routes: Vec<Route>,
+    mut listeners: watch::Receiver<usize>,
+    idle: Duration,
+    stop: CancellationToken,
+) {
     let filter = doc! {"$or": routes.iter().map(|route| doc! {
         "ns.coll": route.collection,
         "operationType": {"$in": route.operations},
@@ -162,11 +177,21 @@ pub async fn follow(db: mongodb::Database, routes: Vec<Route>, stop: Cancellatio
         }
     };
     let missed = || routes.iter().for_each(|route| (route.missed)());
+    let open = metrics::gauge!("studysync_change_streams_open");
     let mut resume: Option<ResumeToken> = None;
     let mut retry = FIRST_RETRY;
-    // Nothing can have been missed before the first stream opens.
-    let mut lost = false;
     loop {
+        if *listeners.borrow() == 0 {
+            // Whatever the stream missed meanwhile, nobody was waiting for.
+            resume = None;
+        }
+        let heard = tokio::select! {
+            () = stop.cancelled() => return,
+            heard = listeners.wait_for(|n| *n > 0) => heard.is_ok(),
+        };
+        if !heard {
+            return;
+        }
         let opened = tokio::select! {
             () = stop.cancelled() => return,
             opened = db
@@ -180,7 +205,6 @@ pub async fn follow(db: mongodb::Database, routes: Vec<Route>, stop: Cancellatio
                 tracing::warn!(%error, resuming = resume.is_some(), "opening the change stream failed");
                 // A resume point the server has dropped would fail forever.
                 resume = None;
-                lost = true;
                 if pause(&stop, &mut retry).await {
                     return;
                 }
@@ -188,12 +212,20 @@ pub async fn follow(db: mongodb::Database, routes: Vec<Route>, stop: Cancellatio
             }
         };
         retry = FIRST_RETRY;
-        if std::mem::take(&mut lost) {
+        open.increment(1.0);
+        tracing::debug!(resumed = resume.is_some(), "change stream open");
+        if resume.is_none() {
             missed();
         }
-        loop {
+        let unheard = unheard_for(listeners.clone(), idle);
+        tokio::pin!(unheard);
+        let broke = loop {
             let event = tokio::select! {
-                () = stop.cancelled() => return,
+                () = stop.cancelled() => {
+                    open.decrement(1.0);
+                    return;
+                }
+                () = &mut unheard => break false,
                 event = stream.next() => event,
             };
             match event {
@@ -203,17 +235,34 @@ pub async fn follow(db: mongodb::Database, routes: Vec<Route>, stop: Cancellatio
                 }
                 Some(Err(error)) => {
                     tracing::warn!(%error, "the change stream broke; reopening");
-                    lost |= resume.is_none();
-                    break;
+                    break true;
                 }
-                None => {
-                    lost |= resume.is_none();
-                    break;
-                }
+                None => break true,
             }
+        };
+        open.decrement(1.0);
+        if !broke {
+            // Nobody listens: the next listener starts a fresh stream.
+            tracing::debug!("change stream closed: no subscription follows it");
+            resume = None;
+            continue;
         }
         if pause(&stop, &mut retry).await {
             return;
+        }
+    }
+}
+
+/// Resolves once `listeners` has stayed at zero for `idle` (or its sender
+/// is gone).
+async fn unheard_for(mut listeners: watch::Receiver<usize>, idle: Duration) {
+    loop {
+        if listeners.wait_for(|n| *n == 0).await.is_err() {
+            return;
+        }
+        tokio::select! {
+            () = tokio::time::sleep(idle) => return,
+            _ = listeners.wait_for(|n| *n > 0) => {}
         }
     }
 }
