@@ -15,6 +15,7 @@ use crate::{
     auth::{PasswordGate, Tokens},
     config::Config,
     entity::messages,
+    pool::Pools,
     ratelimit::RateLimits,
     read::{cursor::Cursors, routing::ReadRouter},
     sync::SyncContext,
@@ -68,19 +69,29 @@ impl AppState {
             .await
             .context("reading the SQL server's version")?;
         tracing::info!(dialect = dialect.name(), "connected to the source of truth");
+        let bookkeeping = connect_bookkeeping(&config)
+            .await?
+            .unwrap_or_else(|| sql.clone());
         let mongo = connect_mongo(&config).await?;
-        Ok(Self::from_parts(config, sql, dialect, mongo, sink))
+        Ok(Self::from_parts(
+            config,
+            Pools { sql, bookkeeping },
+            dialect,
+            mongo,
+            sink,
+        ))
     }
 
     /// `sink`: where the writer sends events instead of the outbox; `None`
     /// (the outbox) everywhere but in the benchmark.
     pub fn from_parts(
         config: Config,
-        sql: DatabaseConnection,
+        pools: Pools,
         dialect: Dialect,
         mongo: mongodb::Database,
         sink: Option<Arc<dyn EventSink>>,
     ) -> Self {
+        let Pools { sql, bookkeeping } = pools;
         let outbox_wake = Arc::new(Notify::new());
         let writer = Writer::new(sql.clone(), config.txn_max_attempts, outbox_wake.clone());
         let writer = match sink {
@@ -97,9 +108,9 @@ impl AppState {
         let messages = RoomFeeds::default();
         let boards = BoardFeeds::default();
         let reads = ReadRouter::new(&config, sql.clone(), mongo.clone());
-        let rate_limits = Arc::new(RateLimits::new(&config, sql.clone()));
+        let rate_limits = Arc::new(RateLimits::new(&config, bookkeeping.clone()));
         let sync = SyncContext::new(
-            sql,
+            Pools { sql, bookkeeping },
             dialect,
             mongo,
             writer,
@@ -260,6 +271,19 @@ pub async fn connect_sql(config: &Config) -> anyhow::Result<DatabaseConnection> 
     let mut db = crate::pool::connect(config).await?;
     crate::sql_audit::attach(&mut db);
     Ok(db)
+}
+
+/// The pool of the outbox's bookkeeping and the rate limits
+/// ([`crate::pool::Role::Bookkeeping`]); `None` when
+/// `DATABASE_MAX_CONNECTIONS` leaves it no share.
+pub async fn connect_bookkeeping(config: &Config) -> anyhow::Result<Option<DatabaseConnection>> {
+    let share = crate::pool::bookkeeping_share(config.database_max_connections);
+    if share == 0 {
+        return Ok(None);
+    }
+    let mut db = crate::pool::connect_as(config, crate::pool::Role::Bookkeeping, share).await?;
+    crate::sql_audit::attach(&mut db);
+    Ok(Some(db))
 }
 
 /// Refuses to run on a schema older than this binary: migrations are a

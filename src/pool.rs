@@ -43,9 +43,56 @@ const UNKNOWN: u8 = 0;
 const POSTGRES: u8 = 1;
 const COCKROACH: u8 = 2;
 
+/// What a pool is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// Every statement whose commit must survive a crash of the database:
+    /// the source of truth's own rows, the outbox as written, reads.
+    Main,
+    /// The outbox's bookkeeping (claims, completions, retries, purges) and
+    /// the shared rate limits, each an autocommit statement whose loss in
+    /// a crash of the database is harmless: a claim or completion lost
+    /// means the event is carried again (applying is idempotent), a limit's
+    /// count lost means a little more budget once. On PostgreSQL these
+    /// sessions commit with `synchronous_commit = off`, so they wait for no
+    /// WAL flush; the commit is visible to every session at once all the
+    /// same, and WAL order keeps it behind any earlier durable commit.
+    /// CockroachDB has no such setting and replicates every commit.
+    Bookkeeping,
+}
+
+/// The source of truth's two pools (see [`Role`]); both may be the same
+/// pool.
+#[derive(Clone)]
+pub struct Pools {
+    pub sql: DatabaseConnection,
+    pub bookkeeping: DatabaseConnection,
+}
+
+/// How `DATABASE_MAX_CONNECTIONS` is shared: a quarter (at least one) for
+/// [`Role::Bookkeeping`] when there are four or more, else none (the main
+/// pool then serves both).
+pub fn bookkeeping_share(max: u32) -> u32 {
+    if max >= 4 {
+        max / 4
+    } else {
+        0
+    }
+}
+
 /// Connects the pool the server, the worker and the CLI share.
-#[tracing::instrument(skip_all)]
 pub async fn connect(config: &Config) -> anyhow::Result<DatabaseConnection> {
+    let size = config.database_max_connections;
+    connect_as(config, Role::Main, size - bookkeeping_share(size)).await
+}
+
+/// Connects a pool of `size` connections for `role`.
+#[tracing::instrument(skip_all, fields(?role, size))]
+pub async fn connect_as(
+    config: &Config,
+    role: Role,
+    size: u32,
+) -> anyhow::Result<DatabaseConnection> {
     let mut options: PgConnectOptions = config
         .database_url
         .expose()
@@ -66,8 +113,11 @@ pub async fn connect(config: &Config) -> anyhow::Result<DatabaseConnection> {
     let server = Arc::new(AtomicU8::new(UNKNOWN));
     let seen = server.clone();
     let pool = PgPoolOptions::new()
-        .max_connections(config.database_max_connections)
-        .min_connections(config.database_min_connections)
+        .max_connections(size.max(1))
+        .min_connections(match role {
+            Role::Main => config.database_min_connections.min(size),
+            Role::Bookkeeping => 0,
+        })
         .acquire_timeout(Duration::from_secs(5))
         .after_connect(move |conn, _| {
             let seen = seen.clone();
@@ -82,6 +132,9 @@ pub async fn connect(config: &Config) -> anyhow::Result<DatabaseConnection> {
                         Dialect::Postgres => POSTGRES,
                     };
                     seen.store(kind, Ordering::Relaxed);
+                }
+                if role == Role::Bookkeeping && seen.load(Ordering::Relaxed) == POSTGRES {
+                    sqlx::Executor::execute(&mut *conn, "SET synchronous_commit = off").await?;
                 }
                 Ok(())
             })

@@ -19,6 +19,7 @@ pub struct SyncContext {
 
 struct Inner {
     sql: DatabaseConnection,
+    bookkeeping: DatabaseConnection,
     dialect: Dialect,
     mongo: mongodb::Database,
     writer: Writer,
@@ -29,7 +30,7 @@ struct Inner {
 
 impl SyncContext {
     pub fn new(
-        sql: DatabaseConnection,
+        pools: crate::pool::Pools,
         dialect: Dialect,
         mongo: mongodb::Database,
         writer: Writer,
@@ -38,7 +39,8 @@ impl SyncContext {
     ) -> Self {
         Self {
             inner: Arc::new(Inner {
-                sql,
+                sql: pools.sql,
+                bookkeeping: pools.bookkeeping,
                 dialect,
                 mongo,
                 writer,
@@ -52,6 +54,12 @@ impl SyncContext {
     /// The source of truth, where the outbox lives.
     pub fn sql(&self) -> &DatabaseConnection {
         &self.inner.sql
+    }
+
+    /// The pool of the outbox's bookkeeping statements (claims,
+    /// completions, retries, purges): see [`crate::pool::Role::Bookkeeping`].
+    pub fn bookkeeping(&self) -> &DatabaseConnection {
+        &self.inner.bookkeeping
     }
 
     pub fn dialect(&self) -> Dialect {

@@ -255,3 +255,56 @@ async fn write_transactions_run_serializable_with_one_begin_whatever_the_databas
         .await;
     assert!(body["errors"].is_null(), "{body}");
 }
+
+/// `synchronous_commit` as a pool's sessions see it.
+async fn synchronous_commit(db: &sea_orm::DatabaseConnection) -> String {
+    let row = db
+        .query_one(sea_orm::Statement::from_string(
+            sea_orm::DatabaseBackend::Postgres,
+            "SHOW synchronous_commit",
+        ))
+        .await
+        .expect("SHOW")
+        .expect("a row");
+    row.try_get_by_index(0).expect("text")
+}
+
+#[tokio::test]
+async fn writes_wait_for_the_wal_flush_and_bookkeeping_does_not() {
+    let app = spawn_app().await;
+    let sync = app.state.sync();
+    // The test server's 8 connections: 6 for the data, 2 for bookkeeping.
+    let sizes = (
+        sync.sql()
+            .get_postgres_connection_pool()
+            .options()
+            .get_max_connections(),
+        sync.bookkeeping()
+            .get_postgres_connection_pool()
+            .options()
+            .get_max_connections(),
+    );
+    assert_eq!(sizes, (6, 2));
+    assert_eq!(synchronous_commit(sync.sql()).await, "on");
+    assert_eq!(synchronous_commit(sync.bookkeeping()).await, "off");
+    // A mutation's budget is counted through the bookkeeping pool, its rows
+    // and event through the durable one; both are there at once.
+    let (token, _) = app.sign_up("wal@example.org", "Wal").await;
+    let created = app
+        .gql(
+            Some(&token),
+            "mutation { createTodo(input: {title: \"flushed\"}) { id } }",
+            json!({}),
+        )
+        .await;
+    assert!(created["data"]["createTodo"]["id"].is_string(), "{created}");
+    assert_eq!(
+        app.count("SELECT count(*) FROM rate_limits WHERE scope = 'mutation'")
+            .await,
+        1
+    );
+    // Too few connections to share: one pool serves both.
+    let small = app.beside(&["--database-max-connections", "3"]).await;
+    let sync = small.state.sync();
+    assert_eq!(synchronous_commit(sync.bookkeeping()).await, "on");
+}

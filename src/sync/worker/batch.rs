@@ -35,7 +35,13 @@ pub struct Outcome {
 /// Claims one batch and carries it to MongoDB. Errors only when the source
 /// of truth cannot be reached; MongoDB trouble becomes retries, never errors.
 pub async fn process_batch(state: &SyncContext, settings: &WorkerSettings) -> AppResult<Outcome> {
-    let events = outbox::claim(state.sql(), state.dialect(), settings, settings.batch_size).await?;
+    let events = outbox::claim(
+        state.bookkeeping(),
+        state.dialect(),
+        settings,
+        settings.batch_size,
+    )
+    .await?;
     carry(state, settings, events).await
 }
 
@@ -95,16 +101,16 @@ pub async fn carry(
                 .push(*event_id),
         }
     }
-    outbox::complete(state.sql(), &done).await?;
+    outbox::complete(state.bookkeeping(), &done).await?;
     for (error, ids) in &unavailable {
         tracing::warn!(events = ids.len(), %error, "read model unavailable; will retry");
         outcome.failed += ids.len();
-        outbox::fail(state.sql(), settings, ids, error, false).await?;
+        outbox::fail(state.bookkeeping(), settings, ids, error, false).await?;
     }
     for (id, error) in &rejected {
         tracing::warn!(event_id = %id, %error, "event rejected; will retry, then park");
         outcome.failed += 1;
-        let parked = outbox::fail(state.sql(), settings, &[*id], error, true).await?;
+        let parked = outbox::fail(state.bookkeeping(), settings, &[*id], error, true).await?;
         outcome.parked += parked as usize;
     }
     record(state, &outcome, started);

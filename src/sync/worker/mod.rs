@@ -87,7 +87,7 @@ pub async fn run(
     let result = work(&state, &settings, &claims, shutdown).await;
     claims.close();
     claims.wait().await;
-    let released = outbox::release(state.sql(), &settings.worker_id).await?;
+    let released = outbox::release(state.bookkeeping(), &settings.worker_id).await?;
     tracing::info!(released, "sync worker stopped");
     result
 }
@@ -195,8 +195,9 @@ fn claim_to_the_end(
     size: u32,
 ) -> impl Future<Output = AppResult<Vec<Claimed>>> {
     let (state, settings) = (state.clone(), settings.clone());
-    let task = claims
-        .spawn(async move { outbox::claim(state.sql(), state.dialect(), &settings, size).await });
+    let task = claims.spawn(async move {
+        outbox::claim(state.bookkeeping(), state.dialect(), &settings, size).await
+    });
     async move {
         task.await
             .map_err(|e| crate::error::AppError::Internal(anyhow::anyhow!("claim task: {e}")))?
@@ -206,7 +207,7 @@ fn claim_to_the_end(
 /// Gives back this worker's claims, untried; if that fails, their leases
 /// run out instead.
 async fn release_ahead(state: &SyncContext, settings: &WorkerSettings) {
-    match outbox::release(state.sql(), &settings.worker_id).await {
+    match outbox::release(state.bookkeeping(), &settings.worker_id).await {
         Ok(released) => {
             metrics::counter!("studysync_sync_claims_released_total").increment(released);
         }
@@ -225,12 +226,12 @@ async fn purge_if_due(
 ) -> AppResult<()> {
     if last_purge.is_none_or(|at| at.elapsed() >= settings.retention_every()) {
         *last_purge = Some(Instant::now());
-        let purged = outbox::purge_processed(state.sql(), settings).await?;
+        let purged = outbox::purge_processed(state.bookkeeping(), settings).await?;
         if purged > 0 {
             tracing::info!(purged, "deleted processed outbox events past retention");
         }
         let expired =
-            crate::ratelimit::purge_expired(state.sql(), settings.retention_batch).await?;
+            crate::ratelimit::purge_expired(state.bookkeeping(), settings.retention_batch).await?;
         if expired > 0 {
             tracing::debug!(expired, "deleted expired rate limits");
         }
