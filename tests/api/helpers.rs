@@ -284,8 +284,14 @@ impl TestApp {
 
     /// The Prometheus text `/metrics` serves.
     pub async fn metrics_text(&self) -> String {
+        self.metrics_text_at(&self.url("")).await
+    }
+
+    /// The Prometheus text the server at `base` (`http://host:port`, e.g. a
+    /// `serve` process of its own) serves on `/metrics`.
+    pub async fn metrics_text_at(&self, base: &str) -> String {
         self.http
-            .get(self.url("/metrics"))
+            .get(format!("{base}/metrics"))
             .send()
             .await
             .expect("metrics")
@@ -299,7 +305,12 @@ impl TestApp {
     /// when absent. The recorder is shared by every test in this process, so
     /// compare values before and after, never absolute ones.
     pub async fn metric(&self, sample: &str) -> f64 {
-        self.metrics_text()
+        self.metric_at(&self.url(""), sample).await
+    }
+
+    /// As [`metric`](Self::metric), from the server at `base`.
+    pub async fn metric_at(&self, base: &str, sample: &str) -> f64 {
+        self.metrics_text_at(base)
             .await
             .lines()
             .find_map(|line| line.strip_prefix(sample)?.trim().parse().ok())

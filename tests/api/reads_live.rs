@@ -123,23 +123,7 @@ async fn every_subscriber_on_every_instance_receives_every_message_once_and_in_o
 
 /// The change streams the `serve` process at `base` has open now.
 async fn streams_open(app: &TestApp, base: &str) -> f64 {
-    let text = app
-        .http
-        .get(format!("{base}/metrics"))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
-    text.lines()
-        .find_map(|line| {
-            line.strip_prefix("studysync_change_streams_open ")?
-                .trim()
-                .parse()
-                .ok()
-        })
-        .unwrap_or(0.0)
+    app.metric_at(base, "studysync_change_streams_open ").await
 }
 
 async fn wait_for_streams(app: &TestApp, base: &str, want: f64) {
