@@ -382,7 +382,7 @@ async fn main() -> anyhow::Result<()> {
             "== [{:>4.0} s] GraphQL overhead",
             results.started.elapsed().as_secs_f64()
         );
-        results.overhead = phases::overhead(&env, &fx, cell, 8)
+        results.overhead = phases::overhead(&env, &fx, cell, &[1, 8])
             .await
             .map_err(|e| format!("{e:#}"));
     }

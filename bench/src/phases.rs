@@ -248,7 +248,7 @@ pub struct WriteCell {
 impl WriteCell {
     /// CPU milliseconds `part` spent per request answered.
     pub fn cpu_ms(&self, part: cpu::Part) -> f64 {
-        self.cpu.get(&part).copied().unwrap_or(0.0) * 1e3 / self.summary.n.max(1) as f64
+        cpu::per_request_ms(&self.cpu, part, self.summary.n)
     }
 
     /// CPU milliseconds the whole machine spent per request answered.
@@ -885,13 +885,45 @@ pub async fn reads(
     (cells, errors)
 }
 
-/// (e): the cheapest authenticated query, and a page with a nested loader.
+/// One read of the overhead phase at one concurrency, with what every part
+/// of the system spent on it.
+#[derive(Clone, Debug)]
+pub struct OverheadCell {
+    pub query: &'static str,
+    pub clients: usize,
+    pub summary: Summary,
+    /// CPU seconds each part of the system spent during the cell.
+    pub cpu: HashMap<cpu::Part, f64>,
+}
+
+impl OverheadCell {
+    /// CPU microseconds `part` spent per request answered.
+    pub fn cpu_us(&self, part: cpu::Part) -> f64 {
+        cpu::per_request_ms(&self.cpu, part, self.summary.n) * 1e3
+    }
+}
+
+/// The reads whose own cost the overhead phase measures.
+pub const OVERHEAD: [(&str, &str); 4] = [
+    ("__typename", "query { __typename }"),
+    ("me", "query { me { id name } }"),
+    (
+        "todos(first: 20) { owner { name } }",
+        "query { todos(first: 20) { edges { node { id title owner { name } } } } }",
+    ),
+    READS[0],
+];
+
+/// (e): what the server itself spends on a request: the cheapest query, the
+/// cheapest authenticated one, a page with a nested loader and the
+/// leaderboard, each at every concurrency in `clients`, with the CPU time
+/// each process spent per request (read from /proc around the cell).
 pub async fn overhead(
     env: &Env,
     fx: &Arc<Fixture>,
     cell: Duration,
-    clients: usize,
-) -> anyhow::Result<Vec<(&'static str, Summary)>> {
+    clients: &[usize],
+) -> anyhow::Result<Vec<OverheadCell>> {
     let server = Process::serve(env, &[], "overhead").await?;
     let gql = Gql::new(&server.url);
     let mut out = Vec::new();
@@ -904,27 +936,40 @@ pub async fn overhead(
         )
         .await?;
     }
-    for (name, query) in [
-        ("me", "query { me { id name } }"),
-        (
-            "todos(first: 20) { owner { name } }",
-            "query { todos(first: 20) { edges { node { id title owner { name } } } } }",
-        ),
-    ] {
-        gql.run(&fx.reader_token, query, json!({})).await?;
-        let summary = closed_loop(clients, cell, {
-            let (gql, fx) = (gql.clone(), Arc::clone(fx));
-            move |_, _| {
-                let (gql, token) = (gql.clone(), fx.reader_token.clone());
-                async move { gql.run(&token, query, json!({})).await.map(drop) }
+    for (query, text) in OVERHEAD {
+        for &c in clients {
+            // Warm-up: connections, the admitted-document cache, loaders.
+            for _ in 0..c.max(4) {
+                gql.run(&fx.reader_token, text, json!({})).await?;
             }
-        })
-        .await;
-        println!(
-            "  {name:<40} p50 {:>6.2} ms  {:>7.0} req/s",
-            summary.p50, summary.rps
-        );
-        out.push((name, summary));
+            let before = cpu::snapshot(server.pid());
+            let summary = closed_loop(c, cell, {
+                let (gql, fx) = (gql.clone(), Arc::clone(fx));
+                move |_, _| {
+                    let (gql, token) = (gql.clone(), fx.reader_token.clone());
+                    async move { gql.run(&token, text, json!({})).await.map(drop) }
+                }
+            })
+            .await;
+            let cell = OverheadCell {
+                query,
+                clients: c,
+                summary,
+                cpu: cpu::spent(&before, &cpu::snapshot(server.pid())),
+            };
+            let per_request: Vec<String> = cpu::Part::ALL
+                .iter()
+                .map(|&part| format!("{} {:.0}", part.label(), cell.cpu_us(part)))
+                .collect();
+            println!(
+                "  {query:<40} c={c:<3} p50 {:>6.2} ms  {:>7.0} req/s  errors {}  CPU µs per request: {}",
+                cell.summary.p50,
+                cell.summary.rps,
+                cell.summary.errors,
+                per_request.join(", ")
+            );
+            out.push(cell);
+        }
     }
     server.stop().await;
     Ok(out)

@@ -8,7 +8,7 @@ use studysync::seed::SeedReport;
 
 use crate::{
     cpu,
-    phases::{LagCell, Mode, Mutation, ReadCell, Throughput, Worker, WriteCell},
+    phases::{LagCell, Mode, Mutation, OverheadCell, ReadCell, Throughput, Worker, WriteCell},
     stats::Summary,
     Args,
 };
@@ -42,7 +42,7 @@ pub struct Results {
     /// write concern.
     pub ceiling_same: Result<Throughput, String>,
     pub reads: Vec<ReadCell>,
-    pub overhead: Result<Vec<(&'static str, Summary)>, String>,
+    pub overhead: Result<Vec<OverheadCell>, String>,
     pub writes: Vec<WriteCell>,
     pub lag: Vec<LagCell>,
     pub rss: Vec<(String, Option<f64>)>,
@@ -676,21 +676,30 @@ pub fn render(r: &Results) -> String {
     if let Some(text) = leaderboard_note(r) {
         let _ = writeln!(s, "\n{text}");
     }
-    let _ = writeln!(s, "\n## GraphQL overhead\n\n8 concurrent clients.\n\n| Query | p50 (ms) | p99 (ms) | req/s |\n|---|---|---|---|");
+    let _ = writeln!(
+        s,
+        "\n## GraphQL overhead\n\nOne server, one client or eight, closed loop. CPU is what each process spent during the cell (from /proc, in ticks of 10 ms), divided by the requests answered; the server's figure includes its in-process worker, idle here.\n\n| Query | Clients | p50 (ms) | p99 (ms) | req/s | CPU µs per request: server | PostgreSQL | MongoDB server | load generator |\n|---|---|---|---|---|---|---|---|---|"
+    );
     match &r.overhead {
         Ok(rows) => {
-            for (name, x) in rows {
+            for x in rows {
                 let _ = writeln!(
                     s,
-                    "| `{name}` | {} | {} | {:.0} |",
-                    ms(x.p50),
-                    ms(x.p99),
-                    x.rps
+                    "| `{}` | {} | {} | {} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} |",
+                    x.query,
+                    x.clients,
+                    ms(x.summary.p50),
+                    ms(x.summary.p99),
+                    x.summary.rps,
+                    x.cpu_us(cpu::Part::Server),
+                    x.cpu_us(cpu::Part::Sql),
+                    x.cpu_us(cpu::Part::Mongo),
+                    x.cpu_us(cpu::Part::Load),
                 );
             }
         }
         Err(e) => {
-            let _ = writeln!(s, "| not available: {e} | | | |");
+            let _ = writeln!(s, "| not available: {e} | | | | | | | | |");
         }
     }
     let _ = writeln!(s, "\n## Memory\n\nPeak resident set size (VmHWM) of each process over its life.\n\n| Process | Peak RSS (MiB) |\n|---|---|");
