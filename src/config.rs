@@ -66,6 +66,14 @@ pub struct Config {
         default_value_t = 30_000
     )]
     pub database_idle_in_transaction_timeout_ms: u64,
+    /// A pooled connection idle at least this long is pinged before it is
+    /// handed out, and replaced if the database no longer answers it
+    /// (milliseconds; 0 pings every time). Every connection was checked
+    /// when it came back to the pool; a busy pool hands it out again
+    /// within milliseconds, so the ping would be one more round trip on
+    /// every borrow for a check that was just made.
+    #[arg(long, env = "DATABASE_PING_IDLE_MS", default_value_t = 1_000)]
+    pub database_ping_idle_ms: u64,
     /// MongoDB connection string (read model).
     #[arg(long, env = "MONGODB_URI", hide_env_values = true)]
     pub mongodb_uri: Secret,

@@ -16,6 +16,13 @@
 //!   closed instead of being pooled again, and so is one that does not
 //!   answer the check within 2 s (a borrower dropped mid-write can leave half
 //!   a message on the wire, which would hold the connection forever).
+//!
+//! That check on release, and sqlx's ping after it, prove a pooled
+//! connection answers; so sqlx's ping before every borrow is off, and only a
+//! connection idle for `DATABASE_PING_IDLE_MS` is pinged before it is
+//! handed out (one the database ended meanwhile is replaced). A connection
+//! the database ends within that time after its last use fails the one
+//! statement it is handed out for, as a statement in flight would.
 use std::{
     sync::{
         atomic::{AtomicU8, Ordering},
@@ -110,6 +117,7 @@ pub async fn connect_as(
             config.database_idle_in_transaction_timeout_ms.to_string(),
         )]);
     }
+    let ping_idle = Duration::from_millis(config.database_ping_idle_ms);
     let server = Arc::new(AtomicU8::new(UNKNOWN));
     let seen = server.clone();
     let pool = PgPoolOptions::new()
@@ -119,6 +127,24 @@ pub async fn connect_as(
             Role::Bookkeeping => 0,
         })
         .acquire_timeout(Duration::from_secs(5))
+        // sqlx pings every idle connection it hands out; the check on
+        // release (below, and sqlx's own ping after it) already proved the
+        // connection answers, so only one idle for a while is pinged again.
+        .test_before_acquire(false)
+        .before_acquire(move |conn, meta| {
+            Box::pin(async move {
+                if meta.idle_for < ping_idle {
+                    return Ok(true);
+                }
+                // An error (the database ended the session, the network
+                // dropped it) or no answer: the connection is closed and
+                // another one taken or opened in its place.
+                match tokio::time::timeout(RELEASE_CHECK, conn.ping()).await {
+                    Ok(answered) => answered.map(|()| true),
+                    Err(_) => Ok(false),
+                }
+            })
+        })
         .after_connect(move |conn, _| {
             let seen = seen.clone();
             Box::pin(async move {

@@ -2,7 +2,7 @@
 use sea_orm::ConnectionTrait;
 use serde_json::json;
 
-use crate::helpers::{error_code, spawn_app};
+use crate::helpers::{error_code, spawn_app, spawn_app_with};
 
 #[tokio::test]
 async fn every_mutation_writes_one_outbox_event_per_changed_aggregate_with_its_version() {
@@ -307,4 +307,67 @@ async fn writes_wait_for_the_wal_flush_and_bookkeeping_does_not() {
     let small = app.beside(&["--database-max-connections", "3"]).await;
     let sync = small.state.sync();
     assert_eq!(synchronous_commit(sync.bookkeeping()).await, "on");
+}
+
+/// Ends every session the server's pools hold, as a database restart or a
+/// proxy's idle timeout would. Returns how many it ended.
+async fn end_the_servers_sessions(app: &crate::helpers::TestApp) -> i64 {
+    use sea_orm::sqlx::{Connection as _, Row as _};
+    let mut observer = sea_orm::sqlx::PgConnection::connect(&app.database_url)
+        .await
+        .expect("observer");
+    let row = sea_orm::sqlx::query(
+        "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity \
+         WHERE datname = current_database() AND pid <> pg_backend_pid() \
+         AND backend_type = 'client backend'",
+    )
+    .fetch_one(&mut observer)
+    .await
+    .expect("terminate");
+    row.try_get(0).expect("count")
+}
+
+async fn me_and_a_todo(app: &crate::helpers::TestApp, token: &str) -> Vec<serde_json::Value> {
+    let mut answers = Vec::new();
+    for query in [
+        "query { me { id } }",
+        "mutation { createTodo(input: {title: \"after the restart\"}) { id } }",
+    ] {
+        answers.push(app.gql(Some(token), query, json!({})).await);
+    }
+    answers
+}
+
+#[tokio::test]
+async fn connections_the_database_ended_while_pooled_are_replaced_once_idle() {
+    let app = spawn_app_with(&["--database-ping-idle-ms", "200"]).await;
+    let (token, _) = app.sign_up("ended@example.org", "Ended").await;
+    for answer in me_and_a_todo(&app, &token).await {
+        assert!(answer.get("errors").is_none(), "{answer}");
+    }
+    assert!(end_the_servers_sessions(&app).await >= 1);
+    // Idle past the threshold: each pooled connection is pinged before it
+    // is handed out, and a dead one is replaced.
+    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    for answer in me_and_a_todo(&app, &token).await {
+        assert!(answer.get("errors").is_none(), "{answer}");
+    }
+    assert_eq!(
+        app.count("SELECT count(*) FROM todos WHERE title = 'after the restart'")
+            .await,
+        2
+    );
+
+    // Within the threshold a connection is handed out unpinged, so one the
+    // database ended fails the statement it was taken for (and is closed).
+    let unpinged = app.beside(&["--database-ping-idle-ms", "600000"]).await;
+    let answer = unpinged
+        .gql(Some(&token), "query { me { id } }", json!({}))
+        .await;
+    assert!(answer.get("errors").is_none(), "{answer}");
+    assert!(end_the_servers_sessions(&unpinged).await >= 1);
+    let answer = unpinged
+        .gql(Some(&token), "query { me { id } }", json!({}))
+        .await;
+    assert_eq!(error_code(&answer), "INTERNAL", "{answer}");
 }
