@@ -93,12 +93,52 @@ impl Viewer {
         }
     }
 
+    /// [`Self::resolve`] for a request whose operation runs `wanted`
+    /// top-level mutation fields: the caller's row is read in the statement
+    /// that takes those fields from the caller's mutation budget
+    /// (`ratelimit::store::charge_caller`), one round trip instead of two.
+    /// Nothing is charged for a token that resolves to no caller. The grant
+    /// goes into the request as [`Precharged`], for the write limit to use
+    /// instead of charging again.
+    #[tracing::instrument(skip_all, fields(wanted))]
+    pub async fn resolve_charging(
+        self,
+        state: &AppState,
+        wanted: u32,
+    ) -> AppResult<(Self, Option<users::Model>, Option<Precharged>)> {
+        let Viewer::Claimed { user, generation } = self else {
+            return Ok((self, None, None));
+        };
+        let charged = state
+            .rate_limits()
+            .charge_caller(user, generation, wanted)
+            .await?;
+        Ok(match charged {
+            Some((row, Some(grant))) if row.token_generation == generation => (
+                Viewer::User(user),
+                Some(row),
+                Some(Precharged { wanted, grant }),
+            ),
+            Some(_) => (Viewer::Revoked, None, None),
+            None => (Viewer::AccountGone, None, None),
+        })
+    }
+
     pub fn user_id(&self) -> Option<Uuid> {
         match self {
             Viewer::User(id) => Some(*id),
             _ => None,
         }
     }
+}
+
+/// The caller's mutation budget, already taken for a request's top-level
+/// mutation fields when its caller was resolved
+/// ([`Viewer::resolve_charging`]).
+#[derive(Clone, Copy, Debug)]
+pub struct Precharged {
+    pub wanted: u32,
+    pub grant: crate::ratelimit::Grant,
 }
 
 /// Aggregate versions written by this request's mutations; they become the

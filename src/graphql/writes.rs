@@ -20,7 +20,7 @@ use async_graphql::{
     Name, PathSegment, Pos, Positioned, Response, ServerError, ServerResult, Value, Variables,
 };
 
-use super::context::Viewer;
+use super::context::{Precharged, Viewer};
 use crate::ratelimit::{limited, RateLimits};
 
 /// Charges every top-level mutation field of an authenticated caller.
@@ -149,12 +149,21 @@ impl RequestCharge {
             state.charged = true;
             wanted
         };
-        let Some(limits) = ctx.data_opt::<Arc<RateLimits>>() else {
-            return Ok(Ok(()));
+        let grant = match ctx.data_opt::<Precharged>() {
+            // Taken with the caller's row, for the same fields.
+            Some(taken) if taken.wanted == wanted => taken.grant,
+            _ => {
+                let Some(limits) = ctx.data_opt::<Arc<RateLimits>>() else {
+                    return Ok(Ok(()));
+                };
+                limits.charge_mutations(user, wanted).await.map_err(|err| {
+                    with_code(
+                        async_graphql::Error::new_with_source(err)
+                            .into_server_error(Pos::default()),
+                    )
+                })?
+            }
         };
-        let grant = limits.charge_mutations(user, wanted).await.map_err(|err| {
-            with_code(async_graphql::Error::new_with_source(err).into_server_error(Pos::default()))
-        })?;
         let Ok(mut state) = self.state.lock() else {
             return Ok(Ok(()));
         };
@@ -164,6 +173,23 @@ impl RequestCharge {
         }
         Ok(state.next().unwrap_or(Ok(())))
     }
+}
+
+/// How many top-level mutation fields the operation `operation_name` of
+/// `document` runs, as the write limit charges them (0 for a query, a
+/// subscription or an operation the document does not have).
+pub fn charged_fields(
+    document: &ExecutableDocument,
+    variables: &Variables,
+    operation_name: Option<&str>,
+) -> u32 {
+    let counts = mutation_fields(document, variables);
+    let name = operation_name.map(Name::new);
+    counts
+        .get(&name)
+        .or_else(|| counts.get(&None))
+        .copied()
+        .unwrap_or(0)
 }
 
 /// How many top-level fields each mutation operation of `document` runs:

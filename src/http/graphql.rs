@@ -28,6 +28,7 @@ use crate::{
         context::{CallerFacts, Viewer, Written},
         limits::{admit, QueryLimits},
         loaders::Loaders,
+        writes::charged_fields,
     },
     ratelimit::ClientAddr,
     read::{cursor::Cursors, routing::ReadRequest},
@@ -162,7 +163,7 @@ async fn execute(
     http: &Http,
     headers: &HeaderMap,
     client: ClientAddr,
-    batch: BatchRequest,
+    mut batch: BatchRequest,
     media: &'static str,
 ) -> axum::response::Response {
     let viewer = Viewer::from_bearer(
@@ -175,7 +176,20 @@ async fn execute(
         Ok(token) => token,
         Err(response) => return response::execution(&BatchResponse::Single(*response), media),
     };
-    let (viewer, user) = match viewer.resolve(&http.app).await {
+    let charge = match &mut batch {
+        BatchRequest::Single(request) if matches!(viewer, Viewer::Claimed { .. }) => {
+            mutation_fields(http, request).await
+        }
+        _ => None,
+    };
+    let resolved = match charge {
+        Some(wanted) => viewer.resolve_charging(&http.app, wanted).await,
+        None => viewer
+            .resolve(&http.app)
+            .await
+            .map(|(viewer, user)| (viewer, user, None)),
+    };
+    let (viewer, user, mut precharged) = match resolved {
         Ok(resolved) => resolved,
         Err(error) => {
             tracing::error!(error = %error.chain(), "resolving the caller failed");
@@ -201,6 +215,10 @@ async fn execute(
             .data(reads.clone())
             .data(client)
             .data(facts);
+        let request = match precharged.take() {
+            Some(taken) => request.data(taken),
+            None => request,
+        };
         let schema = http.schema.clone();
         let cursors = http.app.cursors().clone();
         // One span per operation; the front door records its type once the
@@ -232,6 +250,28 @@ async fn execute(
         }
     };
     response::execution(&response, media)
+}
+
+/// The top-level mutation fields `request` runs, when it is a mutation the
+/// front door admits; its caller is then read in the statement that takes
+/// them from the caller's budget ([`Viewer::resolve_charging`]). Passes the
+/// request through the front door here rather than in the schema (a
+/// request admitted here is not scanned or parsed again); one the front
+/// door refuses is left as it came, for the schema to refuse as it refuses
+/// every document.
+async fn mutation_fields(http: &Http, request: &mut Request) -> Option<u32> {
+    http.documents.resolve(request).await.ok()?;
+    admit(request, &QueryLimits::from_config(http.app.config())).ok()?;
+    // Moved out and back: the parsed document borrows the request.
+    let (variables, operation) = (
+        std::mem::take(&mut request.variables),
+        request.operation_name.take(),
+    );
+    let fields = request.parsed_query().map_or(0, |doc| {
+        charged_fields(doc, &variables, operation.as_deref())
+    });
+    (request.variables, request.operation_name) = (variables, operation);
+    (fields > 0).then_some(fields)
 }
 
 /// The writes named by `X-Consistency-Token` (none without the header); a

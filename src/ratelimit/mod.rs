@@ -158,6 +158,23 @@ impl RateLimits {
         detached(async move { store::charge(&db, offset, bucket, &key, wanted).await }).await
     }
 
+    /// [`Self::charge_mutations`] together with reading the caller's
+    /// account in the same statement ([`store::charge_caller`]): `None`
+    /// when the account is gone, no grant when `generation` was revoked.
+    pub async fn charge_caller(
+        &self,
+        user: Uuid,
+        generation: i32,
+        wanted: u32,
+    ) -> Result<Option<(crate::entity::users::Model, Option<Grant>)>, AppError> {
+        let key = self.keys.key(self.mutations.scope, user.as_bytes());
+        let (db, offset, bucket) = (self.db.clone(), self.clock.offset_ms(), self.mutations);
+        detached(async move {
+            store::charge_caller(&db, offset, bucket, &key, wanted, (user, generation)).await
+        })
+        .await
+    }
+
     async fn reserve(&self, keys: Vec<(Window, Vec<u8>)>) -> Result<Vec<Counted>, AppError> {
         let (db, offset) = (self.db.clone(), self.clock.offset_ms());
         detached(async move { store::reserve(&db, offset, &keys).await }).await

@@ -180,6 +180,13 @@ pub struct Bucket {
     pub per_second: f64,
 }
 
+impl Bucket {
+    /// Tokens per second, never zero (the statement divides by it).
+    fn rate(&self) -> f64 {
+        self.per_second.max(f64::MIN_POSITIVE)
+    }
+}
+
 /// What [`charge`] granted.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Grant {
@@ -209,40 +216,14 @@ pub async fn charge(
     key: &[u8],
     wanted: u32,
 ) -> AppResult<Grant> {
-    // Refilled tokens, capped at the burst ($4), $5 per second since the
-    // last charge (never negative, even if instances' clocks disagree).
-    const AVAILABLE: &str = "LEAST($4::FLOAT8, r.tokens + GREATEST(EXTRACT(EPOCH FROM \
-                             excluded.updated_at - r.updated_at)::FLOAT8, 0) * $5::FLOAT8)";
-    let sql = format!(
-        r#"
-INSERT INTO rate_limits AS r (scope, key_hash, used, quota, tokens, updated_at, expires_at)
-SELECT $2::TEXT, $3::BYTEA, LEAST($6::FLOAT8, FLOOR($4::FLOAT8))::INT4, 0,
-       $4::FLOAT8 - LEAST($6::FLOAT8, FLOOR($4::FLOAT8)), t.at,
-       t.at + $7::FLOAT8 * INTERVAL '1 millisecond'
-FROM (SELECT {AT} AS at) AS t
-ON CONFLICT (scope, key_hash) DO UPDATE SET
-    used = LEAST($6::FLOAT8, FLOOR({AVAILABLE}))::INT4,
-    tokens = {AVAILABLE} - LEAST($6::FLOAT8, FLOOR({AVAILABLE})),
-    updated_at = GREATEST(r.updated_at, excluded.updated_at),
-    expires_at = CASE WHEN r.expires_at >= excluded.expires_at - $8::FLOAT8 * INTERVAL '1 millisecond'
-                      THEN r.expires_at ELSE excluded.expires_at END
-RETURNING used, tokens"#
-    );
-    let per_second = bucket.per_second.max(f64::MIN_POSITIVE);
-    let fill_ms = (bucket.burst / per_second * 1000.0).min(f64::from(u32::MAX));
-    let values = || -> Vec<SqlValue> {
-        vec![
-            offset_ms.into(),
-            bucket.scope.into(),
-            key.to_vec().into(),
-            bucket.burst.into(),
-            per_second.into(),
-            f64::from(wanted).into(),
-            (fill_ms + BUCKET_EXPIRY_STEP_MS).into(),
-            BUCKET_EXPIRY_STEP_MS.into(),
-        ]
-    };
-    let rows = counting(db, stmt(&sql, values())).await?;
+    let rows = counting(
+        db,
+        stmt(
+            &bucket_upsert(""),
+            bucket_values(offset_ms, bucket, key, wanted),
+        ),
+    )
+    .await?;
     let Some(row) = rows
         .first()
         .map(|row| GrantRow::from_query_result(row, ""))
@@ -252,14 +233,97 @@ RETURNING used, tokens"#
             "the rate limit upsert returned no row"
         )));
     };
-    let granted = u32::try_from(row.used.max(0)).unwrap_or(0);
-    let wait = if granted < wanted {
-        Duration::try_from_secs_f64(((1.0 - row.tokens).max(0.0)) / per_second)
-            .unwrap_or(Duration::MAX)
-    } else {
-        Duration::ZERO
+    Ok(row.grant(bucket, wanted))
+}
+
+/// The caller's account row and, when `generation` is still its token
+/// generation, the charge of [`charge`], in one statement: a mutation
+/// request learns who is calling and takes its budget in one round trip.
+/// `None` when the account is gone; a grant of `None` when the token was
+/// revoked (nothing is charged then).
+#[tracing::instrument(skip_all, fields(wanted))]
+pub async fn charge_caller(
+    db: &DatabaseConnection,
+    offset_ms: f64,
+    bucket: Bucket,
+    key: &[u8],
+    wanted: u32,
+    (user, generation): (uuid::Uuid, i32),
+) -> AppResult<Option<(crate::entity::users::Model, Option<Grant>)>> {
+    let sql = format!(
+        "WITH caller AS (SELECT * FROM users WHERE id = $9),\n\
+         charged AS ({})\n\
+         SELECT caller.*, charged.used AS charged_used, charged.tokens AS charged_tokens \
+         FROM caller LEFT JOIN charged ON true",
+        bucket_upsert("WHERE EXISTS (SELECT 1 FROM caller WHERE token_generation = $10)")
+    );
+    let mut values = bucket_values(offset_ms, bucket, key, wanted);
+    values.extend([user.into(), generation.into()]);
+    let rows = counting(db, stmt(&sql, values)).await?;
+    let Some(row) = rows.first() else {
+        return Ok(None);
     };
-    Ok(Grant { granted, wait })
+    let caller = crate::entity::users::Model::from_query_result(row, "")?;
+    let grant = match (
+        row.try_get::<Option<i32>>("", "charged_used")?,
+        row.try_get::<Option<f64>>("", "charged_tokens")?,
+    ) {
+        (Some(used), Some(tokens)) => Some(GrantRow { used, tokens }.grant(bucket, wanted)),
+        _ => None,
+    };
+    Ok(Some((caller, grant)))
+}
+
+/// The bucket's upsert (parameters `$1`..`$8`, see [`bucket_values`]),
+/// inserting only where `only_if` (a `WHERE` clause, or nothing) holds.
+fn bucket_upsert(only_if: &str) -> String {
+    // Refilled tokens, capped at the burst ($4), $5 per second since the
+    // last charge (never negative, even if instances' clocks disagree).
+    const AVAILABLE: &str = "LEAST($4::FLOAT8, r.tokens + GREATEST(EXTRACT(EPOCH FROM \
+                             excluded.updated_at - r.updated_at)::FLOAT8, 0) * $5::FLOAT8)";
+    format!(
+        r#"
+INSERT INTO rate_limits AS r (scope, key_hash, used, quota, tokens, updated_at, expires_at)
+SELECT $2::TEXT, $3::BYTEA, LEAST($6::FLOAT8, FLOOR($4::FLOAT8))::INT4, 0,
+       $4::FLOAT8 - LEAST($6::FLOAT8, FLOOR($4::FLOAT8)), t.at,
+       t.at + $7::FLOAT8 * INTERVAL '1 millisecond'
+FROM (SELECT {AT} AS at) AS t
+{only_if}
+ON CONFLICT (scope, key_hash) DO UPDATE SET
+    used = LEAST($6::FLOAT8, FLOOR({AVAILABLE}))::INT4,
+    tokens = {AVAILABLE} - LEAST($6::FLOAT8, FLOOR({AVAILABLE})),
+    updated_at = GREATEST(r.updated_at, excluded.updated_at),
+    expires_at = CASE WHEN r.expires_at >= excluded.expires_at - $8::FLOAT8 * INTERVAL '1 millisecond'
+                      THEN r.expires_at ELSE excluded.expires_at END
+RETURNING used, tokens"#
+    )
+}
+
+fn bucket_values(offset_ms: f64, bucket: Bucket, key: &[u8], wanted: u32) -> Vec<SqlValue> {
+    let fill_ms = (bucket.burst / bucket.rate() * 1000.0).min(f64::from(u32::MAX));
+    vec![
+        offset_ms.into(),
+        bucket.scope.into(),
+        key.to_vec().into(),
+        bucket.burst.into(),
+        bucket.rate().into(),
+        f64::from(wanted).into(),
+        (fill_ms + BUCKET_EXPIRY_STEP_MS).into(),
+        BUCKET_EXPIRY_STEP_MS.into(),
+    ]
+}
+
+impl GrantRow {
+    fn grant(&self, bucket: Bucket, wanted: u32) -> Grant {
+        let granted = u32::try_from(self.used.max(0)).unwrap_or(0);
+        let wait = if granted < wanted {
+            Duration::try_from_secs_f64(((1.0 - self.tokens).max(0.0)) / bucket.rate())
+                .unwrap_or(Duration::MAX)
+        } else {
+            Duration::ZERO
+        };
+        Grant { granted, wait }
+    }
 }
 
 /// Deletes rows whose window ended or whose bucket is full again, `batch`

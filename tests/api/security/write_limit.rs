@@ -62,3 +62,106 @@ async fn aliases_and_batch_entries_each_spend_the_callers_mutation_budget() {
         .await;
     assert!(theirs["data"]["createTodo"]["id"].is_string(), "{theirs}");
 }
+
+/// Tokens left in each account's mutation bucket, fewest first (the tests'
+/// refill of 0.001 per second adds well under one in their time).
+async fn buckets(app: &crate::helpers::TestApp) -> Vec<i64> {
+    let mut left = Vec::new();
+    for rank in 0..app
+        .count("SELECT count(*) FROM rate_limits WHERE scope = 'mutation'")
+        .await
+    {
+        left.push(
+            app.count(&format!(
+                "SELECT floor(tokens)::INT8 FROM rate_limits WHERE scope = 'mutation' \
+                 ORDER BY tokens OFFSET {rank} LIMIT 1"
+            ))
+            .await,
+        );
+    }
+    left
+}
+
+const CREATE: &str = "mutation { createTodo(input: {title: \"t\"}) { id } }";
+
+#[tokio::test]
+async fn a_mutation_charges_its_caller_only_when_the_token_still_names_one() {
+    let app = spawn_app_with(&[
+        "--mutation-burst",
+        "4",
+        "--mutation-rate-per-second",
+        "0.001",
+    ])
+    .await;
+    let (first, _) = app.sign_up("charged@example.org", "Charged").await;
+    let created = app.gql(Some(&first), CREATE, json!({})).await;
+    assert!(created["data"]["createTodo"]["id"].is_string(), "{created}");
+    assert_eq!(buckets(&app).await, [3]);
+
+    // A revoked token is no caller: refused, and nothing is taken.
+    let out = app
+        .gql(Some(&first), "mutation { logOutEverywhere }", json!({}))
+        .await;
+    assert_eq!(out["data"]["logOutEverywhere"], true, "{out}");
+    assert_eq!(buckets(&app).await, [2]);
+    let revoked = app.gql(Some(&first), CREATE, json!({})).await;
+    assert_eq!(error_code(&revoked), "UNAUTHENTICATED", "{revoked}");
+    assert_eq!(buckets(&app).await, [2]);
+
+    // A fresh token: two aliased fields take the last two tokens, the
+    // next mutation is refused.
+    let login = app
+        .gql(
+            None,
+            "mutation { logIn(email: \"charged@example.org\", password: \"password123\") { token } }",
+            json!({}),
+        )
+        .await;
+    let second = login["data"]["logIn"]["token"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{login}"))
+        .to_owned();
+    let two = app
+        .gql(
+            Some(&second),
+            "mutation { a: createTodo(input: {title: \"a\"}) { id } b: createTodo(input: {title: \"b\"}) { id } }",
+            json!({}),
+        )
+        .await;
+    assert!(two.get("errors").is_none(), "{two}");
+    assert_eq!(buckets(&app).await, [0]);
+    let refused = app.gql(Some(&second), CREATE, json!({})).await;
+    assert_eq!(error_code(&refused), "RATE_LIMITED", "{refused}");
+    assert_eq!(app.count("SELECT count(*) FROM todos").await, 3);
+    // A query of a document that also holds a mutation takes nothing.
+    let query = app
+        .http
+        .post(app.url("/graphql"))
+        .bearer_auth(&second)
+        .json(&json!({
+            "query": format!("query Q {{ me {{ id }} }} mutation M {CREATE}", CREATE = &CREATE["mutation ".len()..]),
+            "operationName": "Q",
+        }))
+        .send()
+        .await
+        .expect("post")
+        .json::<Value>()
+        .await
+        .expect("json");
+    assert!(query["data"]["me"]["id"].is_string(), "{query}");
+
+    // An account that is gone is no caller either.
+    let (gone, _) = app.sign_up("gone@example.org", "Gone").await;
+    let deleted = app
+        .gql(
+            Some(&gone),
+            "mutation($p: String!) { deleteAccount(password: $p) }",
+            json!({"p": "password123"}),
+        )
+        .await;
+    assert!(deleted.get("errors").is_none(), "{deleted}");
+    assert_eq!(buckets(&app).await, [0, 3]);
+    let after = app.gql(Some(&gone), CREATE, json!({})).await;
+    assert_eq!(error_code(&after), "UNAUTHENTICATED", "{after}");
+    assert_eq!(buckets(&app).await, [0, 3]);
+}
