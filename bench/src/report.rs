@@ -448,8 +448,12 @@ fn writes_note(r: &Results) -> Option<String> {
     let gap = if gap.is_empty() {
         String::new()
     } else {
+        let ms = std::env::var("SYNC_WAKE_GAP_MS")
+            .ok()
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(studysync::config::sync::DEFAULT_WAKE_GAP_MS);
         format!(
-            "\n\n**The wake gap** (`SYNC_WAKE_GAP_MS`, every process's CPU counted): commits within 5 ms of the last claim that found events share the next batch.\n\n{}",
+            "\n\n**The wake gap** (`SYNC_WAKE_GAP_MS`, every process's CPU counted): commits within {ms} ms of the last claim that found events share the next batch.\n\n{}",
             gap.join("\n")
         )
     };

@@ -6,6 +6,9 @@ use std::time::Duration;
 
 /// How the worker claims, applies, retries and forgets outbox events, and
 /// when its health turns degraded or unhealthy.
+/// The default `SYNC_WAKE_GAP_MS`; docs/operations.md says what it trades.
+pub const DEFAULT_WAKE_GAP_MS: u64 = 10;
+
 #[derive(Clone, Debug, clap::Args)]
 pub struct WorkerSettings {
     /// Most outbox events one batch claims after an idle spell: the oldest
@@ -37,7 +40,7 @@ pub struct WorkerSettings {
     #[arg(
         long = "sync-wake-gap-ms",
         env = "SYNC_WAKE_GAP_MS",
-        default_value_t = 5
+        default_value_t = DEFAULT_WAKE_GAP_MS
     )]
     pub wake_gap_ms: u64,
     /// How long a claim holds an event; a crashed worker's events come back
