@@ -4,11 +4,11 @@
 //! `worker`, `verify` and `resync` read the same environment variables.
 use std::time::Duration;
 
-/// How the worker claims, applies, retries and forgets outbox events, and
-/// when its health turns degraded or unhealthy.
 /// The default `SYNC_WAKE_GAP_MS`; docs/operations.md says what it trades.
 pub const DEFAULT_WAKE_GAP_MS: u64 = 10;
 
+/// How the worker claims, applies, retries and forgets outbox events, and
+/// when its health turns degraded or unhealthy.
 #[derive(Clone, Debug, clap::Args)]
 pub struct WorkerSettings {
     /// Most outbox events one batch claims after an idle spell: the oldest

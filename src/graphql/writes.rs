@@ -88,13 +88,7 @@ impl Extension for RequestCharge {
         next: NextExecute<'_>,
     ) -> Response {
         if let Ok(mut state) = self.state.lock() {
-            let name = operation_name.map(Name::new);
-            state.fields = state
-                .fields_by_operation
-                .get(&name)
-                .or_else(|| state.fields_by_operation.get(&None))
-                .copied()
-                .unwrap_or(0);
+            state.fields = operation_fields(&state.fields_by_operation, operation_name);
         }
         next.run(ctx, operation_name).await
     }
@@ -134,24 +128,22 @@ impl RequestCharge {
         ctx: &ExtensionContext<'_>,
         user: uuid::Uuid,
     ) -> ServerResult<Result<(), Duration>> {
-        let wanted = {
+        let (wanted, first) = {
             let Ok(mut state) = self.state.lock() else {
                 return Ok(Ok(()));
             };
             if let Some(decided) = state.next() {
                 return Ok(decided);
             }
-            let wanted = if state.charged {
-                1
-            } else {
-                state.fields.max(1)
-            };
+            let first = !state.charged;
+            let wanted = if first { state.fields.max(1) } else { 1 };
             state.charged = true;
-            wanted
+            (wanted, first)
         };
         let grant = match ctx.data_opt::<Precharged>() {
-            // Taken with the caller's row, for the same fields.
-            Some(taken) if taken.wanted == wanted => taken.grant,
+            // Taken with the caller's row, for the same fields; only ever
+            // for the request's first charge.
+            Some(taken) if first && taken.wanted == wanted => taken.grant,
             _ => {
                 let Some(limits) = ctx.data_opt::<Arc<RateLimits>>() else {
                     return Ok(Ok(()));
@@ -183,7 +175,12 @@ pub fn charged_fields(
     variables: &Variables,
     operation_name: Option<&str>,
 ) -> u32 {
-    let counts = mutation_fields(document, variables);
+    operation_fields(&mutation_fields(document, variables), operation_name)
+}
+
+/// The count of [`mutation_fields`] for the operation `operation_name`
+/// (a document of one operation names none).
+fn operation_fields(counts: &HashMap<Option<Name>, u32>, operation_name: Option<&str>) -> u32 {
     let name = operation_name.map(Name::new);
     counts
         .get(&name)

@@ -178,7 +178,7 @@ async fn execute(
     };
     let charge = match &mut batch {
         BatchRequest::Single(request) if matches!(viewer, Viewer::Claimed { .. }) => {
-            mutation_fields(http, request).await
+            fields_to_charge(http, request).await
         }
         _ => None,
     };
@@ -259,7 +259,7 @@ async fn execute(
 /// request admitted here is not scanned or parsed again); one the front
 /// door refuses is left as it came, for the schema to refuse as it refuses
 /// every document.
-async fn mutation_fields(http: &Http, request: &mut Request) -> Option<u32> {
+async fn fields_to_charge(http: &Http, request: &mut Request) -> Option<u32> {
     http.documents.resolve(request).await.ok()?;
     admit(request, &QueryLimits::from_config(http.app.config())).ok()?;
     // Moved out and back: the parsed document borrows the request.
