@@ -21,10 +21,10 @@
 //!   "body", ...}]}`) and Relay's or GraphQL Codegen's (`{"<id>": "<text>"}`).
 //!
 //! Resolution runs before the front door ([`super::limits::admit`]) on
-//! every transport: the HTTP handlers call [`Documents::resolve`] (GET must
-//! know the document to refuse a mutation), and the [`Resolve`] extension
-//! does it for websocket operations; a resolved request is marked and not
-//! resolved twice.
+//! every transport: the request's front door (`graphql::door`) calls
+//! [`Documents::resolve`] for POST and websocket operations, and GET calls it
+//! first (it must know the document to refuse a mutation); a resolved
+//! request is marked and not resolved twice.
 use std::{
     any::TypeId,
     collections::HashMap,
@@ -32,7 +32,6 @@ use std::{
 };
 
 use async_graphql::{
-    extensions::{Extension, ExtensionContext, ExtensionFactory, NextPrepareRequest},
     Request, ServerError, ServerResult, Value,
 };
 use sea_orm::{ConnectionTrait, DatabaseBackend, DatabaseConnection, Statement};
@@ -284,29 +283,6 @@ fn named(request: &Request) -> ServerResult<Option<Named>> {
 
 /// Where the HTTP parser keeps a request's `documentId` (or `doc_id`).
 pub const DOCUMENT_ID: &str = "documentId";
-
-/// The schema extension that resolves documents arriving by websocket (and
-/// any request not resolved by its handler).
-pub struct Resolve(pub Arc<Documents>);
-
-impl ExtensionFactory for Resolve {
-    fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(Resolve(self.0.clone()))
-    }
-}
-
-#[async_trait::async_trait]
-impl Extension for Resolve {
-    async fn prepare_request(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        mut request: Request,
-        next: NextPrepareRequest<'_>,
-    ) -> ServerResult<Request> {
-        self.0.resolve(&mut request).await?;
-        next.run(ctx, request).await
-    }
-}
 
 #[cfg(test)]
 mod tests {

@@ -4,6 +4,7 @@ pub mod chat;
 pub mod context;
 pub mod cost;
 pub mod documents;
+pub mod door;
 pub mod leaderboard;
 pub mod limits;
 pub mod live;
@@ -23,12 +24,10 @@ pub mod writes;
 
 use std::sync::Arc;
 
-use async_graphql::{
-    extensions::{Extension, ExtensionContext, ExtensionFactory, NextRequest},
-    MergedObject, MergedSubscription, Response, Schema,
-};
+use async_graphql::{MergedObject, MergedSubscription, Schema, SchemaBuilder};
 
 use crate::app::AppState;
+use writes::Charged;
 
 #[derive(MergedObject, Default)]
 pub struct Query(
@@ -54,111 +53,55 @@ pub struct Mutation(
 #[derive(MergedSubscription, Default)]
 pub struct Subscription(live::ChatSubscription, live::BoardSubscription);
 
-pub type AppSchema = Schema<Query, Mutation, Subscription>;
+pub type AppSchema = Schema<Query, Charged<Mutation>, Subscription>;
 
-/// Builds the schema. `state` is shared; per-request data (viewer, loaders)
-/// is added by the HTTP layer.
+/// The schema HTTP requests run on, once they passed the front door
+/// ([`door::Door`]): it has no extension. `state` is shared; per-request
+/// data (viewer, loaders) is added by the HTTP layer.
 pub fn build_schema(state: Option<AppState>) -> AppSchema {
-    let documents = state
-        .as_ref()
-        .map(|state| Arc::new(documents::Documents::from_state(state)));
-    build_schema_with(state, documents)
+    builder(state).finish()
 }
 
-/// The schema, resolving documents with `documents` (which the HTTP layer
-/// shares, see `documents`).
-pub fn build_schema_with(
-    state: Option<AppState>,
-    documents: Option<Arc<documents::Documents>>,
-) -> AppSchema {
+/// The schema websocket operations run on: the same, with the front door
+/// as an extension, since async-graphql's protocol handler runs them.
+pub fn build_websocket_schema(state: AppState, door: Arc<door::Door>) -> AppSchema {
+    builder(Some(state)).extension(door::Front(door)).finish()
+}
+
+/// The front door for `state`'s limits, resolving documents with
+/// `documents` (which the HTTP layer shares, see `documents`).
+pub fn front_door(state: &AppState, documents: Arc<documents::Documents>) -> door::Door {
+    let config = state.config();
+    door::Door::new(
+        Some(documents),
+        limits::QueryLimits::from_config(config),
+        config.query.max_response_errors,
+    )
+}
+
+fn builder(state: Option<AppState>) -> SchemaBuilder<Query, Charged<Mutation>, Subscription> {
     let mut builder = Schema::build(
         Query::default(),
-        Mutation::default(),
+        Charged(Mutation::default()),
         Subscription::default(),
-    )
-    .extension(ErrorCodes {
-        max_errors: state
-            .as_ref()
-            .map_or(DEFAULT_MAX_ERRORS, |s| s.config().query.max_response_errors),
-    });
+    );
     if let Some(state) = state {
-        if !state.config().introspection {
+        let config = state.config();
+        if !config.introspection {
             // Suggestions ("Did you mean ...") would name the fields that
             // introspection hides.
             builder = builder.disable_introspection().disable_suggestions();
         }
-        let config = state.config();
-        if let Some(documents) = documents {
-            // Before the front door: it admits the resolved document.
-            builder = builder.extension(documents::Resolve(documents));
-        }
         builder = builder
-            .extension(limits::Limits(limits::QueryLimits::from_config(config)))
+            .limit_complexity(config.query.max_query_complexity)
             .limit_recursive_depth(config.query.max_query_nesting)
-            .extension(writes::WriteLimit)
             .data(state.rate_limits().clone());
         builder = builder.data(state);
     }
-    builder.finish()
+    builder
 }
 
 /// The SDL clients build against (`schema.graphql`).
 pub fn sdl() -> String {
     build_schema(None).sdl()
-}
-
-/// Errors per response when no configuration is given.
-const DEFAULT_MAX_ERRORS: usize = 20;
-
-/// Gives every error an `extensions.code`, hides internal details, and keeps
-/// at most `max_errors` errors per response, so no response is much larger
-/// than its request.
-struct ErrorCodes {
-    max_errors: usize,
-}
-
-impl ErrorCodes {
-    fn finish(&self, response: &mut Response) {
-        for error in &mut response.errors {
-            crate::error::classify(error);
-        }
-        crate::error::cap(&mut response.errors, self.max_errors);
-    }
-}
-
-impl ExtensionFactory for ErrorCodes {
-    fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(ErrorCodes {
-            max_errors: self.max_errors,
-        })
-    }
-}
-
-#[async_trait::async_trait]
-impl Extension for ErrorCodes {
-    /// The whole request: refusals before execution included.
-    async fn request(&self, ctx: &ExtensionContext<'_>, next: NextRequest<'_>) -> Response {
-        let mut response = next.run(ctx).await;
-        self.finish(&mut response);
-        response
-    }
-
-    /// Subscription events (and refusals) get codes too.
-    fn subscribe<'s>(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        stream: futures::stream::BoxStream<'s, Response>,
-        next: async_graphql::extensions::NextSubscribe<'_>,
-    ) -> futures::stream::BoxStream<'s, Response> {
-        use futures::StreamExt;
-        let codes = ErrorCodes {
-            max_errors: self.max_errors,
-        };
-        next.run(ctx, stream)
-            .map(move |mut response| {
-                codes.finish(&mut response);
-                response
-            })
-            .boxed()
-    }
 }

@@ -3,47 +3,91 @@
 //! field, so every alias and every batch entry counts. A request's fields
 //! are charged together, in one statement, when its first one runs; the
 //! bucket grants as many as it holds and the rest are refused in order.
+//!
+//! The charge is taken by the mutation root itself ([`Charged`]), not by a
+//! schema extension: with any extension registered, async-graphql runs every
+//! field of every request through the extension chain, which roughly doubles
+//! the cost of resolving a page of results (`docs/bench/REPORT.md`).
 use std::{
+    borrow::Cow,
     collections::{HashMap, HashSet},
     sync::{Arc, Mutex},
     time::Duration,
 };
 
 use async_graphql::{
-    extensions::{
-        Extension, ExtensionContext, ExtensionFactory, NextExecute, NextParseQuery, NextResolve,
-        ResolveInfo,
-    },
     parser::types::{
-        Directive, DocumentOperations, ExecutableDocument, OperationType, Selection, SelectionSet,
+        Directive, DocumentOperations, ExecutableDocument, Field, FragmentDefinition,
+        OperationType, Selection, SelectionSet,
     },
-    Name, PathSegment, Pos, Positioned, Response, ServerError, ServerResult, Value, Variables,
+    registry::Registry,
+    resolver_utils::{resolve_container_serial, ContainerType},
+    Context, ContextSelectionSet, Name, ObjectType, OutputType, PathSegment, Pos, Positioned,
+    ServerError, ServerResult, Value, Variables,
 };
 
 use super::context::{Precharged, Viewer};
 use crate::ratelimit::{limited, RateLimits};
 
-/// Charges every top-level mutation field of an authenticated caller.
-pub struct WriteLimit;
+/// A mutation root whose top-level fields are charged to an authenticated
+/// caller's budget before they run. It is `M` to clients: same name, same
+/// fields, same SDL.
+#[derive(Default)]
+pub struct Charged<M>(pub M);
 
-impl ExtensionFactory for WriteLimit {
-    fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(RequestCharge::default())
+impl<M: OutputType + ContainerType> OutputType for Charged<M> {
+    fn type_name() -> Cow<'static, str> {
+        M::type_name()
+    }
+
+    fn create_type_info(registry: &mut Registry) -> String {
+        M::create_type_info(registry)
+    }
+
+    async fn resolve(
+        &self,
+        ctx: &ContextSelectionSet<'_>,
+        _field: &Positioned<Field>,
+    ) -> ServerResult<Value> {
+        resolve_container_serial(ctx, self).await
     }
 }
 
-/// One request's charge (extensions are created per request).
+impl<M: ContainerType> ContainerType for Charged<M> {
+    /// Called for the top-level fields only (nested ones belong to other
+    /// types), one after another.
+    async fn resolve_field(&self, ctx: &Context<'_>) -> ServerResult<Option<Value>> {
+        if let Some(Viewer::User(user)) = ctx.data_opt::<Viewer>() {
+            if let Err(wait) = admit(ctx, *user).await? {
+                let error = limited("mutation", wait);
+                let mut refused =
+                    async_graphql::Error::new_with_source(error).into_server_error(Pos::default());
+                refused.locations.clear();
+                refused.path = vec![PathSegment::Field(
+                    ctx.item.node.response_key().node.to_string(),
+                )];
+                return Err(with_code(refused));
+            }
+        }
+        self.0.resolve_field(ctx).await
+    }
+
+    async fn find_entity(&self, ctx: &Context<'_>, params: &Value) -> ServerResult<Option<Value>> {
+        self.0.find_entity(ctx, params).await
+    }
+}
+
+impl<M: ObjectType> ObjectType for Charged<M> {}
+
+/// One request's charge, put into every request by the front door
+/// (`graphql::door`).
 #[derive(Default)]
-struct RequestCharge {
+pub struct RequestCharge {
     state: Mutex<Charge>,
 }
 
 #[derive(Default)]
 struct Charge {
-    /// Top-level fields of each mutation operation in the document, by name.
-    fields_by_operation: HashMap<Option<Name>, u32>,
-    /// Those of the operation being executed.
-    fields: u32,
     /// Whether the bucket was charged for this request yet.
     charged: bool,
     /// Granted and not used yet.
@@ -64,111 +108,90 @@ impl Charge {
     }
 }
 
-#[async_trait::async_trait]
-impl Extension for RequestCharge {
-    async fn parse_query(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        query: &str,
-        variables: &Variables,
-        next: NextParseQuery<'_>,
-    ) -> ServerResult<ExecutableDocument> {
-        let document = next.run(ctx, query, variables).await?;
-        let counts = mutation_fields(&document, variables);
-        if let Ok(mut state) = self.state.lock() {
-            state.fields_by_operation = counts;
-        }
-        Ok(document)
-    }
-
-    async fn execute(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        operation_name: Option<&str>,
-        next: NextExecute<'_>,
-    ) -> Response {
-        if let Ok(mut state) = self.state.lock() {
-            state.fields = operation_fields(&state.fields_by_operation, operation_name);
-        }
-        next.run(ctx, operation_name).await
-    }
-
-    async fn resolve(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        info: ResolveInfo<'_>,
-        next: NextResolve<'_>,
-    ) -> ServerResult<Option<Value>> {
-        let top_level_mutation = info.parent_type == "Mutation" && info.path_node.parent.is_none();
-        if top_level_mutation {
-            if let Some(Viewer::User(user)) = ctx.data_opt::<Viewer>() {
-                if let Err(wait) = self.admit(ctx, *user).await? {
-                    let error = limited("mutation", wait);
-                    let mut refused = async_graphql::Error::new_with_source(error)
-                        .into_server_error(Pos::default());
-                    refused.locations.clear();
-                    refused.path = vec![PathSegment::Field(
-                        info.alias.unwrap_or(info.name).to_owned(),
-                    )];
-                    return Err(with_code(refused));
-                }
-            }
-        }
-        next.run(ctx, info).await
-    }
-}
-
-impl RequestCharge {
-    /// Admits one top-level field, charging the bucket for the request's
-    /// fields on the first one (top-level mutation fields run one after
-    /// another, so no two charges of a request overlap). A field beyond the
-    /// count (which a document cannot produce) is charged on its own.
-    async fn admit(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        user: uuid::Uuid,
-    ) -> ServerResult<Result<(), Duration>> {
-        let (wanted, first) = {
-            let Ok(mut state) = self.state.lock() else {
-                return Ok(Ok(()));
-            };
-            if let Some(decided) = state.next() {
-                return Ok(decided);
-            }
-            let first = !state.charged;
-            let wanted = if first { state.fields.max(1) } else { 1 };
-            state.charged = true;
-            (wanted, first)
-        };
-        let grant = match ctx.data_opt::<Precharged>() {
-            // Taken with the caller's row, for the same fields; only ever
-            // for the request's first charge.
-            Some(taken) if first && taken.wanted == wanted => taken.grant,
-            _ => {
-                let Some(limits) = ctx.data_opt::<Arc<RateLimits>>() else {
-                    return Ok(Ok(()));
-                };
-                limits.charge_mutations(user, wanted).await.map_err(|err| {
-                    with_code(
-                        async_graphql::Error::new_with_source(err)
-                            .into_server_error(Pos::default()),
-                    )
-                })?
-            }
-        };
-        let Ok(mut state) = self.state.lock() else {
+/// Admits one top-level field, charging the bucket for the operation's
+/// fields on the first one (top-level mutation fields run one after
+/// another, so no two charges of a request overlap). A field beyond the
+/// count (which a document cannot produce), or one of a request the front
+/// door did not see, is charged on its own.
+async fn admit(ctx: &Context<'_>, user: uuid::Uuid) -> ServerResult<Result<(), Duration>> {
+    let Some(charge) = ctx.data_opt::<RequestCharge>() else {
+        return charge_alone(ctx, user).await;
+    };
+    let (wanted, first) = {
+        let Ok(mut state) = charge.state.lock() else {
             return Ok(Ok(()));
         };
-        state.granted = grant.granted;
-        if grant.granted < wanted {
-            state.refused = Some(grant.wait);
+        if let Some(decided) = state.next() {
+            return Ok(decided);
         }
-        Ok(state.next().unwrap_or(Ok(())))
+        let first = !state.charged;
+        let wanted = if first {
+            operation_top_level(ctx).max(1)
+        } else {
+            1
+        };
+        state.charged = true;
+        (wanted, first)
+    };
+    let grant = match ctx.data_opt::<Precharged>() {
+        // Taken with the caller's row, for the same fields; only ever for
+        // the request's first charge.
+        Some(taken) if first && taken.wanted == wanted => taken.grant,
+        _ => match take(ctx, user, wanted).await? {
+            Some(grant) => grant,
+            None => return Ok(Ok(())),
+        },
+    };
+    let Ok(mut state) = charge.state.lock() else {
+        return Ok(Ok(()));
+    };
+    state.granted = grant.granted;
+    if grant.granted < wanted {
+        state.refused = Some(grant.wait);
     }
+    Ok(state.next().unwrap_or(Ok(())))
 }
 
-/// How many top-level mutation fields the operation `operation_name` of
-/// `document` runs, as the write limit charges them (0 for a query, a
+async fn charge_alone(ctx: &Context<'_>, user: uuid::Uuid) -> ServerResult<Result<(), Duration>> {
+    Ok(match take(ctx, user, 1).await? {
+        Some(grant) if grant.granted == 0 => Err(grant.wait),
+        _ => Ok(()),
+    })
+}
+
+/// Takes `wanted` fields from `user`'s budget (`None` without limits).
+async fn take(
+    ctx: &Context<'_>,
+    user: uuid::Uuid,
+    wanted: u32,
+) -> ServerResult<Option<crate::ratelimit::Grant>> {
+    let Some(limits) = ctx.data_opt::<Arc<RateLimits>>() else {
+        return Ok(None);
+    };
+    limits
+        .charge_mutations(user, wanted)
+        .await
+        .map(Some)
+        .map_err(|err| {
+            with_code(async_graphql::Error::new_with_source(err).into_server_error(Pos::default()))
+        })
+}
+
+/// The top-level fields of the operation being executed, as
+/// [`mutation_fields`] counts them (async-graphql has already removed what
+/// `@skip` and `@include` leave out).
+fn operation_top_level(ctx: &Context<'_>) -> u32 {
+    let env = ctx.query_env;
+    top_level(
+        &env.fragments,
+        &env.operation.node.selection_set.node,
+        &env.variables,
+        &mut HashSet::new(),
+    )
+}
+
+/// How many top-level mutation fields `document` runs for the operation
+/// `operation_name`, as the write limit charges them (0 for a query, a
 /// subscription or an operation the document does not have).
 pub fn charged_fields(
     document: &ExecutableDocument,
@@ -199,7 +222,7 @@ fn mutation_fields(
 ) -> HashMap<Option<Name>, u32> {
     let count = |set: &SelectionSet| {
         let mut seen = HashSet::new();
-        top_level(document, set, variables, &mut seen)
+        top_level(&document.fragments, set, variables, &mut seen)
     };
     match &document.operations {
         DocumentOperations::Single(op) if op.node.ty == OperationType::Mutation => {
@@ -215,7 +238,7 @@ fn mutation_fields(
 }
 
 fn top_level<'d>(
-    document: &'d ExecutableDocument,
+    fragments: &'d HashMap<Name, Positioned<FragmentDefinition>>,
     set: &'d SelectionSet,
     variables: &Variables,
     spread: &mut HashSet<&'d str>,
@@ -225,15 +248,20 @@ fn top_level<'d>(
         let n = match &item.node {
             Selection::Field(field) if included(&field.node.directives, variables) => 1,
             Selection::InlineFragment(inline) if included(&inline.node.directives, variables) => {
-                top_level(document, &inline.node.selection_set.node, variables, spread)
+                top_level(
+                    fragments,
+                    &inline.node.selection_set.node,
+                    variables,
+                    spread,
+                )
             }
             Selection::FragmentSpread(s) if included(&s.node.directives, variables) => {
                 let name = s.node.fragment_name.node.as_str();
                 // A fragment spread twice at the top runs its fields once;
                 // one that spreads itself is refused before it runs.
-                match document.fragments.get(name) {
+                match fragments.get(name) {
                     Some(fragment) if spread.insert(name) => top_level(
-                        document,
+                        fragments,
                         &fragment.node.selection_set.node,
                         variables,
                         spread,

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use tracing::Instrument as _;
 
-use async_graphql::{BatchRequest, BatchResponse, Request, Response, Value};
+use async_graphql::{BatchRequest, BatchResponse, Request, Response, ServerError, Value};
 use axum::{
     body::Bytes,
     extract::{RawQuery, State},
@@ -26,7 +26,7 @@ use super::{
 use crate::{
     graphql::{
         context::{CallerFacts, Viewer, Written},
-        limits::{admit, QueryLimits},
+        limits::admit,
         loaders::Loaders,
         writes::charged_fields,
     },
@@ -129,9 +129,8 @@ pub async fn get(
             )
         }
     };
-    let limits = QueryLimits::from_config(http.app.config());
     let resolved = match http.documents.resolve(&mut request).await {
-        Ok(()) => admit(&mut request, &limits),
+        Ok(()) => admit(&mut request, http.door.limits()),
         Err(error) => Err(error),
     };
     if let Err(mut error) = resolved {
@@ -163,7 +162,7 @@ async fn execute(
     http: &Http,
     headers: &HeaderMap,
     client: ClientAddr,
-    mut batch: BatchRequest,
+    batch: BatchRequest,
     media: &'static str,
 ) -> axum::response::Response {
     let viewer = Viewer::from_bearer(
@@ -176,9 +175,21 @@ async fn execute(
         Ok(token) => token,
         Err(response) => return response::execution(&BatchResponse::Single(*response), media),
     };
-    let charge = match &mut batch {
-        BatchRequest::Single(request) if matches!(viewer, Viewer::Claimed { .. }) => {
-            fields_to_charge(http, request).await
+    let single = matches!(batch, BatchRequest::Single(_));
+    // Every entry through the front door first, each in its own span.
+    let mut entries = Vec::new();
+    let requests = match batch {
+        BatchRequest::Single(request) => vec![request],
+        BatchRequest::Batch(requests) => requests,
+    };
+    for request in requests {
+        let span = operation_span(&request);
+        let admitted = http.door.enter(request).instrument(span.clone()).await;
+        entries.push((span, admitted));
+    }
+    let charge = match entries.first_mut() {
+        Some((_, Ok(request))) if single && matches!(viewer, Viewer::Claimed { .. }) => {
+            fields_to_charge(request)
         }
         _ => None,
     };
@@ -204,64 +215,75 @@ async fn execute(
     // The first (or only) request starts with the caller's row; a later
     // entry of a batch reads it again, after the mutations before it.
     let mut resolved = Some(user);
-    let mut run = |request: Request| {
+    let mut run = |span: tracing::Span, admitted: Result<Request, ServerError>| {
         let facts = Arc::new(CallerFacts::known(resolved.take().flatten()));
         let written = Arc::new(Written::default());
         let reads = Arc::new(ReadRequest::new(token.clone()));
-        let request = request
-            .data(viewer.clone())
-            .data(Loaders::new(&http.app))
-            .data(written.clone())
-            .data(reads.clone())
-            .data(client)
-            .data(facts);
-        let request = match precharged.take() {
-            Some(taken) => request.data(taken),
-            None => request,
-        };
+        let precharged = precharged.take();
         let schema = http.schema.clone();
+        let door = http.door.clone();
         let cursors = http.app.cursors().clone();
-        // One span per operation; the front door records its type once the
-        // document is parsed (`graphql::limits`). Never the variables.
-        let span = tracing::info_span!(
-            "graphql",
-            graphql.operation.name = tracing::field::Empty,
-            graphql.operation.type = tracing::field::Empty,
-        );
-        if let Some(name) = request.operation_name.as_deref() {
-            span.record("graphql.operation.name", name);
-        }
+        let viewer = viewer.clone();
+        let loaders = Loaders::new(&http.app);
         async move {
-            let mut response = schema.execute(request).await;
+            let mut response = match admitted {
+                Ok(request) => {
+                    let request = request
+                        .data(viewer)
+                        .data(loaders)
+                        .data(written.clone())
+                        .data(reads.clone())
+                        .data(client)
+                        .data(facts);
+                    let request = match precharged {
+                        Some(taken) => request.data(taken),
+                        None => request,
+                    };
+                    schema.execute(request).await
+                }
+                Err(refused) => Response::from_errors(vec![refused]),
+            };
+            door.finish(&mut response.errors);
             finish(&mut response, &written.take(), &cursors);
             add_provenance(&mut response, &reads);
             response
         }
         .instrument(span)
     };
-    let response = match batch {
-        BatchRequest::Single(request) => BatchResponse::Single(run(request).await),
-        BatchRequest::Batch(requests) => {
-            let mut out = Vec::with_capacity(requests.len());
-            for request in requests {
-                out.push(run(request).await);
-            }
-            BatchResponse::Batch(out)
+    let response = if single {
+        let mut entries = entries.into_iter();
+        match entries.next() {
+            Some((span, admitted)) => BatchResponse::Single(run(span, admitted).await),
+            None => BatchResponse::Batch(Vec::new()),
         }
+    } else {
+        let mut out = Vec::with_capacity(entries.len());
+        for (span, admitted) in entries {
+            out.push(run(span, admitted).await);
+        }
+        BatchResponse::Batch(out)
     };
     response::execution(&response, media)
 }
 
-/// The top-level mutation fields `request` runs, when it is a mutation the
-/// front door admits; its caller is then read in the statement that takes
-/// them from the caller's budget ([`Viewer::resolve_charging`]). Passes the
-/// request through the front door here rather than in the schema (a
-/// request admitted here is not scanned or parsed again); one the front
-/// door refuses is left as it came, for the schema to refuse as it refuses
-/// every document.
-async fn fields_to_charge(http: &Http, request: &mut Request) -> Option<u32> {
-    http.documents.resolve(request).await.ok()?;
-    admit(request, &QueryLimits::from_config(http.app.config())).ok()?;
+/// One span per operation; the front door records its type once the
+/// document is parsed (`graphql::door`). Never the variables.
+fn operation_span(request: &Request) -> tracing::Span {
+    let span = tracing::info_span!(
+        "graphql",
+        graphql.operation.name = tracing::field::Empty,
+        graphql.operation.type = tracing::field::Empty,
+    );
+    if let Some(name) = request.operation_name.as_deref() {
+        span.record("graphql.operation.name", name);
+    }
+    span
+}
+
+/// The top-level mutation fields an admitted `request` runs, when it is a
+/// mutation; its caller is then read in the statement that takes them from
+/// the caller's budget ([`Viewer::resolve_charging`]).
+fn fields_to_charge(request: &mut Request) -> Option<u32> {
     // Moved out and back: the parsed document borrows the request.
     let (variables, operation) = (
         std::mem::take(&mut request.variables),
@@ -305,12 +327,8 @@ fn add_provenance(response: &mut Response, reads: &ReadRequest) {
     }
 }
 
-/// Codes every error and attaches the consistency token naming what the
-/// request wrote.
+/// Attaches the consistency token naming what the request wrote.
 fn finish(response: &mut Response, written: &[EventRef], cursors: &Cursors) {
-    for error in &mut response.errors {
-        crate::error::classify(error);
-    }
     if !written.is_empty() {
         response.extensions.insert(
             "consistencyToken".to_owned(),

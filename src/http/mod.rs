@@ -27,18 +27,25 @@ use crate::{app::AppState, graphql::AppSchema};
 #[derive(Clone)]
 pub struct Http {
     pub app: AppState,
+    /// The schema HTTP requests run on once they passed [`Http::door`].
     pub schema: AppSchema,
+    /// The schema websocket operations run on (the door is its extension).
+    pub ws_schema: AppSchema,
+    /// The front door every GraphQL request passes.
+    pub door: std::sync::Arc<crate::graphql::door::Door>,
     /// What each account holds over websocket on this instance.
     pub sockets: std::sync::Arc<websocket::SocketCaps>,
     /// Persisted and trusted documents (GET resolves them before refusing
-    /// mutations; the schema's extension does it for the rest).
+    /// mutations; the front door does it for the rest).
     pub documents: std::sync::Arc<crate::graphql::documents::Documents>,
 }
 
 /// All routes, with body limit, timeout, CORS and per-request trace spans.
 pub fn router(app: AppState) -> Router {
     let documents = std::sync::Arc::new(crate::graphql::documents::Documents::from_state(&app));
-    let schema = crate::graphql::build_schema_with(Some(app.clone()), Some(documents.clone()));
+    let door = std::sync::Arc::new(crate::graphql::front_door(&app, documents.clone()));
+    let schema = crate::graphql::build_schema(Some(app.clone()));
+    let ws_schema = crate::graphql::build_websocket_schema(app.clone(), door.clone());
     let config = app.config();
     let body_limit = config.body_limit_bytes;
     let guard = limits::Guard {
@@ -50,6 +57,8 @@ pub fn router(app: AppState) -> Router {
     let http = Http {
         app,
         schema,
+        ws_schema,
+        door,
         sockets,
         documents,
     };

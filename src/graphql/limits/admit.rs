@@ -18,9 +18,9 @@ use crate::{
     graphql::{cost, scan},
 };
 
-/// Marks a request that went through [`admit`], so the extension does not
+/// Marks a request that went through [`admit`], so the front door does not
 /// scan and parse it again.
-pub(super) struct Admitted;
+pub struct Admitted;
 
 fn too_large(what: &str, max: usize) -> ServerError {
     coded(

@@ -3,8 +3,8 @@
 //!
 //! Every document goes through one front door, [`admit`], whatever its
 //! transport: GET calls it before telling a query from a mutation, and the
-//! [`Limits`] extension calls it for POST and websocket documents (and skips
-//! documents already admitted). In order:
+//! request's front door (`graphql::door`) calls it for POST and websocket
+//! documents (and skips documents already admitted). In order:
 //! 1. **The text** (`scan`): size (`BODY_LIMIT_BYTES`), tokens
 //!    (`MAX_QUERY_TOKENS`), nesting of `{`, `[` and `(` of every kind
 //!    (`MAX_QUERY_NESTING`) and directives (`MAX_QUERY_DIRECTIVES`), in one
@@ -29,8 +29,8 @@
 //!    `fields`, `inputFields`, `interfaces` and `possibleTypes` at most 3 deep,
 //!    which is what stops the exponential `type { fields { type { fields ...`
 //!    introspection attack.
-//! 4. **Complexity** (`MAX_QUERY_COMPLEXITY`), computed by async-graphql
-//!    during validation: every field costs 1 plus its selection; list fields
+//! 4. **Complexity** (`MAX_QUERY_COMPLEXITY`, the schema's
+//!    `limit_complexity`), computed by async-graphql during validation: every field costs 1 plus its selection; list fields
 //!    cost [`list_cost`], i.e. their selection times the most items they can
 //!    return (`first`, default 20, capped at 100, or the list's own cap).
 //!
@@ -141,10 +141,8 @@ impl QueryLimits {
 }
 
 mod admit;
-mod extension;
 
-pub use admit::admit;
-pub use extension::Limits;
+pub use admit::{admit, Admitted};
 
 #[cfg(test)]
 mod tests {

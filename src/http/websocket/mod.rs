@@ -163,7 +163,7 @@ async fn run(
         .try_send(Ok(ClientMessage::ConnectionInit { payload: None }))
         .ok()?;
     let mut operations = pin!(Operations::from_message_stream(
-        http.schema.clone(),
+        http.ws_schema.clone(),
         futures::stream::poll_fn(move |cx| input.poll_recv(cx)),
         protocol,
     )

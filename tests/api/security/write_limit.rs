@@ -167,3 +167,60 @@ async fn a_mutation_charges_its_caller_only_when_the_token_still_names_one() {
     assert_eq!(error_code(&after), "UNAUTHENTICATED", "{after}");
     assert_eq!(buckets(&app).await, [0, 3]);
 }
+
+/// Websocket operations run on their own schema, behind the same front
+/// door: a mutation sent over `/graphql/ws` spends the same budget field by
+/// field, and a document priced over the budget is refused with the same
+/// code as over HTTP.
+#[tokio::test]
+async fn websocket_mutations_spend_the_same_budget_behind_the_same_door() {
+    use std::time::Duration;
+
+    use crate::ws;
+
+    let app = spawn_app_with(&[
+        "--mutation-burst",
+        "3",
+        "--mutation-rate-per-second",
+        "0.001",
+    ])
+    .await;
+    let (token, _) = app.sign_up("socket-writer@example.org", "Socket").await;
+    let mut socket = ws::connect(&app, Some(&token)).await;
+    let five = "mutation { a: createTodo(input: {title: \"a\"}) { id } \
+                b: createTodo(input: {title: \"b\"}) { id } \
+                c: createTodo(input: {title: \"c\"}) { id } \
+                d: createTodo(input: {title: \"d\"}) { id } \
+                e: createTodo(input: {title: \"e\"}) { id } }";
+    ws::subscribe(&mut socket, "m", five, json!({})).await;
+    let reply = ws::next_json(&mut socket, Duration::from_secs(10))
+        .await
+        .expect("a reply to the mutation");
+    assert_eq!(reply["type"], "next", "{reply}");
+    let refused: Vec<&Value> = reply["payload"]["errors"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|e| e["extensions"]["code"] == "RATE_LIMITED")
+        .collect();
+    assert_eq!(refused.len(), 2, "{reply}");
+    assert_eq!(app.count("SELECT count(*) FROM todos").await, 3, "{reply}");
+    // The bucket was charged once, for all five fields: nothing is left.
+    assert_eq!(buckets(&app).await, vec![0]);
+
+    let wide = "{ rooms { members { id name email createdAt } } }";
+    ws::subscribe(&mut socket, "q", wide, json!({})).await;
+    let mut code = None;
+    while let Some(frame) = ws::next_json(&mut socket, Duration::from_secs(10)).await {
+        if frame["id"] != "q" {
+            continue;
+        }
+        let errors = match frame["type"].as_str() {
+            Some("error") => frame["payload"].clone(),
+            _ => frame["payload"]["errors"].clone(),
+        };
+        code = errors[0]["extensions"]["code"].as_str().map(str::to_owned);
+        break;
+    }
+    assert_eq!(code.as_deref(), Some("QUERY_TOO_COMPLEX"));
+}
