@@ -1,7 +1,9 @@
 //! GraphQL-over-HTTP responses: media type by `Accept`, status codes as the
 //! specification asks, and error bodies shaped like GraphQL results even when
 //! the request never reached GraphQL (bad JSON, too large, too slow).
-use async_graphql::{BatchResponse, Response, Value};
+use std::collections::BTreeMap;
+
+use async_graphql::{BatchResponse, Response, ServerError, Value};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 
 pub const GRAPHQL_RESPONSE: &str = "application/graphql-response+json";
@@ -70,16 +72,33 @@ fn is_request_error(response: &Response) -> bool {
 
 /// One result as JSON; a result that never executed has no `data` entry, as
 /// the GraphQL specification requires.
-fn result_json(response: &Response) -> serde_json::Value {
-    let mut value = serde_json::to_value(response).unwrap_or_else(|_| {
-        serde_json::json!({"errors": [{"message": "internal error", "extensions": {"code": "INTERNAL"}}]})
-    });
-    if is_request_error(response) {
-        if let Some(object) = value.as_object_mut() {
-            object.remove("data");
-        }
+/// A result as its body says it: no `data` for a request error. Serialized
+/// straight to text, in the order async-graphql's `Response` gives
+/// (`data`, `extensions`, `errors`), with no JSON tree built in between.
+#[derive(serde::Serialize)]
+struct Body<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    data: Option<&'a Value>,
+    #[serde(skip_serializing_if = "no_extensions")]
+    extensions: &'a BTreeMap<String, Value>,
+    #[serde(skip_serializing_if = "no_errors")]
+    errors: &'a [ServerError],
+}
+
+fn no_extensions(extensions: &&BTreeMap<String, Value>) -> bool {
+    extensions.is_empty()
+}
+
+fn no_errors(errors: &&[ServerError]) -> bool {
+    errors.is_empty()
+}
+
+fn body(response: &Response) -> Body<'_> {
+    Body {
+        data: (!is_request_error(response)).then_some(&response.data),
+        extensions: &response.extensions,
+        errors: &response.errors,
     }
-    value
 }
 
 /// The HTTP reply for executed GraphQL. With `application/graphql-response+json`,
@@ -94,14 +113,17 @@ pub fn execution(response: &BatchResponse, media: &'static str) -> axum::respons
             } else {
                 StatusCode::OK
             };
-            (status, result_json(single))
+            (status, serde_json::to_string(&body(single)))
         }
         BatchResponse::Batch(all) => (
             StatusCode::OK,
-            serde_json::Value::Array(all.iter().map(result_json).collect()),
+            serde_json::to_string(&all.iter().map(body).collect::<Vec<_>>()),
         ),
     };
-    let mut out = with_media(status, media, body.to_string());
+    let body = body.unwrap_or_else(|_| {
+        r#"{"errors":[{"message":"internal error","extensions":{"code":"INTERNAL"}}]}"#.to_owned()
+    });
+    let mut out = with_media(status, media, body);
     if let Some(value) = response
         .cache_control()
         .value()
