@@ -31,9 +31,7 @@ use std::{
     sync::{Arc, Mutex},
 };
 
-use async_graphql::{
-    Request, ServerError, ServerResult, Value,
-};
+use async_graphql::{Request, ServerError, ServerResult, Value};
 use sea_orm::{ConnectionTrait, DatabaseBackend, DatabaseConnection, Statement};
 use sha2::{Digest, Sha256};
 
