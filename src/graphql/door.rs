@@ -19,8 +19,9 @@ use async_graphql::{
         Extension, ExtensionContext, ExtensionFactory, NextPrepareRequest, NextRequest,
         NextSubscribe,
     },
+    parser::types::ExecutableDocument,
     registry::Registry,
-    OutputType, Request, Response, ServerError, ServerResult, SubscriptionType,
+    OutputType, Request, Response, ServerError, ServerResult, SubscriptionType, Variables,
 };
 
 use super::{
@@ -68,18 +69,11 @@ impl Door {
         if !request.data.contains_key(&TypeId::of::<Admitted>()) {
             admit(&mut request, &self.limits)?;
         }
-        // Moved out and back: the parsed document borrows the request.
-        let variables = std::mem::take(&mut request.variables);
-        let wanted = request.operation_name.clone();
-        let checked = match request.parsed_query() {
-            Ok(doc) => {
-                record_operation(doc, wanted.as_deref());
-                variables::check(&self.registry, doc, &variables)
-            }
-            Err(_) => Ok(()),
-        };
-        request.variables = variables;
-        checked?;
+        with_document(&mut request, |doc, vars, operation| {
+            record_operation(doc, operation);
+            variables::check(&self.registry, doc, vars)
+        })
+        .unwrap_or(Ok(()))?;
         Ok(request.data(RequestCharge::default()))
     }
 
@@ -113,13 +107,32 @@ impl Door {
     }
 }
 
+/// `f` applied to `request`'s parsed document, its variables and the name of
+/// the operation it asks for (`None` if the document does not parse).
+pub fn with_document<T>(
+    request: &mut Request,
+    f: impl FnOnce(&ExecutableDocument, &Variables, Option<&str>) -> T,
+) -> Option<T> {
+    // Moved out and back: the parsed document borrows the request.
+    let (vars, operation) = (
+        std::mem::take(&mut request.variables),
+        request.operation_name.take(),
+    );
+    let out = request
+        .parsed_query()
+        .ok()
+        .map(|doc| f(doc, &vars, operation.as_deref()));
+    (request.variables, request.operation_name) = (vars, operation);
+    out
+}
+
 /// Message async-graphql gives when a document's complexity is over the
 /// schema's limit (`limit_complexity`).
 const COMPLEXITY_MESSAGE: &str = "Query is too complex.";
 /// Message async-graphql gives when its own recursion limit trips.
 const RECURSION_MESSAGE: &str = "The recursion depth of the query";
 
-fn record_operation(doc: &async_graphql::parser::types::ExecutableDocument, wanted: Option<&str>) {
+fn record_operation(doc: &ExecutableDocument, wanted: Option<&str>) {
     let selected = doc
         .operations
         .iter()

@@ -7,7 +7,7 @@
 //! The charge is taken by the mutation root itself ([`Charged`]), not by a
 //! schema extension: with any extension registered, async-graphql runs every
 //! field of every request through the extension chain, which roughly doubles
-//! the cost of resolving a page of results (`docs/bench/REPORT.md`).
+//! the cost of resolving a page of results (`docs/benchmarks.md`).
 use std::{
     borrow::Cow,
     collections::{HashMap, HashSet},

@@ -26,6 +26,7 @@ use super::{
 use crate::{
     graphql::{
         context::{CallerFacts, Viewer, Written},
+        door::with_document,
         limits::admit,
         loaders::Loaders,
         writes::charged_fields,
@@ -220,17 +221,13 @@ async fn execute(
         let written = Arc::new(Written::default());
         let reads = Arc::new(ReadRequest::new(token.clone()));
         let precharged = precharged.take();
-        let schema = http.schema.clone();
-        let door = http.door.clone();
-        let cursors = http.app.cursors().clone();
         let viewer = viewer.clone();
-        let loaders = Loaders::new(&http.app);
         async move {
             let mut response = match admitted {
                 Ok(request) => {
                     let request = request
                         .data(viewer)
-                        .data(loaders)
+                        .data(Loaders::new(&http.app))
                         .data(written.clone())
                         .data(reads.clone())
                         .data(client)
@@ -239,29 +236,27 @@ async fn execute(
                         Some(taken) => request.data(taken),
                         None => request,
                     };
-                    schema.execute(request).await
+                    http.schema.execute(request).await
                 }
                 Err(refused) => Response::from_errors(vec![refused]),
             };
-            door.finish(&mut response.errors);
-            finish(&mut response, &written.take(), &cursors);
+            http.door.finish(&mut response.errors);
+            finish(&mut response, &written.take(), http.app.cursors());
             add_provenance(&mut response, &reads);
             response
         }
         .instrument(span)
     };
-    let response = if single {
-        let mut entries = entries.into_iter();
-        match entries.next() {
-            Some((span, admitted)) => BatchResponse::Single(run(span, admitted).await),
-            None => BatchResponse::Batch(Vec::new()),
+    let mut out = Vec::with_capacity(entries.len());
+    for (span, admitted) in entries {
+        out.push(run(span, admitted).await);
+    }
+    let response = match out.pop() {
+        Some(only) if single => BatchResponse::Single(only),
+        last => {
+            out.extend(last);
+            BatchResponse::Batch(out)
         }
-    } else {
-        let mut out = Vec::with_capacity(entries.len());
-        for (span, admitted) in entries {
-            out.push(run(span, admitted).await);
-        }
-        BatchResponse::Batch(out)
     };
     response::execution(&response, media)
 }
@@ -284,16 +279,7 @@ fn operation_span(request: &Request) -> tracing::Span {
 /// mutation; its caller is then read in the statement that takes them from
 /// the caller's budget ([`Viewer::resolve_charging`]).
 fn fields_to_charge(request: &mut Request) -> Option<u32> {
-    // Moved out and back: the parsed document borrows the request.
-    let (variables, operation) = (
-        std::mem::take(&mut request.variables),
-        request.operation_name.take(),
-    );
-    let fields = request.parsed_query().map_or(0, |doc| {
-        charged_fields(doc, &variables, operation.as_deref())
-    });
-    (request.variables, request.operation_name) = (variables, operation);
-    (fields > 0).then_some(fields)
+    with_document(request, charged_fields).filter(|&fields| fields > 0)
 }
 
 /// The writes named by `X-Consistency-Token` (none without the header); a

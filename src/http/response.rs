@@ -70,11 +70,10 @@ fn is_request_error(response: &Response) -> bool {
         && response.errors.iter().all(|e| e.path.is_empty())
 }
 
-/// One result as JSON; a result that never executed has no `data` entry, as
-/// the GraphQL specification requires.
-/// A result as its body says it: no `data` for a request error. Serialized
-/// straight to text, in the order async-graphql's `Response` gives
-/// (`data`, `extensions`, `errors`), with no JSON tree built in between.
+/// One result as its body says it: a result that never executed has no
+/// `data` entry, as the GraphQL specification requires. Serialized straight
+/// to text, in the order async-graphql's `Response` gives (`data`,
+/// `extensions`, `errors`), with no JSON tree built in between.
 #[derive(serde::Serialize)]
 struct Body<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
