@@ -5,7 +5,6 @@ use std::{sync::Arc, time::Duration};
 
 use anyhow::Context;
 use migration::Dialect;
-use sea_orm::DatabaseConnection;
 use tokio::sync::{broadcast, watch, Notify};
 use uuid::Uuid;
 
@@ -15,7 +14,7 @@ use crate::{
     auth::{PasswordGate, Tokens},
     config::Config,
     entity::messages,
-    pool::Pools,
+    pool::{Db, Pools},
     ratelimit::RateLimits,
     read::{cursor::Cursors, routing::ReadRouter},
     sync::SyncContext,
@@ -138,7 +137,7 @@ impl AppState {
     }
 
     /// The source of truth: auth, writes, read-your-writes and fallbacks.
-    pub fn sql(&self) -> &DatabaseConnection {
+    pub fn sql(&self) -> &Db {
         self.inner.sync.sql()
     }
 
@@ -267,22 +266,19 @@ impl AppState {
 }
 
 /// The source of truth's pool (see [`crate::pool`]).
-pub async fn connect_sql(config: &Config) -> anyhow::Result<DatabaseConnection> {
-    let mut db = crate::pool::connect(config).await?;
-    crate::sql_audit::attach(&mut db);
-    Ok(db)
+pub async fn connect_sql(config: &Config) -> anyhow::Result<Db> {
+    crate::pool::connect(config).await
 }
 
 /// The pool of the outbox's bookkeeping and the rate limits
 /// ([`crate::pool::Role::Bookkeeping`]); `None` when
 /// `DATABASE_MAX_CONNECTIONS` leaves it no share.
-pub async fn connect_bookkeeping(config: &Config) -> anyhow::Result<Option<DatabaseConnection>> {
+pub async fn connect_bookkeeping(config: &Config) -> anyhow::Result<Option<Db>> {
     let share = crate::pool::bookkeeping_share(config.database_max_connections);
     if share == 0 {
         return Ok(None);
     }
-    let mut db = crate::pool::connect_as(config, crate::pool::Role::Bookkeeping, share).await?;
-    crate::sql_audit::attach(&mut db);
+    let db = crate::pool::connect_as(config, crate::pool::Role::Bookkeeping, share).await?;
     Ok(Some(db))
 }
 
@@ -291,7 +287,7 @@ pub async fn connect_bookkeeping(config: &Config) -> anyhow::Result<Option<Datab
 /// instances never race to change the schema. With `migrate_on_start` (one
 /// instance, or development) this process applies them itself; the
 /// migration lease keeps concurrent runs apart.
-pub async fn check_schema(sql: &DatabaseConnection, migrate_on_start: bool) -> anyhow::Result<()> {
+pub async fn check_schema(sql: &Db, migrate_on_start: bool) -> anyhow::Result<()> {
     if migrate_on_start {
         let applied = migration::runner::up(sql)
             .await

@@ -2,22 +2,29 @@
 //! transaction from one borrower to the next.
 //!
 //! sqlx 0.8 has a known flaw: a future dropped while `BEGIN`'s round trip is
-//! in flight returns its connection to the pool inside an open transaction,
-//! and the pool's own check on release does not look at the transaction
-//! status. Every later borrower then runs inside that old transaction (an old
-//! snapshot, its locks, its predicate locks). The write path avoids the
-//! cancellation itself (see [`crate::write::Writer::transact`]); this module
-//! is the second and third line:
+//! in flight returns its connection to the pool inside an open transaction
+//! that the driver does not count (its rollback guard does nothing at depth
+//! 0). Every later borrower would then run inside that old transaction (an
+//! old snapshot, its locks, its predicate locks). Three lines keep it out:
 //!
+//! - the pools are handed out only as [`Db`], whose transactions begin in a
+//!   task of their own: a borrower dropped during `BEGIN` leaves that task
+//!   to finish the round trip, and the transaction it gets is then dropped
+//!   and rolled back as any other (the write path also runs each whole
+//!   transaction as a task, see [`crate::write::Writer::transact`]). So the
+//!   driver's count of open transactions is the server's, and the compiler
+//!   sees to it: no code of the server holds a pool it could `BEGIN` on
+//!   otherwise;
+//! - on release, a connection the driver counts inside a transaction (a
+//!   borrower dropped during `COMMIT`, or while its rollback could not be
+//!   queued) is closed instead of being pooled again, and so is one that
+//!   does not answer a ping within 2 s (a statement whose caller went away
+//!   is still running or waiting on a lock);
 //! - every connection sets `idle_in_transaction_session_timeout`, so the
 //!   database ends any transaction left idle (CockroachDB has the same
-//!   session setting);
-//! - on release, a connection whose session is inside a transaction block is
-//!   closed instead of being pooled again, and so is one that does not
-//!   answer the check within 2 s (a borrower dropped mid-write can leave half
-//!   a message on the wire, which would hold the connection forever).
+//!   session setting).
 //!
-//! That check on release, and sqlx's ping after it, prove a pooled
+//! That ping on release, and sqlx's ping after it, prove a pooled
 //! connection answers; so sqlx's ping before every borrow is off, and only a
 //! connection idle for `DATABASE_PING_IDLE_MS` is pinged before it is
 //! handed out (one the database ended meanwhile is replaced). A connection
@@ -39,13 +46,14 @@ use sea_orm::{
         postgres::{PgConnectOptions, PgPoolOptions},
         ConnectOptions as _, Connection as _, Row as _,
     },
-    DatabaseConnection, SqlxPostgresConnector,
+    AccessMode, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr,
+    ExecResult, IsolationLevel, QueryResult, SqlxPostgresConnector, Statement, TransactionError,
+    TransactionTrait,
 };
 
 use crate::config::Config;
 
-/// Which server the pool talks to; they answer "am I in a transaction?"
-/// differently.
+/// Which server the pool talks to.
 const UNKNOWN: u8 = 0;
 const POSTGRES: u8 = 1;
 const COCKROACH: u8 = 2;
@@ -72,8 +80,8 @@ pub enum Role {
 /// pool.
 #[derive(Clone)]
 pub struct Pools {
-    pub sql: DatabaseConnection,
-    pub bookkeeping: DatabaseConnection,
+    pub sql: Db,
+    pub bookkeeping: Db,
 }
 
 /// How `DATABASE_MAX_CONNECTIONS` is shared: a quarter (at least one) for
@@ -88,18 +96,15 @@ pub fn bookkeeping_share(max: u32) -> u32 {
 }
 
 /// Connects the pool the server, the worker and the CLI share.
-pub async fn connect(config: &Config) -> anyhow::Result<DatabaseConnection> {
+pub async fn connect(config: &Config) -> anyhow::Result<Db> {
     let size = config.database_max_connections;
     connect_as(config, Role::Main, size - bookkeeping_share(size)).await
 }
 
-/// Connects a pool of `size` connections for `role`.
+/// Connects a pool of `size` connections for `role`, its statements
+/// audited (see [`crate::sql_audit`]).
 #[tracing::instrument(skip_all, fields(?role, size))]
-pub async fn connect_as(
-    config: &Config,
-    role: Role,
-    size: u32,
-) -> anyhow::Result<DatabaseConnection> {
+pub async fn connect_as(config: &Config, role: Role, size: u32) -> anyhow::Result<Db> {
     let mut options: PgConnectOptions = config
         .database_url
         .expose()
@@ -118,8 +123,7 @@ pub async fn connect_as(
         )]);
     }
     let ping_idle = Duration::from_millis(config.database_ping_idle_ms);
-    let server = Arc::new(AtomicU8::new(UNKNOWN));
-    let seen = server.clone();
+    let seen = Arc::new(AtomicU8::new(UNKNOWN));
     let pool = PgPoolOptions::new()
         .max_connections(size.max(1))
         .min_connections(match role {
@@ -127,8 +131,8 @@ pub async fn connect_as(
             Role::Bookkeeping => 0,
         })
         .acquire_timeout(Duration::from_secs(5))
-        // sqlx pings every idle connection it hands out; the check on
-        // release (below, and sqlx's own ping after it) already proved the
+        // sqlx pings every idle connection it hands out; the ping on
+        // release (below, and sqlx's own after it) already proved the
         // connection answers, so only one idle for a while is pinged again.
         .test_before_acquire(false)
         .before_acquire(move |conn, meta| {
@@ -165,31 +169,34 @@ pub async fn connect_as(
                 Ok(())
             })
         })
-        .after_release(move |conn, _| {
-            let server = server.load(Ordering::Relaxed);
+        .after_release(|conn, _| {
             Box::pin(async move {
-                let Ok(open) =
-                    tokio::time::timeout(RELEASE_CHECK, in_transaction(conn, server)).await
-                else {
-                    // A borrower dropped mid-write can leave half a message on
-                    // the wire: the server then waits for the rest, and the
-                    // check never gets its answer. Such a connection is closed.
-                    metrics::counter!("studysync_sql_connections_discarded_total").increment(1);
-                    tracing::warn!("a connection came back unanswering; closing it");
-                    return Ok(false);
-                };
-                let open = open?;
-                if open {
+                // Every `BEGIN` ran to its end (see `Db`), so the driver's
+                // count is the server's.
+                if conn.is_in_transaction() {
                     metrics::counter!("studysync_sql_connections_discarded_total").increment(1);
                     tracing::warn!("a connection came back inside a transaction; closing it");
+                    return Ok(false);
                 }
-                Ok(!open)
+                // The ping waits for whatever a borrower dropped mid-statement
+                // left running; a statement still running after 2 s (or
+                // waiting on a lock) is cut short and its connection closed.
+                match tokio::time::timeout(RELEASE_CHECK, conn.ping()).await {
+                    Ok(answered) => answered.map(|()| true),
+                    Err(_) => {
+                        metrics::counter!("studysync_sql_connections_discarded_total").increment(1);
+                        tracing::warn!("a connection came back unanswering; closing it");
+                        Ok(false)
+                    }
+                }
             })
         })
         .connect_with(options)
         .await
         .context("connecting to the SQL database (DATABASE_URL)")?;
-    Ok(SqlxPostgresConnector::from_sqlx_postgres_pool(pool))
+    let mut db = SqlxPostgresConnector::from_sqlx_postgres_pool(pool);
+    crate::sql_audit::attach(&mut db);
+    Ok(Db(db))
 }
 
 /// Longest the release check may take; past it the connection is closed.
@@ -197,28 +204,121 @@ pub async fn connect_as(
 /// cut short, which costs nothing its caller can see.
 const RELEASE_CHECK: Duration = Duration::from_secs(2);
 
-/// Whether the session is inside a transaction block, as the server sees it
-/// (the driver's own count misses a `BEGIN` whose reply was never read).
-///
-/// PostgreSQL gives the first statement of a transaction (sent as a simple
-/// query) the transaction's own start time, so a statement that starts later than its transaction
-/// runs inside a block someone else opened. CockroachDB says so directly.
-async fn in_transaction(conn: &mut sqlx::PgConnection, server: u8) -> Result<bool, sqlx::Error> {
-    if conn.is_in_transaction() {
-        return Ok(true);
+/// A pool of the source of truth (see the module's doc): statements as on
+/// any sea-orm connection, and transactions that begin in a task of their
+/// own, so that no borrower can be dropped in the middle of a `BEGIN`.
+#[derive(Clone, Debug)]
+pub struct Db(DatabaseConnection);
+
+/// What a pool holds at one moment.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Occupancy {
+    /// The most connections it may open.
+    pub max: u32,
+    /// The connections it has open, lent or idle.
+    pub open: u32,
+    /// The open connections no borrower holds.
+    pub idle: usize,
+}
+
+impl Db {
+    pub fn occupancy(&self) -> Occupancy {
+        let pool = self.0.get_postgres_connection_pool();
+        Occupancy {
+            max: pool.options().get_max_connections(),
+            open: pool.size(),
+            idle: pool.num_idle(),
+        }
     }
-    if server == COCKROACH {
-        let row = sqlx::query("SHOW TRANSACTION STATUS")
-            .fetch_one(&mut *conn)
-            .await?;
-        return Ok(row.try_get::<String, _>(0)? != "NoTxn");
+
+    /// Closes every connection of the pool.
+    pub async fn close(self) -> Result<(), DbErr> {
+        self.0.close().await
     }
-    // The simple protocol: with the extended one a statement's timestamp is
-    // taken per message, not per statement.
-    let row = sqlx::Executor::fetch_one(
-        &mut *conn,
-        "SELECT pg_catalog.transaction_timestamp() <> pg_catalog.statement_timestamp()",
-    )
-    .await?;
-    row.try_get::<bool, _>(0)
+}
+
+#[async_trait::async_trait]
+impl ConnectionTrait for Db {
+    fn get_database_backend(&self) -> DbBackend {
+        self.0.get_database_backend()
+    }
+
+    async fn execute(&self, stmt: Statement) -> Result<ExecResult, DbErr> {
+        self.0.execute(stmt).await
+    }
+
+    async fn execute_unprepared(&self, sql: &str) -> Result<ExecResult, DbErr> {
+        self.0.execute_unprepared(sql).await
+    }
+
+    async fn query_one(&self, stmt: Statement) -> Result<Option<QueryResult>, DbErr> {
+        self.0.query_one(stmt).await
+    }
+
+    async fn query_all(&self, stmt: Statement) -> Result<Vec<QueryResult>, DbErr> {
+        self.0.query_all(stmt).await
+    }
+}
+
+#[async_trait::async_trait]
+impl TransactionTrait for Db {
+    async fn begin(&self) -> Result<DatabaseTransaction, DbErr> {
+        self.begin_with_config(None, None).await
+    }
+
+    /// Runs the borrow and the `BEGIN` (and sea-orm's `SET TRANSACTION`,
+    /// if asked) in a task the caller cannot cancel: a caller dropped
+    /// meanwhile drops the transaction it would have got, which then rolls
+    /// back as any dropped transaction does.
+    async fn begin_with_config(
+        &self,
+        isolation_level: Option<IsolationLevel>,
+        access_mode: Option<AccessMode>,
+    ) -> Result<DatabaseTransaction, DbErr> {
+        let db = self.0.clone();
+        tokio::spawn(async move { db.begin_with_config(isolation_level, access_mode).await })
+            .await
+            .map_err(|e| DbErr::Custom(format!("beginning a transaction: {e}")))?
+    }
+
+    async fn transaction<F, T, E>(&self, callback: F) -> Result<T, TransactionError<E>>
+    where
+        F: for<'c> FnOnce(
+                &'c DatabaseTransaction,
+            ) -> std::pin::Pin<
+                Box<dyn std::future::Future<Output = Result<T, E>> + Send + 'c>,
+            > + Send,
+        T: Send,
+        E: std::fmt::Display + std::fmt::Debug + Send,
+    {
+        self.transaction_with_config(callback, None, None).await
+    }
+
+    async fn transaction_with_config<F, T, E>(
+        &self,
+        callback: F,
+        isolation_level: Option<IsolationLevel>,
+        access_mode: Option<AccessMode>,
+    ) -> Result<T, TransactionError<E>>
+    where
+        F: for<'c> FnOnce(
+                &'c DatabaseTransaction,
+            ) -> std::pin::Pin<
+                Box<dyn std::future::Future<Output = Result<T, E>> + Send + 'c>,
+            > + Send,
+        T: Send,
+        E: std::fmt::Display + std::fmt::Debug + Send,
+    {
+        let txn = self
+            .begin_with_config(isolation_level, access_mode)
+            .await
+            .map_err(TransactionError::Connection)?;
+        let done = callback(&txn).await.map_err(TransactionError::Transaction);
+        if done.is_ok() {
+            txn.commit().await.map_err(TransactionError::Connection)?;
+        } else {
+            txn.rollback().await.map_err(TransactionError::Connection)?;
+        }
+        done
+    }
 }

@@ -183,3 +183,31 @@ fn the_production_build_has_no_cargo_features() {
     assert!(gated.is_empty(), "cfg(feature ...) in {gated:?}");
     assert!(!files.is_empty());
 }
+
+#[test]
+fn only_the_pool_hands_out_connections_to_the_source_of_truth() {
+    // `pool::Db` begins every transaction in a task of its own (sqlx 0.8
+    // loses count of a `BEGIN` whose caller is dropped mid-round-trip), and
+    // the pool's check on release trusts that count. A sea-orm connection
+    // held anywhere else could begin without it. The audit attaches to the
+    // pool's connection before it is wrapped; `migrate` is a one-shot
+    // command whose only transactions are the migrations'.
+    const ALLOWED: &[&str] = &["pool.rs", "sql_audit.rs", "cli.rs"];
+    let mut files = Vec::new();
+    rust_files(&src(), &mut files);
+    let holders: Vec<String> = files
+        .iter()
+        .filter(|file| {
+            let name = file.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            let text = code(&std::fs::read_to_string(file).expect("read a source file"));
+            !ALLOWED.contains(&name)
+                && (text.contains("DatabaseConnection")
+                    || text.contains("Database::connect")
+                    || text.contains("PgPool"))
+        })
+        .map(|file| file.display().to_string())
+        .collect();
+    assert!(holders.is_empty(), "a raw SQL pool in {holders:?}");
+    let pool = std::fs::read_to_string(src().join("pool.rs")).expect("read pool.rs");
+    assert!(code(&pool).contains("impl TransactionTrait for Db"));
+}

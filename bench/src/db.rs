@@ -3,9 +3,10 @@
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement};
+use sea_orm::{ConnectionTrait, DbBackend, Statement};
+use studysync::pool::Db;
 
-pub async fn query_f64s(db: &DatabaseConnection, sql: &str) -> anyhow::Result<Vec<f64>> {
+pub async fn query_f64s(db: &Db, sql: &str) -> anyhow::Result<Vec<f64>> {
     let rows = db
         .query_all(Statement::from_string(DbBackend::Postgres, sql.to_owned()))
         .await
@@ -17,10 +18,7 @@ pub async fn query_f64s(db: &DatabaseConnection, sql: &str) -> anyhow::Result<Ve
 }
 
 /// The first column of every row `sql` returns.
-pub async fn column<T: sea_orm::TryGetable>(
-    db: &DatabaseConnection,
-    sql: &str,
-) -> anyhow::Result<Vec<T>> {
+pub async fn column<T: sea_orm::TryGetable>(db: &Db, sql: &str) -> anyhow::Result<Vec<T>> {
     let rows = db
         .query_all(Statement::from_string(DbBackend::Postgres, sql.to_owned()))
         .await
@@ -30,7 +28,7 @@ pub async fn column<T: sea_orm::TryGetable>(
         .collect()
 }
 
-pub async fn scalar_i64(db: &DatabaseConnection, sql: &str) -> anyhow::Result<i64> {
+pub async fn scalar_i64(db: &Db, sql: &str) -> anyhow::Result<i64> {
     let row = db
         .query_one(Statement::from_string(DbBackend::Postgres, sql.to_owned()))
         .await?
@@ -38,7 +36,7 @@ pub async fn scalar_i64(db: &DatabaseConnection, sql: &str) -> anyhow::Result<i6
     Ok(row.try_get_by_index::<i64>(0)?)
 }
 
-pub async fn scalar_string(db: &DatabaseConnection, sql: &str) -> anyhow::Result<String> {
+pub async fn scalar_string(db: &Db, sql: &str) -> anyhow::Result<String> {
     let row = db
         .query_one(Statement::from_string(DbBackend::Postgres, sql.to_owned()))
         .await?
@@ -47,7 +45,7 @@ pub async fn scalar_string(db: &DatabaseConnection, sql: &str) -> anyhow::Result
 }
 
 /// Events not yet applied (and not parked).
-pub async fn pending(db: &DatabaseConnection) -> anyhow::Result<i64> {
+pub async fn pending(db: &Db) -> anyhow::Result<i64> {
     scalar_i64(
         db,
         "SELECT count(*) FROM outbox WHERE processed_at IS NULL AND parked_at IS NULL",
@@ -58,11 +56,7 @@ pub async fn pending(db: &DatabaseConnection) -> anyhow::Result<i64> {
 /// Waits until at most `baseline` events are pending (what was pending
 /// before the caller added its own); false on timeout, or as soon as five
 /// seconds pass without progress (no worker is running).
-pub async fn wait_drained(
-    db: &DatabaseConnection,
-    baseline: i64,
-    timeout: Duration,
-) -> anyhow::Result<bool> {
+pub async fn wait_drained(db: &Db, baseline: i64, timeout: Duration) -> anyhow::Result<bool> {
     let started = Instant::now();
     let mut best = i64::MAX;
     let mut progressed = Instant::now();
@@ -117,7 +111,7 @@ async fn admin_statements(admin_url: &str, statements: &[String]) -> anyhow::Res
 pub static VACUUMS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
 /// Whether this PostgreSQL server runs autovacuum.
-pub async fn autovacuum_on(db: &DatabaseConnection) -> anyhow::Result<bool> {
+pub async fn autovacuum_on(db: &Db) -> anyhow::Result<bool> {
     Ok(scalar_string(db, "SELECT current_setting('autovacuum')").await? == "on")
 }
 
@@ -127,7 +121,7 @@ pub async fn autovacuum_on(db: &DatabaseConnection) -> anyhow::Result<bool> {
 /// every claim and completion, is the table that needs it: without it each
 /// claim reads past every dead index entry left since the last vacuum.
 /// Returns the tables vacuumed.
-pub async fn vacuum_as_autovacuum_would(db: &DatabaseConnection) -> anyhow::Result<Vec<String>> {
+pub async fn vacuum_as_autovacuum_would(db: &Db) -> anyhow::Result<Vec<String>> {
     if autovacuum_on(db).await? {
         return Ok(Vec::new());
     }

@@ -86,7 +86,7 @@ pub struct HostileResults {
 pub async fn hostile(
     env: &Env,
     fx: &Arc<Fixture>,
-    sql: &sea_orm::DatabaseConnection,
+    sql: &studysync::pool::Db,
     requests: usize,
     bursts: &[usize],
 ) -> (HostileResults, Vec<String>) {
@@ -292,7 +292,7 @@ fn no_answer(e: reqwest::Error) -> Reply {
 }
 
 /// The first `n` seeded accounts' emails (all share the seed's password).
-async fn emails(sql: &sea_orm::DatabaseConnection, n: usize) -> anyhow::Result<Vec<String>> {
+async fn emails(sql: &studysync::pool::Db, n: usize) -> anyhow::Result<Vec<String>> {
     let emails: Vec<String> = crate::db::column(
         sql,
         &format!("SELECT email FROM users ORDER BY email LIMIT {n}"),

@@ -566,7 +566,7 @@ struct Open {
 /// every event; its idle CPU is read just before.
 async fn cpu_cell<F, Fut>(
     server: &Process,
-    sql: &sea_orm::DatabaseConnection,
+    sql: &studysync::pool::Db,
     tally: &Tally,
     open: Open,
     drive: F,
@@ -664,7 +664,7 @@ async fn subscribe_all(
 
 /// (user, room) pairs of every membership outside `room`.
 async fn memberships_outside(
-    sql: &sea_orm::DatabaseConnection,
+    sql: &studysync::pool::Db,
     room: Uuid,
 ) -> anyhow::Result<Vec<(Uuid, Uuid)>> {
     let rows = sql
@@ -743,7 +743,7 @@ async fn fanout(
 async fn fanout_on(
     server: &Process,
     fx: &Arc<Fixture>,
-    sql: &sea_orm::DatabaseConnection,
+    sql: &studysync::pool::Db,
     s: &Settings,
     planned: &[Planned],
     tokens: &HashMap<Uuid, String>,
@@ -950,7 +950,7 @@ async fn fanout_on(
 /// accounts of `tokens` that are members then.
 async fn join(
     gql: &Gql,
-    sql: &sea_orm::DatabaseConnection,
+    sql: &studysync::pool::Db,
     tokens: &HashMap<Uuid, String>,
     room: &str,
 ) -> anyhow::Result<BTreeSet<Uuid>> {

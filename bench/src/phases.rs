@@ -289,7 +289,7 @@ async fn mutate(
 /// benchmark's own would pass PostgreSQL's `max_connections` (their pools
 /// keep what they opened, so a server whose slice is over still holds its
 /// connections).
-async fn server_pool(sql: &sea_orm::DatabaseConnection, clients: usize) -> u32 {
+async fn server_pool(sql: &studysync::pool::Db, clients: usize) -> u32 {
     use sea_orm::ConnectionTrait;
     const DEFAULT: u32 = 20;
     // Superuser slots, the benchmark's own pool, the drain, some slack.
@@ -317,7 +317,7 @@ pub async fn writes(
     fx: &Arc<Fixture>,
     concurrencies: &[usize],
     cell: Duration,
-    sql: &sea_orm::DatabaseConnection,
+    sql: &studysync::pool::Db,
 ) -> (Vec<WriteCell>, Vec<(String, Option<f64>)>, Vec<String>) {
     let mut cells = Vec::new();
     let mut errors = Vec::new();
@@ -473,7 +473,7 @@ pub struct LagCell {
 pub async fn lag(
     env: &Env,
     fx: &Arc<Fixture>,
-    sql: &sea_orm::DatabaseConnection,
+    sql: &studysync::pool::Db,
     rates: &[f64],
     duration: Duration,
     poll_ms: u64,
@@ -530,7 +530,7 @@ async fn lag_cell(
     worker: Worker,
     server: &Process,
     fx: &Arc<Fixture>,
-    sql: &sea_orm::DatabaseConnection,
+    sql: &studysync::pool::Db,
     rate: f64,
     duration: Duration,
 ) -> anyhow::Result<LagCell> {
@@ -583,7 +583,7 @@ pub struct Throughput {
 /// (c): the seeded backlog drained by a separate `worker` process.
 pub async fn drain(
     env: &Env,
-    sql: &sea_orm::DatabaseConnection,
+    sql: &studysync::pool::Db,
     timeout: Duration,
 ) -> anyhow::Result<(Throughput, Option<f64>)> {
     let backlog = db::pending(sql).await?;
@@ -636,7 +636,7 @@ pub async fn drain(
 /// worker writes with the default and then makes the whole batch durable with
 /// one journaled barrier).
 pub async fn ceiling(
-    sql: &sea_orm::DatabaseConnection,
+    sql: &studysync::pool::Db,
     mongo: &mongodb::Client,
     scratch_db: &str,
     limit: usize,
@@ -986,7 +986,7 @@ pub async fn overhead(
 /// clients. They show where the time of a `leaderboard` request goes.
 pub async fn board_floors(
     mongo: &mongodb::Database,
-    sql: &sea_orm::DatabaseConnection,
+    sql: &studysync::pool::Db,
     cell: Duration,
     clients: usize,
 ) -> (Vec<ReadCell>, Vec<String>) {
@@ -1070,7 +1070,7 @@ fn board_queries(now: chrono::DateTime<chrono::Utc>) -> [(&'static str, String);
 
 /// One SQL query, `clients` at a time, back to back.
 async fn sql_loop(
-    sql: &sea_orm::DatabaseConnection,
+    sql: &studysync::pool::Db,
     text: String,
     clients: usize,
     cell: Duration,

@@ -3,7 +3,7 @@
 use std::fmt::Write as _;
 
 use mongodb::bson::doc;
-use sea_orm::DatabaseConnection;
+use studysync::pool::Db;
 use studysync::seed::SeedReport;
 
 use crate::{
@@ -118,7 +118,7 @@ impl Results {
     }
 }
 
-pub async fn machine(sql: &DatabaseConnection, mongo: &mongodb::Client) -> Machine {
+pub async fn machine(sql: &Db, mongo: &mongodb::Client) -> Machine {
     let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
     let cpu = cpuinfo
         .lines()

@@ -32,11 +32,11 @@ use std::{
 };
 
 use async_graphql::{Request, ServerError, ServerResult, Value};
-use sea_orm::{ConnectionTrait, DatabaseBackend, DatabaseConnection, Statement};
+use sea_orm::{ConnectionTrait, DatabaseBackend, Statement};
 use sha2::{Digest, Sha256};
 
 use super::limits::{admit, QueryLimits};
-use crate::{app::AppState, config::documents::Manifest, error::coded};
+use crate::{app::AppState, config::documents::Manifest, error::coded, pool::Db};
 
 /// The codes of this module's errors.
 pub mod codes {
@@ -65,7 +65,7 @@ pub struct Resolved;
 pub struct Documents {
     manifest: Option<Manifest>,
     /// Automatic persisted queries: the shared table, `None` when off.
-    store: Option<DatabaseConnection>,
+    store: Option<Db>,
     max_stored: u64,
     limits: QueryLimits,
     cache: Mutex<HashMap<String, Arc<str>>>,
@@ -79,7 +79,7 @@ pub fn sha256_hex(text: &str) -> String {
 impl Documents {
     pub fn new(
         manifest: Option<Manifest>,
-        store: Option<DatabaseConnection>,
+        store: Option<Db>,
         max_stored: u64,
         limits: QueryLimits,
     ) -> Self {
@@ -155,11 +155,7 @@ impl Documents {
         Ok(())
     }
 
-    async fn lookup(
-        &self,
-        store: &DatabaseConnection,
-        hash: &str,
-    ) -> ServerResult<Option<Arc<str>>> {
+    async fn lookup(&self, store: &Db, hash: &str) -> ServerResult<Option<Arc<str>>> {
         if hash.len() != 64 || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Ok(None);
         }
@@ -187,7 +183,7 @@ impl Documents {
 
     /// Stores a document under its hash unless the table is full; a failure
     /// only costs the next client a `PersistedQueryNotFound`.
-    async fn register(&self, store: &DatabaseConnection, hash: &str, body: &str) {
+    async fn register(&self, store: &Db, hash: &str, body: &str) {
         let stored = store
             .execute(Statement::from_sql_and_values(
                 DatabaseBackend::Postgres,

@@ -15,14 +15,13 @@ use std::{
     time::Duration,
 };
 
-use sea_orm::DatabaseConnection;
 use uuid::Uuid;
 
 pub use keys::KeyHasher;
 pub use store::{purge_expired, Grant};
 use store::{Bucket, Counted, Window};
 
-use crate::{config::Config, error::AppError};
+use crate::{config::Config, error::AppError, pool::Db};
 
 /// The limits' time, as an offset to the database's clock that only tests
 /// move (forward, instead of sleeping through a window on a loaded machine).
@@ -58,7 +57,7 @@ impl ClientAddr {
 
 /// The limits of `logIn`, `signUp` and every authenticated mutation.
 pub struct RateLimits {
-    db: DatabaseConnection,
+    db: Db,
     keys: KeyHasher,
     clock: Clock,
     login_email: Window,
@@ -68,7 +67,7 @@ pub struct RateLimits {
 }
 
 impl RateLimits {
-    pub fn new(config: &Config, db: DatabaseConnection) -> Self {
+    pub fn new(config: &Config, db: Db) -> Self {
         let login = Duration::from_secs(config.login_window_seconds);
         Self {
             db,
@@ -198,7 +197,7 @@ async fn detached<T: Send + 'static>(
 /// A reserved `logIn` attempt; it counts as a failure unless it succeeds.
 #[must_use = "a reservation that is neither kept nor given back counts as a failure"]
 pub struct LoginAttempt {
-    db: DatabaseConnection,
+    db: Db,
     reserved: Vec<Counted>,
 }
 

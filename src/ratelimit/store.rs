@@ -21,12 +21,13 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ConnectionTrait, DatabaseBackend, DatabaseConnection, DbErr, FromQueryResult, IsolationLevel,
-    QueryResult, Statement, TransactionTrait, Value as SqlValue,
+    ConnectionTrait, DatabaseBackend, DbErr, FromQueryResult, IsolationLevel, QueryResult,
+    Statement, TransactionTrait, Value as SqlValue,
 };
 
 use crate::{
     error::AppResult,
+    pool::Db,
     write::{is_retryable, retrying},
 };
 
@@ -69,7 +70,7 @@ const AT: &str = "(now() + $1::FLOAT8 * INTERVAL '1 millisecond')";
 /// nothing and a give-back frees a slot even after refusals.
 #[tracing::instrument(skip_all, fields(keys = keys.len()))]
 pub async fn reserve(
-    db: &DatabaseConnection,
+    db: &Db,
     offset_ms: f64,
     keys: &[(Window, Vec<u8>)],
 ) -> AppResult<Vec<Counted>> {
@@ -141,7 +142,7 @@ RETURNING scope, key_hash, used <= quota AS admitted, updated_at AS window_start
 /// window it was counted in (a window that has restarted since is left
 /// alone). One statement.
 #[tracing::instrument(skip_all, fields(keys = counted.len()))]
-pub async fn give_back(db: &DatabaseConnection, counted: &[Counted]) -> AppResult<()> {
+pub async fn give_back(db: &Db, counted: &[Counted]) -> AppResult<()> {
     if counted.is_empty() {
         return Ok(());
     }
@@ -210,7 +211,7 @@ const BUCKET_EXPIRY_STEP_MS: f64 = 60_000.0;
 /// are not taken. The row expires once the bucket would be full again.
 #[tracing::instrument(skip_all, fields(wanted))]
 pub async fn charge(
-    db: &DatabaseConnection,
+    db: &Db,
     offset_ms: f64,
     bucket: Bucket,
     key: &[u8],
@@ -243,7 +244,7 @@ pub async fn charge(
 /// revoked (nothing is charged then).
 #[tracing::instrument(skip_all, fields(wanted))]
 pub async fn charge_caller(
-    db: &DatabaseConnection,
+    db: &Db,
     offset_ms: f64,
     bucket: Bucket,
     key: &[u8],
@@ -354,10 +355,7 @@ DELETE FROM rate_limits WHERE expires_at < now() AND (scope, key_hash) IN (
 /// database refused it for contention (see the module's notes), again in
 /// READ COMMITTED transactions until it is through. A CockroachDB without
 /// READ COMMITTED runs those SERIALIZABLE, and [`retrying`] covers them.
-async fn counting(
-    db: &DatabaseConnection,
-    statement: Statement,
-) -> Result<Vec<QueryResult>, DbErr> {
+async fn counting(db: &Db, statement: Statement) -> Result<Vec<QueryResult>, DbErr> {
     match db.query_all(statement.clone()).await {
         Err(err) if is_retryable(&err) => {}
         done => return done,

@@ -2,7 +2,6 @@
 //! same reads in either store, so MongoDB and the CockroachDB fallback
 //! answer alike.
 use chrono::NaiveDate;
-use sea_orm::DatabaseConnection;
 use uuid::Uuid;
 
 use super::{
@@ -13,6 +12,7 @@ use super::{
 use crate::{
     domain::Period,
     error::{AppError, AppResult},
+    pool::Db,
 };
 
 /// Neighbours on each side at most.
@@ -67,7 +67,7 @@ impl Reads for Board<'_, mongodb::Database> {
     }
 }
 
-impl Reads for Board<'_, DatabaseConnection> {
+impl Reads for Board<'_, Db> {
     async fn rank_of(&self, user_id: Uuid) -> AppResult<Option<BoardEntry>> {
         fallback::leaderboard::rank_of(self.store, self.period, self.start, self.among, user_id)
             .await

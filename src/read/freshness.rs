@@ -4,9 +4,9 @@ use std::collections::HashMap;
 
 use futures::TryStreamExt;
 use mongodb::bson::{doc, Document};
-use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement};
+use sea_orm::{ConnectionTrait, DbBackend, Statement};
 
-use crate::{error::AppResult, write::EventRef};
+use crate::{error::AppResult, pool::Db, write::EventRef};
 
 /// Whether MongoDB holds every named aggregate at (or past) its version.
 #[tracing::instrument(skip_all, fields(aggregates = refs.len()))]
@@ -53,7 +53,7 @@ pub async fn caught_up(mongo: &mongodb::Database, refs: &[&EventRef]) -> AppResu
 /// Seconds since the oldest unapplied (pending, not parked) outbox event was
 /// written, by the database clock; 0 when nothing is pending.
 #[tracing::instrument(skip_all)]
-pub async fn measure_lag(sql: &DatabaseConnection) -> AppResult<f64> {
+pub async fn measure_lag(sql: &Db) -> AppResult<f64> {
     let row = sql
         .query_one(Statement::from_string(
             DbBackend::Postgres,

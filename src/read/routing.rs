@@ -18,11 +18,9 @@ use std::{
     time::{Duration, Instant},
 };
 
-use sea_orm::DatabaseConnection;
-
 use super::freshness::{caught_up, measure_lag};
 pub use super::provenance::{FallbackReason, Provenance, ReadRequest, Store};
-use crate::{config::Config, error::AppResult, events::Aggregate, write::EventRef};
+use crate::{config::Config, error::AppResult, events::Aggregate, pool::Db, write::EventRef};
 
 /// The fields whose answer may come from either store.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -87,7 +85,7 @@ const CATCH_UP_POLL: Duration = Duration::from_millis(10);
 
 /// Routes reads; one per application.
 pub struct ReadRouter {
-    sql: DatabaseConnection,
+    sql: Db,
     mongo: mongodb::Database,
     timeout: Duration,
     consistency_wait: Duration,
@@ -101,7 +99,7 @@ pub struct ReadRouter {
 }
 
 impl ReadRouter {
-    pub fn new(config: &Config, sql: DatabaseConnection, mongo: mongodb::Database) -> Self {
+    pub fn new(config: &Config, sql: Db, mongo: mongodb::Database) -> Self {
         // Install the metrics recorder now: fallbacks counted before the
         // first scrape would otherwise be lost.
         crate::telemetry::metrics();

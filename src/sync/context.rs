@@ -5,11 +5,10 @@
 use std::sync::Arc;
 
 use migration::Dialect;
-use sea_orm::DatabaseConnection;
 use tokio::sync::Notify;
 
 use super::{monitor::Monitor, settings::WorkerSettings};
-use crate::write::Writer;
+use crate::{pool::Db, write::Writer};
 
 /// Cheap to clone; everything lives behind one `Arc`.
 #[derive(Clone)]
@@ -18,8 +17,8 @@ pub struct SyncContext {
 }
 
 struct Inner {
-    sql: DatabaseConnection,
-    bookkeeping: DatabaseConnection,
+    sql: Db,
+    bookkeeping: Db,
     dialect: Dialect,
     mongo: mongodb::Database,
     writer: Writer,
@@ -52,13 +51,13 @@ impl SyncContext {
     }
 
     /// The source of truth, where the outbox lives.
-    pub fn sql(&self) -> &DatabaseConnection {
+    pub fn sql(&self) -> &Db {
         &self.inner.sql
     }
 
     /// The pool of the outbox's bookkeeping statements (claims,
     /// completions, retries, purges): see [`crate::pool::Role::Bookkeeping`].
-    pub fn bookkeeping(&self) -> &DatabaseConnection {
+    pub fn bookkeeping(&self) -> &Db {
         &self.inner.bookkeeping
     }
 

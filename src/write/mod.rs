@@ -20,9 +20,12 @@ use std::{
 };
 
 use rand::Rng;
-use sea_orm::{sqlx, DatabaseConnection, DatabaseTransaction, DbErr, RuntimeErr, TransactionTrait};
+use sea_orm::{sqlx, DatabaseTransaction, DbErr, RuntimeErr, TransactionTrait};
 
-use crate::error::{AppError, AppResult};
+use crate::{
+    error::{AppError, AppResult},
+    pool::Db,
+};
 
 pub use outbox::{EventRef, NewEvent};
 pub use sink::EventSink;
@@ -63,7 +66,7 @@ pub struct Committed<T> {
 /// Runs write transactions with the retry policy CockroachDB requires.
 #[derive(Clone)]
 pub struct Writer {
-    db: DatabaseConnection,
+    db: Db,
     max_attempts: u32,
     on_commit: Arc<tokio::sync::Notify>,
     sink: Option<Arc<dyn EventSink>>,
@@ -97,11 +100,7 @@ impl Turns {
 }
 
 impl Writer {
-    pub fn new(
-        db: DatabaseConnection,
-        max_attempts: u32,
-        on_commit: Arc<tokio::sync::Notify>,
-    ) -> Self {
+    pub fn new(db: Db, max_attempts: u32, on_commit: Arc<tokio::sync::Notify>) -> Self {
         Self {
             db,
             max_attempts: max_attempts.max(1),

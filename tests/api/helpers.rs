@@ -182,7 +182,7 @@ impl TestApp {
         format!("http://{}{}", self.addr, path)
     }
 
-    pub fn sql(&self) -> &DatabaseConnection {
+    pub fn sql(&self) -> &studysync::pool::Db {
         self.state.sql()
     }
 

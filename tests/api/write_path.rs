@@ -257,7 +257,7 @@ async fn write_transactions_run_serializable_with_one_begin_whatever_the_databas
 }
 
 /// `synchronous_commit` as a pool's sessions see it.
-async fn synchronous_commit(db: &sea_orm::DatabaseConnection) -> String {
+async fn synchronous_commit(db: &impl ConnectionTrait) -> String {
     let row = db
         .query_one(sea_orm::Statement::from_string(
             sea_orm::DatabaseBackend::Postgres,
@@ -275,14 +275,8 @@ async fn writes_wait_for_the_wal_flush_and_bookkeeping_does_not() {
     let sync = app.state.sync();
     // The test server's 8 connections: 6 for the data, 2 for bookkeeping.
     let sizes = (
-        sync.sql()
-            .get_postgres_connection_pool()
-            .options()
-            .get_max_connections(),
-        sync.bookkeeping()
-            .get_postgres_connection_pool()
-            .options()
-            .get_max_connections(),
+        sync.sql().occupancy().max,
+        sync.bookkeeping().occupancy().max,
     );
     assert_eq!(sizes, (6, 2));
     assert_eq!(synchronous_commit(sync.sql()).await, "on");

@@ -22,9 +22,9 @@ const CREATE_TODO: &str = "mutation($t: String!) { createTodo(input: {title: $t}
 /// on a loaded machine the connections of requests dropped mid-statement
 /// come back only after their statements (and the release check) finish.
 async fn wait_until_pool_is_idle(app: &TestApp) {
-    let pool = app.sql().get_postgres_connection_pool();
     for _ in 0..6_000 {
-        if pool.num_idle() == pool.size() as usize {
+        let pool = app.sql().occupancy();
+        if pool.idle == pool.open as usize {
             return;
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
@@ -43,10 +43,10 @@ async fn wait_until_pool_is_idle(app: &TestApp) {
                 .filter_map(|r| r.try_get_by_index::<String>(0).ok())
                 .collect::<Vec<_>>()
         });
+    let pool = app.sql().occupancy();
     panic!(
         "the pool never became idle: {} of {} connections idle; sessions: {activity:#?}",
-        pool.num_idle(),
-        pool.size()
+        pool.idle, pool.open
     );
 }
 
@@ -65,20 +65,36 @@ async fn sessions_in_transaction(observer: &DatabaseConnection) -> i64 {
     row.try_get_by_index::<i64>(0).expect("count")
 }
 
+/// [`sessions_in_transaction`] once it is 0 or has stayed above for 5 s: a
+/// transaction whose borrower was dropped during `BEGIN` still ends (is
+/// rolled back) a moment later, while one pooled inside it stays open.
+async fn settled_sessions_in_transaction(observer: &DatabaseConnection) -> i64 {
+    let mut open = 0;
+    for _ in 0..500 {
+        open = sessions_in_transaction(observer).await;
+        if open == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    open
+}
+
 /// Statements run through the app's pool outside any transaction: each one
 /// is the first statement of its own, so it starts when its transaction does.
 async fn pooled_statements_run_outside_transactions(app: &TestApp, n: usize) -> usize {
-    use sea_orm::sqlx::Row;
-    let pool = app.sql().get_postgres_connection_pool();
     let mut outside = 0;
     for _ in 0..n {
         // A simple query: its start is its transaction's start unless a
-        // block was already open.
-        let row = sea_orm::sqlx::raw_sql("SELECT transaction_timestamp() = statement_timestamp()")
-            .fetch_one(pool)
-            .await
-            .expect("probe");
-        if row.try_get::<bool, _>(0).expect("bool") {
+        // block was already open, and then it fails.
+        let probe = app
+            .sql()
+            .execute_unprepared(
+                "DO $$ BEGIN IF transaction_timestamp() <> statement_timestamp() THEN \
+                 RAISE EXCEPTION 'inside a transaction block'; END IF; END $$",
+            )
+            .await;
+        if probe.is_ok() {
             outside += 1;
         }
     }
@@ -185,7 +201,7 @@ impl<F: std::future::Future> std::future::Future for DropAfter<F> {
 }
 
 /// One transaction through the app's pool, as the write path runs it.
-async fn one_transaction(sql: DatabaseConnection) {
+async fn one_transaction(sql: studysync::pool::Db) {
     let txn = sql
         .begin_with_config(
             Some(IsolationLevel::Serializable),
@@ -216,6 +232,15 @@ async fn tasks_aborted_inside_begin_return_no_connection_inside_a_transaction() 
             };
             if run.await.is_none() {
                 cancelled += 1;
+                // A connection pooled inside a transaction would sit there
+                // until the next borrower's `BEGIN` (a warning) and
+                // `COMMIT` took it out again: look before any other does.
+                wait_until_pool_is_idle(&app).await;
+                assert_eq!(
+                    settled_sessions_in_transaction(&observer).await,
+                    0,
+                    "dropped after {waits} waits"
+                );
             }
         }
         wait_until_pool_is_idle(&app).await;
