@@ -174,20 +174,16 @@ pub async fn connect_as(config: &Config, role: Role, size: u32) -> anyhow::Resul
                 // Every `BEGIN` ran to its end (see `Db`), so the driver's
                 // count is the server's.
                 if conn.is_in_transaction() {
-                    metrics::counter!("studysync_sql_connections_discarded_total").increment(1);
-                    tracing::warn!("a connection came back inside a transaction; closing it");
-                    return Ok(false);
+                    return Ok(discard(
+                        "a connection came back inside a transaction; closing it",
+                    ));
                 }
                 // The ping waits for whatever a borrower dropped mid-statement
                 // left running; a statement still running after 2 s (or
                 // waiting on a lock) is cut short and its connection closed.
                 match tokio::time::timeout(RELEASE_CHECK, conn.ping()).await {
                     Ok(answered) => answered.map(|()| true),
-                    Err(_) => {
-                        metrics::counter!("studysync_sql_connections_discarded_total").increment(1);
-                        tracing::warn!("a connection came back unanswering; closing it");
-                        Ok(false)
-                    }
+                    Err(_) => Ok(discard("a connection came back unanswering; closing it")),
                 }
             })
         })
@@ -197,6 +193,14 @@ pub async fn connect_as(config: &Config, role: Role, size: u32) -> anyhow::Resul
     let mut db = SqlxPostgresConnector::from_sqlx_postgres_pool(pool);
     crate::sql_audit::attach(&mut db);
     Ok(Db(db))
+}
+
+/// Counts and logs a connection the release check closes; `false`, the
+/// check's answer for it.
+fn discard(message: &'static str) -> bool {
+    metrics::counter!("studysync_sql_connections_discarded_total").increment(1);
+    tracing::warn!("{message}");
+    false
 }
 
 /// Longest the release check may take; past it the connection is closed.
